@@ -1,0 +1,44 @@
+# Quorum: `make run` serves the app with demo data; `make test` runs every check.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run migrate seed test lint typecheck unit e2e oidc-demo bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: install it or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/quorum db upgrade
+
+seed: migrate
+	$(BIN)/quorum demo seed --if-empty
+
+run: seed
+	@echo "Quorum is starting at http://127.0.0.1:$(PORT)  (Ctrl+C stops it)"
+	$(BIN)/streamlit run app.py --server.port=$(PORT) --server.address=127.0.0.1 \
+		--server.headless=true --browser.gatherUsageStats=false $(STREAMLIT_ARGS)
+
+lint: install
+	$(BIN)/ruff check core pages app.py tests benchmarks
+	$(BIN)/ruff format --check core pages app.py tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy core
+
+test: lint typecheck
+	$(BIN)/pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Quorum: model review, deployment, monitoring and compliance."""

@@ -1,0 +1,173 @@
+"""Who may do what. Roles come from the store on every check, never from the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlmodel import Session, select
+
+from core.errors import PermissionDenied
+from core.models import Role, RoleGrant, User
+
+
+class Permission(StrEnum):
+    MANAGE_USERS = "manage users and role grants"
+    MANAGE_TEAMS = "manage teams"
+    MANAGE_POLICIES = "edit approval policies and checklist templates"
+    REGISTER_MODEL = "register models and versions"
+    EDIT_MODEL = "edit a model's card and settings"
+    ARCHIVE = "archive models and versions"
+    SUBMIT_REVIEW = "submit a version for review"
+    DECIDE = "approve, request changes or reject a version"
+    COMMENT = "comment on a version"
+    DEPLOY = "promote and roll back deployments"
+    SCORE = "run batch scoring"
+    INGEST = "ingest production data and labels"
+    MANAGE_MONITORING = "change monitoring thresholds and alerts"
+    RETRAIN = "retrain a model"
+    COMPLIANCE_WORK = "work on compliance checklists"
+    SIGN_OFF = "sign off a version"
+    EXPORT_REPORTS = "export compliance packs"
+    VIEW_AUDIT = "view and verify the audit trail"
+    MANAGE_OWN_TOKENS = "manage personal access tokens"
+
+
+_EVERYONE = {Permission.COMMENT, Permission.MANAGE_OWN_TOKENS}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.DATA_SCIENTIST: frozenset(
+        _EVERYONE
+        | {
+            Permission.REGISTER_MODEL,
+            Permission.EDIT_MODEL,
+            Permission.SUBMIT_REVIEW,
+            Permission.SCORE,
+            Permission.INGEST,
+            Permission.RETRAIN,
+            Permission.ARCHIVE,
+        }
+    ),
+    Role.REVIEWER: frozenset(
+        _EVERYONE
+        | {
+            Permission.DECIDE,
+            Permission.DEPLOY,
+            Permission.SCORE,
+            Permission.INGEST,
+            Permission.MANAGE_MONITORING,
+            Permission.VIEW_AUDIT,
+        }
+    ),
+    Role.BUSINESS: frozenset(_EVERYONE | {Permission.SIGN_OFF}),
+    Role.COMPLIANCE: frozenset(
+        _EVERYONE
+        | {
+            Permission.DECIDE,
+            Permission.COMPLIANCE_WORK,
+            Permission.SIGN_OFF,
+            Permission.EXPORT_REPORTS,
+            Permission.VIEW_AUDIT,
+        }
+    ),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: Role
+    team_id: int | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The acting person as services see it; grants are re-read from the store."""
+
+    user_id: int
+    email: str
+    name: str
+    grants: tuple[Grant, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def roles(self, team_id: int | None = None) -> set[Role]:
+        return {g.role for g in self.grants if g.team_id is None or g.team_id == team_id}
+
+    def all_roles(self) -> set[Role]:
+        return {g.role for g in self.grants}
+
+    def can(self, permission: Permission, team_id: int | None = None) -> bool:
+        return any(permission in ROLE_PERMISSIONS[r] for r in self._roles_for(team_id))
+
+    def can_anywhere(self, permission: Permission) -> bool:
+        return any(permission in ROLE_PERMISSIONS[g.role] for g in self.grants)
+
+    def _roles_for(self, team_id: int | None) -> set[Role]:
+        if team_id is None:
+            return {g.role for g in self.grants if g.team_id is None}
+        return self.roles(team_id)
+
+
+SYSTEM = Principal(
+    user_id=0, email="system@quorum", name="Quorum", grants=(Grant(Role.ADMIN, None),)
+)
+OPERATOR = Principal(
+    user_id=0, email="operator@shell", name="Operator", grants=(Grant(Role.ADMIN, None),)
+)
+
+
+def load_grants(session: Session, user_id: int) -> tuple[Grant, ...]:
+    rows = session.exec(select(RoleGrant).where(RoleGrant.user_id == user_id)).all()
+    return tuple(Grant(Role(r.role), r.team_id) for r in rows if r.role in Role._value2member_map_)
+
+
+def principal_for(session: Session, user: User) -> Principal:
+    assert user.id is not None
+    return Principal(user.id, user.email, user.name, load_grants(session, user.id))
+
+
+def refresh(session: Session, principal: Principal) -> Principal:
+    """The same person with grants as the store holds them now; inactive users hold none."""
+    if principal.user_id == SYSTEM.user_id:
+        return principal
+    user = session.get(User, principal.user_id)
+    if user is None or not user.is_active:
+        return Principal(principal.user_id, principal.email, principal.name, ())
+    return principal_for(session, user)
+
+
+def require(
+    session: Session,
+    principal: Principal,
+    permission: Permission,
+    *,
+    team_id: int | None = None,
+    what: str = "",
+    model_id: int | None = None,
+) -> Principal:
+    """Raise PermissionDenied unless the principal, as stored now, holds the permission."""
+    current = refresh(session, principal)
+    if current.can(permission, team_id):
+        return current
+    target = f" {what}" if what else ""
+    raise PermissionDenied(
+        f"You do not have permission to {permission.value}{target}. "
+        "Ask an admin to grant you a role that allows it.",
+        details=[f"your roles: {describe_roles(current.grants) or 'none'}"],
+        permission=permission.name,
+        attempt=f"{permission.value}{target}",
+        model_id=model_id,
+    )
+
+
+def describe_roles(grants: Iterable[Grant]) -> str:
+    from core.models import ROLE_LABELS
+
+    parts = sorted(
+        ROLE_LABELS[g.role] + ("" if g.team_id is None else f" (team {g.team_id})") for g in grants
+    )
+    return ", ".join(parts)

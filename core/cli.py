@@ -1,0 +1,201 @@
+"""The `quorum` command. Operator commands use the store directly; user commands a token."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core import migrate
+from core.auth import Principal
+from core.config import get_settings
+from core.db import Database
+from core.errors import AuthenticationFailed, QuorumError
+
+Handler = Callable[[argparse.Namespace, Database], Any]
+
+
+def _db() -> Database:
+    return Database(get_settings().database_url)
+
+
+def acting_user(db: Database) -> Principal:
+    from core.services import users
+
+    token = os.environ.get("QUORUM_TOKEN", "").strip()
+    if not token:
+        raise AuthenticationFailed(
+            "This command acts as a user: set QUORUM_TOKEN to a personal access token "
+            "(create one on the Profile page, or ask an operator: quorum users token EMAIL)."
+        )
+    return users.authenticate_token(db, token)
+
+
+# --- operator commands ---------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args: argparse.Namespace, db: Database) -> dict[str, str]:
+    migrate.upgrade(db.url)
+    return {"status": "ok", "message": "Schema is at the latest revision."}
+
+
+def cmd_demo_seed(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from core import demo
+
+    if args.if_empty and not demo.is_empty(db):
+        return {"status": "skipped", "message": "The store already has data; nothing seeded."}
+    created = demo.seed(db)
+    return {
+        "status": "ok",
+        "created": created,
+        "message": f"Demo seed created {len(created)} things."
+        if created
+        else "Demo data already complete; nothing to do.",
+    }
+
+
+def cmd_audit_verify(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from core import audit
+
+    with db.read() as session:
+        report = audit.verify(session)
+    result = {
+        "intact": report.intact,
+        "checked": report.checked,
+        "first_broken_seq": report.first_broken_seq,
+        "problem": report.problem,
+        "message": report.message,
+    }
+    if not report.intact:
+        raise _Fail(result)
+    return result
+
+
+def cmd_users_token(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from core.services import users
+
+    new = users.issue_token_as_operator(db, args.email, args.name)
+    return {"token": new.secret, "expires_at": str(new.token.expires_at), "message": new.secret}
+
+
+def cmd_users_create(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from core.auth import OPERATOR
+    from core.services import users
+
+    user = users.create_user(db, OPERATOR, args.email, args.name)
+    return {"id": user.id, "email": user.email, "message": f"User {user.email} created."}
+
+
+def cmd_users_grant(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from core.auth import OPERATOR
+    from core.services import users
+
+    actor = OPERATOR if args.as_operator else acting_user(db)
+    with db.read() as session:
+        user = users.user_by_email(session, args.email)
+        team_id = users.team_by_name(session, args.team).id if args.team else None
+    grant = users.grant_role(db, actor, user.id or 0, args.role, team_id)
+    scope = f"in team {args.team}" if args.team else "globally"
+    return {"grant_id": grant.id, "message": f"{user.email} now holds {grant.role} {scope}."}
+
+
+def cmd_whoami(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    me = acting_user(db)
+    roles = sorted(f"{g.role.value}" + (f"@{g.team_id}" if g.team_id else "") for g in me.grants)
+    return {
+        "email": me.email,
+        "name": me.name,
+        "roles": roles,
+        "message": f"{me.name} <{me.email}>: {', '.join(roles) or 'no roles'}",
+    }
+
+
+class _Fail(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result.get("message", "failed"))
+        self.result = result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quorum", description="Quorum from the shell.")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    dbp = groups.add_parser("db", help="schema").add_subparsers(dest="command", required=True)
+    dbp.add_parser("upgrade", help="migrate the store to the latest schema").set_defaults(
+        handler=cmd_db_upgrade
+    )
+
+    demo = groups.add_parser("demo", help="demo data").add_subparsers(dest="command", required=True)
+    seed = demo.add_parser("seed", help="create the demo team, people and models")
+    seed.add_argument("--if-empty", action="store_true", help="only when the store is empty")
+    seed.set_defaults(handler=cmd_demo_seed)
+
+    aud = groups.add_parser("audit", help="audit trail").add_subparsers(
+        dest="command", required=True
+    )
+    aud.add_parser("verify", help="check the hash chain").set_defaults(handler=cmd_audit_verify)
+
+    usr = groups.add_parser("users", help="people and roles").add_subparsers(
+        dest="command", required=True
+    )
+    token = usr.add_parser("token", help="(operator) print a new access token for EMAIL")
+    token.add_argument("email")
+    token.add_argument("--name", default="cli")
+    token.set_defaults(handler=cmd_users_token)
+    create = usr.add_parser("create", help="(operator) add a person")
+    create.add_argument("email")
+    create.add_argument("name")
+    create.set_defaults(handler=cmd_users_create)
+    grant = usr.add_parser("grant", help="grant ROLE to EMAIL, globally or in --team")
+    grant.add_argument("email")
+    grant.add_argument("role")
+    grant.add_argument("--team")
+    grant.add_argument(
+        "--as-operator",
+        action="store_true",
+        help="act as the operator instead of the QUORUM_TOKEN user",
+    )
+    grant.set_defaults(handler=cmd_users_grant)
+
+    groups.add_parser("whoami", help="the user QUORUM_TOKEN acts as").set_defaults(
+        handler=cmd_whoami
+    )
+    for extend in _extensions():
+        extend(groups)
+    return parser
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    return []
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    elif isinstance(result, dict) and "message" in result:
+        print(result["message"])
+    elif result is not None:
+        print(result)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        db = _db()
+        result = args.handler(args, db)
+    except _Fail as failed:
+        _print(failed.result, args.json)
+        return 1
+    except QuorumError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _print(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

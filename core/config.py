@@ -1,0 +1,170 @@
+"""One settings object, read from QUORUM_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "quorum-development-secret-change-me"  # noqa: S105
+MIN_SECRET_LENGTH = 32
+DEFAULT_ENVIRONMENTS = ("staging", "production")
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'var' / 'quorum.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Quorum reads; `describe()` documents them for the README."""
+
+    database_url: str = field(default_factory=_default_database_url)
+    artifact_store: str = str(PROJECT_ROOT / "var" / "artifacts")
+    env: str = "development"
+    auth: str = "demo"
+    secret_key: str = DEFAULT_SECRET
+    cookie_secret: str = ""
+    oidc_server_metadata_url: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_redirect_uri: str = "http://127.0.0.1:8501/oauth2callback"
+    oidc_roles_claim: str = ""
+    admin_emails: tuple[str, ...] = ()
+    environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS
+    max_upload_mb: int = 200
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def get(name: str, default: str) -> str:
+            return env.get(f"QUORUM_{name}", default).strip()
+
+        settings = cls(
+            database_url=get("DATABASE_URL", defaults.database_url),
+            artifact_store=get("ARTIFACT_STORE", defaults.artifact_store),
+            env=get("ENV", defaults.env).lower(),
+            auth=get("AUTH", defaults.auth).lower(),
+            secret_key=get("SECRET_KEY", defaults.secret_key),
+            cookie_secret=get("COOKIE_SECRET", defaults.cookie_secret),
+            oidc_server_metadata_url=get("OIDC_SERVER_METADATA_URL", ""),
+            oidc_client_id=get("OIDC_CLIENT_ID", ""),
+            oidc_client_secret=get("OIDC_CLIENT_SECRET", ""),
+            oidc_redirect_uri=get("OIDC_REDIRECT_URI", defaults.oidc_redirect_uri),
+            oidc_roles_claim=get("OIDC_ROLES_CLAIM", ""),
+            admin_emails=_split(get("ADMIN_EMAILS", "")),
+            environments=_split(get("ENVIRONMENTS", ",".join(DEFAULT_ENVIRONMENTS))),
+            max_upload_mb=_int(get("MAX_UPLOAD_MB", str(defaults.max_upload_mb)), "MAX_UPLOAD_MB"),
+        )
+        settings.validate()
+        return settings
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def demo_login(self) -> bool:
+        return self.auth == "demo"
+
+    def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigurationError("Quorum cannot start with these settings.", details=problems)
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if self.env not in ("development", "production"):
+            found.append("set QUORUM_ENV to 'development' or 'production'")
+        if self.auth not in ("demo", "oidc"):
+            found.append("set QUORUM_AUTH to 'demo' or 'oidc'")
+        if not self.environments:
+            found.append(
+                "set QUORUM_ENVIRONMENTS to a comma-separated list such as staging,production"
+            )
+        if self.is_production:
+            found.extend(self._production_problems())
+        return found
+
+    def _production_problems(self) -> list[str]:
+        found = []
+        if self.auth == "demo":
+            found.append(
+                "demo login is refused in production: set QUORUM_AUTH=oidc and the QUORUM_OIDC_* settings"
+            )
+        if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < MIN_SECRET_LENGTH:
+            found.append(
+                f"set QUORUM_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
+                "characters (for example: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        if len(self.cookie_secret) < MIN_SECRET_LENGTH or self.cookie_secret == self.secret_key:
+            found.append(
+                f"set QUORUM_COOKIE_SECRET to its own random value of at least {MIN_SECRET_LENGTH} "
+                "characters; it signs the login cookie"
+            )
+        if self.auth == "oidc":
+            for name in ("oidc_server_metadata_url", "oidc_client_id", "oidc_client_secret"):
+                if not getattr(self, name):
+                    found.append(f"set QUORUM_{name.upper()} for the OpenID Connect provider")
+        return found
+
+    def oidc_secrets_toml(self) -> str:
+        """The `[auth]` section Streamlit's st.login reads, built from these settings."""
+        cookie = self.cookie_secret or self.secret_key
+        values = {
+            "redirect_uri": self.oidc_redirect_uri,
+            "cookie_secret": cookie,
+            "client_id": self.oidc_client_id,
+            "client_secret": self.oidc_client_secret,
+            "server_metadata_url": self.oidc_server_metadata_url,
+        }
+        lines = ["[auth]"] + [f"{key} = {_toml_string(value)}" for key, value in values.items()]
+        return "\n".join(lines) + "\n"
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting."""
+    return [
+        ("QUORUM_DATABASE_URL", "sqlite:///var/quorum.db", "SQLAlchemy URL of the store"),
+        ("QUORUM_ARTIFACT_STORE", "var/artifacts", "directory or fsspec URL for artifacts"),
+        ("QUORUM_ENV", "development", "development or production"),
+        ("QUORUM_AUTH", "demo", "demo (pick a demo user) or oidc"),
+        ("QUORUM_SECRET_KEY", "(development value)", "pepper for token hashes"),
+        ("QUORUM_COOKIE_SECRET", "(empty)", "signs the login cookie"),
+    ]
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigurationError(f"QUORUM_{name} must be a whole number, not {value!r}.") from None
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _cached
+    if _cached is None:
+        _cached = Settings.from_env()
+    return _cached
+
+
+def reset_settings() -> None:
+    global _cached
+    _cached = None

@@ -1,0 +1,92 @@
+"""The demo store: a team, people in every role, models. Idempotent: safe to run twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from core import audit
+from core.auth import SYSTEM
+from core.db import Database
+from core.models import Role, RoleGrant, Team, User
+from core.services import users
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    email: str
+    name: str
+    roles: tuple[Role, ...]
+
+
+DEMO_TEAM = "risk-analytics"
+DEMO_PEOPLE = (
+    DemoPerson("dana@demo.quorum", "Dana Scientist", (Role.DATA_SCIENTIST,)),
+    DemoPerson("sam@demo.quorum", "Sam Scientist", (Role.DATA_SCIENTIST,)),
+    DemoPerson("riley@demo.quorum", "Riley Reviewer", (Role.REVIEWER,)),
+    DemoPerson("morgan@demo.quorum", "Morgan Validator", (Role.REVIEWER,)),
+    DemoPerson("casey@demo.quorum", "Casey Compliance", (Role.COMPLIANCE,)),
+    DemoPerson("blake@demo.quorum", "Blake Business", (Role.BUSINESS,)),
+    DemoPerson("ada@demo.quorum", "Ada Admin", (Role.ADMIN,)),
+)
+
+
+def is_empty(db: Database) -> bool:
+    with db.read() as session:
+        return session.exec(select(User).limit(1)).first() is None
+
+
+def seed(db: Database, *, with_models: bool = True) -> list[str]:
+    """Create whatever part of the demo is missing; returns what it created."""
+    created = _seed_people(db)
+    if with_models:
+        from core.demo_seed import seed_models
+
+        created += seed_models(db)
+    return created
+
+
+def _seed_people(db: Database) -> list[str]:
+    created: list[str] = []
+    with db.write() as session:
+        team = session.exec(select(Team).where(Team.name == DEMO_TEAM)).first()
+        if team is None:
+            team = Team(name=DEMO_TEAM, description="Credit, demand and diagnostics models.")
+            session.add(team)
+            session.flush()
+            audit.record(
+                session,
+                SYSTEM,
+                "team.created",
+                object_type="team",
+                object_id=team.id,
+                summary=f"Demo team {DEMO_TEAM} created",
+            )
+            created.append(f"team {DEMO_TEAM}")
+        for person in DEMO_PEOPLE:
+            if session.exec(select(User).where(User.email == person.email)).first():
+                continue
+            user = User(email=person.email, name=person.name, is_demo=True)
+            session.add(user)
+            session.flush()
+            for role in person.roles:
+                team_id = None if role in (Role.ADMIN, Role.COMPLIANCE) else team.id
+                session.add(
+                    RoleGrant(user_id=user.id or 0, role=role, team_id=team_id, source="demo")
+                )
+            audit.record(
+                session,
+                SYSTEM,
+                "user.created",
+                object_type="user",
+                object_id=user.id,
+                summary=f"Demo user {person.name} created with roles "
+                + ", ".join(r.value for r in person.roles),
+            )
+            created.append(f"user {person.email}")
+    return created
+
+
+def demo_principal(db: Database, email: str) -> users.Principal:
+    return users.principal_by_email(db, email)

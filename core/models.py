@@ -1,0 +1,289 @@
+"""SQLModel tables. Every table has a one-line purpose; JSON columns hold plain read models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    DATA_SCIENTIST = "data_scientist"
+    REVIEWER = "reviewer"
+    BUSINESS = "business_stakeholder"
+    COMPLIANCE = "compliance_officer"
+    ADMIN = "admin"
+
+
+ROLE_LABELS = {
+    Role.DATA_SCIENTIST: "Data scientist",
+    Role.REVIEWER: "Reviewer",
+    Role.BUSINESS: "Business stakeholder",
+    Role.COMPLIANCE: "Compliance officer",
+    Role.ADMIN: "Admin",
+}
+
+
+class RiskTier(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Task(StrEnum):
+    BINARY = "binary_classification"
+    MULTICLASS = "multiclass_classification"
+    REGRESSION = "regression"
+
+
+class VersionState(StrEnum):
+    REGISTERED = "registered"
+    IN_REVIEW = "in_review"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ARCHIVED = "archived"
+
+
+class DecisionKind(StrEnum):
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"
+    REJECT = "reject"
+
+
+def json_column() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def json_list_column() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Team(SQLModel, table=True):
+    """A group that owns models; roles may be granted per team."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True, index=True)
+    description: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    """A person; created on first login (OIDC) or by an admin, never deleted."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(max_length=120)
+    subject: str | None = Field(default=None, max_length=255, unique=True)
+    is_active: bool = True
+    is_demo: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class RoleGrant(SQLModel, table=True):
+    """A role held by a user, globally (team_id null) or for one team."""
+
+    __table_args__ = (UniqueConstraint("user_id", "role", "team_id", name="uq_grant"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    role: str = Field(max_length=40)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    source: str = Field(default="store", max_length=20)
+    granted_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AccessToken(SQLModel, table=True):
+    """A personal access token for the CLI and SDK; only its keyed hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(max_length=80)
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class MLModel(SQLModel, table=True):
+    """A registered model: a team's answer to one business problem, with its goal."""
+
+    __tablename__ = "ml_model"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True, index=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    owner_id: int = Field(foreign_key="user.id")
+    purpose: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    risk_tier: str = Field(default=RiskTier.MEDIUM, max_length=10)
+    task: str = Field(max_length=40)
+    target: str = Field(default="", max_length=120)
+    sensitive_column: str | None = Field(default=None, max_length=120)
+    goal_metric: str = Field(default="", max_length=40)
+    goal_operator: str = Field(default=">=", max_length=2)
+    goal_target: float | None = None
+    goal_description: str = Field(default="", max_length=300)
+    tags: dict[str, str] = json_column()
+    model_card: dict[str, str] = json_column()
+    monitoring_config: dict[str, Any] = json_column()
+    archived_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    row_version: int = Field(default=1)
+
+
+class ModelVersion(SQLModel, table=True):
+    """One trained artifact of a model, with what it is, where it came from and its state."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (UniqueConstraint("model_id", "number", name="uq_version_number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id", index=True)
+    number: int
+    state: str = Field(default=VersionState.REGISTERED, max_length=30, index=True)
+    artifact_key: str = Field(max_length=200)
+    artifact_sha256: str = Field(max_length=64)
+    artifact_size: int
+    artifact_format: str = Field(max_length=20)
+    original_filename: str = Field(default="", max_length=255)
+    estimator_class: str = Field(default="", max_length=200)
+    library_versions: dict[str, str] = json_column()
+    feature_names: list[str] = json_list_column()
+    feature_types: dict[str, str] = json_column()
+    params: dict[str, Any] = json_column()
+    training_fingerprint: dict[str, Any] = json_column()
+    tags: dict[str, str] = json_column()
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    code_ref: str = Field(default="", max_length=300)
+    parent_id: int | None = Field(default=None, foreign_key="model_version.id")
+    registered_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    row_version: int = Field(default=1)
+
+
+class Evaluation(SQLModel, table=True):
+    """Metrics of a version on one evaluation dataset, and that data's profile."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    dataset_sha256: str = Field(max_length=64)
+    dataset_key: str = Field(max_length=200)
+    dataset_filename: str = Field(default="", max_length=255)
+    n_rows: int
+    target: str = Field(max_length=120)
+    sensitive_column: str | None = Field(default=None, max_length=120)
+    result: dict[str, Any] = json_column()
+    reference_profile: dict[str, Any] = json_column()
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovalPolicy(SQLModel, table=True):
+    """How a version of a given risk tier earns approval and reaches production."""
+
+    __tablename__ = "approval_policy"
+    id: int | None = Field(default=None, primary_key=True)
+    risk_tier: str = Field(max_length=10, unique=True)
+    min_approvals: int = Field(default=1, ge=1, le=10)
+    required_roles: list[str] = json_list_column()
+    required_checklists: list[str] = json_list_column()
+    required_signoffs: list[str] = json_list_column()
+    updated_by_id: int | None = Field(default=None, foreign_key="user.id")
+    updated_at: datetime = Field(default_factory=utcnow)
+    row_version: int = Field(default=1)
+
+
+class Decision(SQLModel, table=True):
+    """A reviewer's approve / request changes / reject, bound to the hashes it saw."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    reviewer_id: int = Field(foreign_key="user.id")
+    roles: list[str] = json_list_column()
+    kind: str = Field(max_length=20)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    artifact_sha256: str = Field(max_length=64)
+    evaluation_sha256: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Comment(SQLModel, table=True):
+    """Plain-text discussion on a version, optionally pinned to a metric or chart."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    author_id: int = Field(foreign_key="user.id")
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    anchor: str = Field(default="", max_length=120)
+    parent_id: int | None = Field(default=None, foreign_key="comment.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Deployment(SQLModel, table=True):
+    """A period during which a version was live in an environment."""
+
+    __table_args__ = (
+        Index(
+            "uq_one_live_version",
+            "model_id",
+            "environment",
+            unique=True,
+            sqlite_where=text("live_until IS NULL"),
+            postgresql_where=text("live_until IS NULL"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id", index=True)
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    environment: str = Field(max_length=40)
+    action: str = Field(max_length=20)
+    reason: str = Field(default="", max_length=500)
+    actor_id: int = Field(foreign_key="user.id")
+    live_from: datetime = Field(default_factory=utcnow)
+    live_until: datetime | None = None
+    replaced_by_id: int | None = Field(default=None, foreign_key="deployment.id")
+
+
+class Notification(SQLModel, table=True):
+    """An inbox entry for one user: a review to do, a mention, an alert."""
+
+    __table_args__ = (Index("ix_notification_inbox", "user_id", "read_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id")
+    kind: str = Field(max_length=40)
+    title: str = Field(max_length=200)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    link: str = Field(default="", max_length=300)
+    model_id: int | None = Field(default=None, foreign_key="ml_model.id")
+    version_id: int | None = Field(default=None, foreign_key="model_version.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    read_at: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """One hash-chained record of a change or a refusal; never updated."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_model_seq", "model_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: int | None = Field(default=None, index=True)
+    actor_label: str = Field(max_length=254)
+    action: str = Field(max_length=60, index=True)
+    object_type: str = Field(max_length=40)
+    object_id: str = Field(default="", max_length=80)
+    model_id: int | None = Field(default=None)
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    details: dict[str, Any] = json_column()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

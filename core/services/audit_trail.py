@@ -1,0 +1,92 @@
+"""The audit trail as people use it: search, verify, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, time, timedelta
+
+from core import audit
+from core.auth import Permission, Principal, require
+from core.db import Database
+from core.models import AuditEvent
+from core.services import read_as
+
+CSV_COLUMNS = (
+    "seq",
+    "created_at_utc",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "model_id",
+    "summary",
+    "prev_hash",
+    "hash",
+)
+
+
+def search(
+    db: Database,
+    actor: Principal,
+    *,
+    model_id: int | None = None,
+    actor_id: int | None = None,
+    action: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    limit: int = 500,
+) -> list[AuditEvent]:
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail")
+        return audit.query(
+            session,
+            audit.AuditFilter(
+                model_id=model_id,
+                actor_id=actor_id,
+                action=action or None,
+                since=datetime.combine(start, time.min, tzinfo=UTC) if start else None,
+                until=datetime.combine(end, time.min, tzinfo=UTC) + timedelta(days=1)
+                if end
+                else None,
+                limit=limit,
+            ),
+        )
+
+
+def verify(db: Database, actor: Principal) -> audit.ChainReport:
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.VIEW_AUDIT, what="verify the audit trail")
+        return audit.verify(session)
+
+
+def action_names(db: Database) -> list[str]:
+    with db.read() as session:
+        return audit.actions(session)
+
+
+def to_csv(events: list[AuditEvent]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for e in events:
+        writer.writerow(
+            [
+                e.seq,
+                e.created_at.isoformat(),
+                _cell(e.actor_label),
+                e.action,
+                e.object_type,
+                e.object_id,
+                e.model_id or "",
+                _cell(e.summary),
+                e.prev_hash,
+                e.hash,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _cell(text: str) -> str:
+    """Keep spreadsheet programs from running user text as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

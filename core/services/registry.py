@@ -1,0 +1,266 @@
+"""Registered models and their versions: create, read, edit the card, archive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from core import audit, validation
+from core.auth import Permission, Principal, require
+from core.db import Database
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import (
+    Deployment,
+    MLModel,
+    ModelVersion,
+    RiskTier,
+    Task,
+    Team,
+    VersionState,
+    utcnow,
+)
+from core.services import unit_of_work
+
+GOAL_OPERATORS = (">=", "<=", ">", "<")
+CARD_SECTIONS = ("purpose", "intended_use", "limitations", "data", "ethics", "caveats")
+MAX_TAGS = 20
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a person fills in to register a new model."""
+
+    name: str
+    team: str
+    task: str
+    purpose: str = ""
+    risk_tier: str = RiskTier.MEDIUM
+    target: str = ""
+    sensitive_column: str | None = None
+    goal_metric: str = ""
+    goal_operator: str = ">="
+    goal_target: float | None = None
+    goal_description: str = ""
+    tags: Mapping[str, str] | None = None
+
+
+def clean_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        k = validation.plain_text(str(key), "tag name", max_length=40, required=True)
+        result[k] = validation.plain_text(str(value), f"value of tag {k!r}", max_length=120)
+    if len(result) > MAX_TAGS:
+        raise InvalidInput(f"A model takes at most {MAX_TAGS} tags; remove some.")
+    return result
+
+
+def parse_tag_pairs(pairs: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InvalidInput(f"The tag {pair!r} must look like key=value.")
+        key, value = pair.split("=", 1)
+        tags[key.strip()] = value.strip()
+    return clean_tags(tags)
+
+
+def _check_spec(spec: ModelSpec) -> dict[str, Any]:
+    if spec.task not in Task._value2member_map_:
+        raise InvalidInput(f"{spec.task!r} is not a task. Use one of: {', '.join(Task)}.")
+    if spec.risk_tier not in RiskTier._value2member_map_:
+        raise InvalidInput(f"{spec.risk_tier!r} is not a risk tier. Use low, medium or high.")
+    if spec.goal_operator not in GOAL_OPERATORS:
+        raise InvalidInput(f"The goal comparison must be one of {', '.join(GOAL_OPERATORS)}.")
+    return {
+        "name": validation.slug_name(spec.name, "model name"),
+        "task": spec.task,
+        "risk_tier": spec.risk_tier,
+        "purpose": validation.plain_text(spec.purpose, "purpose", max_length=2000),
+        "target": validation.plain_text(spec.target, "target column", max_length=120),
+        "sensitive_column": validation.plain_text(
+            spec.sensitive_column, "sensitive column", max_length=120
+        )
+        or None,
+        "goal_metric": validation.plain_text(spec.goal_metric, "goal metric", max_length=40),
+        "goal_operator": spec.goal_operator,
+        "goal_target": spec.goal_target,
+        "goal_description": validation.plain_text(
+            spec.goal_description, "goal description", max_length=300
+        ),
+        "tags": clean_tags(spec.tags),
+    }
+
+
+def create_model(db: Database, actor: Principal, spec: ModelSpec) -> MLModel:
+    fields = _check_spec(spec)
+    with unit_of_work(db, actor) as session:
+        team = session.exec(select(Team).where(Team.name == spec.team)).first()
+        if team is None:
+            raise NotFound(f"No team named {spec.team!r}. Pick one of the existing teams.")
+        require(
+            session, actor, Permission.REGISTER_MODEL, team_id=team.id, what=f"in team {team.name}"
+        )
+        if session.exec(select(MLModel).where(MLModel.name == fields["name"])).first():
+            raise Conflict(
+                f"A model named {fields['name']!r} already exists; register a new "
+                "version of it instead, or choose another name."
+            )
+        model = MLModel(team_id=team.id or 0, owner_id=actor.user_id, **fields)
+        model.model_card = {"purpose": fields["purpose"]}
+        session.add(model)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "model.created",
+            object_type="model",
+            object_id=model.id,
+            model_id=model.id,
+            summary=f"Model {model.name} created in team {team.name}",
+            details={k: v for k, v in fields.items() if k != "purpose"},
+        )
+        return model
+
+
+def get_model(session: Session, name_or_id: str | int) -> MLModel:
+    if isinstance(name_or_id, int):
+        model = session.get(MLModel, name_or_id)
+    else:
+        model = session.exec(select(MLModel).where(MLModel.name == name_or_id)).first()
+    if model is None:
+        raise NotFound(f"No model named {name_or_id!r}. Check the name on the Models page.")
+    return model
+
+
+def get_version(session: Session, model: MLModel, number: int | None = None) -> ModelVersion:
+    stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
+    if number is None:
+        stmt = stmt.order_by(col(ModelVersion.number).desc()).limit(1)
+    else:
+        stmt = stmt.where(ModelVersion.number == number)
+    version = session.exec(stmt).first()
+    if version is None:
+        which = "any version" if number is None else f"version {number}"
+        raise NotFound(f"Model {model.name} has no {which}.")
+    return version
+
+
+def versions_of(session: Session, model_id: int) -> list[ModelVersion]:
+    stmt = select(ModelVersion).where(ModelVersion.model_id == model_id)
+    return list(session.exec(stmt.order_by(col(ModelVersion.number).desc())).all())
+
+
+def list_models(session: Session, *, include_archived: bool = False) -> list[MLModel]:
+    stmt = select(MLModel)
+    if not include_archived:
+        stmt = stmt.where(col(MLModel.archived_at).is_(None))
+    return list(session.exec(stmt.order_by(col(MLModel.name))).all())
+
+
+def update_card(
+    db: Database, actor: Principal, model_id: int, card: Mapping[str, str], *, row_version: int
+) -> MLModel:
+    cleaned = {
+        key: validation.plain_text(
+            card.get(key, ""), f"model card section {key!r}", max_length=5000
+        )
+        for key in CARD_SECTIONS
+    }
+    with unit_of_work(db, actor) as session:
+        model = get_model(session, model_id)
+        require(
+            session,
+            actor,
+            Permission.EDIT_MODEL,
+            team_id=model.team_id,
+            what=f"edit the card of {model.name}",
+            model_id=model.id,
+        )
+        _expect_row_version(model, row_version)
+        changed = sorted(k for k in CARD_SECTIONS if model.model_card.get(k, "") != cleaned[k])
+        model.model_card = cleaned
+        model.purpose = cleaned["purpose"]
+        _touch(model)
+        session.add(model)
+        audit.record(
+            session,
+            actor,
+            "model.card_updated",
+            object_type="model",
+            object_id=model.id,
+            model_id=model.id,
+            summary=f"Model card of {model.name} edited: " + (", ".join(changed) or "no change"),
+            details={"sections": changed},
+        )
+        return model
+
+
+def archive_model(db: Database, actor: Principal, model_id: int, reason: str) -> MLModel:
+    why = validation.plain_text(reason, "reason", max_length=500, required=True)
+    with unit_of_work(db, actor) as session:
+        model = get_model(session, model_id)
+        require(
+            session,
+            actor,
+            Permission.ARCHIVE,
+            team_id=model.team_id,
+            what=f"archive {model.name}",
+            model_id=model.id,
+        )
+        if model.archived_at is not None:
+            raise Conflict(f"{model.name} is already archived.")
+        live = session.exec(
+            select(Deployment).where(
+                Deployment.model_id == model.id, col(Deployment.live_until).is_(None)
+            )
+        ).first()
+        if live is not None:
+            raise InvalidInput(
+                f"{model.name} is live in {live.environment}; roll it back or retire it there "
+                "before archiving."
+            )
+        model.archived_at = utcnow()
+        _touch(model)
+        session.add(model)
+        audit.record(
+            session,
+            actor,
+            "model.archived",
+            object_type="model",
+            object_id=model.id,
+            model_id=model.id,
+            summary=f"Model {model.name} archived: {why}",
+        )
+        return model
+
+
+def _expect_row_version(obj: MLModel | ModelVersion, row_version: int) -> None:
+    if obj.row_version != row_version:
+        raise Conflict(
+            "Someone else changed this while you were editing. Reload the page to see their "
+            "change, then try again."
+        )
+
+
+def _touch(obj: MLModel | ModelVersion) -> None:
+    obj.row_version += 1
+    obj.updated_at = utcnow()
+
+
+def version_counts(session: Session) -> dict[str, int]:
+    rows = session.exec(select(ModelVersion.state, func.count()).group_by(ModelVersion.state)).all()
+    return {state: int(n) for state, n in rows}
+
+
+def state_label(state: str) -> str:
+    return {
+        VersionState.REGISTERED: "Registered",
+        VersionState.IN_REVIEW: "In review",
+        VersionState.CHANGES_REQUESTED: "Changes requested",
+        VersionState.APPROVED: "Approved",
+        VersionState.REJECTED: "Rejected",
+        VersionState.ARCHIVED: "Archived",
+    }.get(VersionState(state), state)

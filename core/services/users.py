@@ -1,0 +1,415 @@
+"""People, teams, role grants and personal access tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core import audit, validation
+from core.auth import OPERATOR, Permission, Principal, principal_for, require
+from core.config import get_settings
+from core.db import Database
+from core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from core.models import AccessToken, Role, RoleGrant, Team, User, utcnow
+from core.services import unit_of_work
+
+TOKEN_PREFIX = "qrm_"  # noqa: S105  (a public marker, not a secret)
+
+
+def parse_role(value: str) -> Role:
+    key = (value or "").strip().lower().replace(" ", "_").replace("-", "_")
+    aliases = {"business": Role.BUSINESS, "compliance": Role.COMPLIANCE}
+    if key in aliases:
+        return aliases[key]
+    try:
+        return Role(key)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"{value!r} is not a role. Use one of: {names}.") from None
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id}.")
+    return user
+
+
+def user_by_email(session: Session, address: str) -> User:
+    user = session.exec(select(User).where(User.email == address.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"No user with email {address!r}. Check the spelling or create the user.")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.name))).all())
+
+
+def list_teams(session: Session) -> list[Team]:
+    return list(session.exec(select(Team).order_by(col(Team.name))).all())
+
+
+def team_by_name(session: Session, name: str) -> Team:
+    team = session.exec(select(Team).where(Team.name == name.strip())).first()
+    if team is None:
+        raise NotFound(f"No team named {name!r}. Create it first or check the spelling.")
+    return team
+
+
+def grants_of(session: Session, user_id: int) -> list[RoleGrant]:
+    return list(session.exec(select(RoleGrant).where(RoleGrant.user_id == user_id)).all())
+
+
+def all_grants(session: Session) -> list[RoleGrant]:
+    return list(session.exec(select(RoleGrant)).all())
+
+
+def tokens_of(session: Session, user_id: int) -> list[AccessToken]:
+    stmt = select(AccessToken).where(AccessToken.user_id == user_id)
+    return list(session.exec(stmt.order_by(col(AccessToken.created_at).desc())).all())
+
+
+def principal_by_email(db: Database, address: str) -> Principal:
+    with db.read() as session:
+        return principal_for(session, user_by_email(session, address))
+
+
+def principal_by_id(db: Database, user_id: int) -> Principal:
+    with db.read() as session:
+        return principal_for(session, get_user(session, user_id))
+
+
+def demo_users(db: Database) -> list[tuple[User, list[RoleGrant]]]:
+    with db.read() as session:
+        users = session.exec(select(User).where(col(User.is_demo)).order_by(col(User.id))).all()
+        return [(u, grants_of(session, u.id or 0)) for u in users]
+
+
+# --- sign-in ---------------------------------------------------------------------------
+
+
+def sign_in_from_claims(
+    db: Database, claims: Mapping[str, Any], *, roles_claim: str = ""
+) -> Principal:
+    """First login creates the user; roles in `roles_claim` become global grants."""
+    subject = str(claims.get("sub") or "").strip()
+    address = validation.email(str(claims.get("email") or ""))
+    if not subject:
+        raise AuthenticationFailed("The identity provider sent no subject; sign in again.")
+    name = str(claims.get("name") or claims.get("preferred_username") or address.split("@")[0])
+    with db.write() as session:
+        user = _find_or_create_user(session, subject, address, name[:120])
+        if roles_claim:
+            _sync_claim_roles(session, user, _claim_roles(claims.get(roles_claim)))
+        user.last_login_at = utcnow()
+        session.add(user)
+        return principal_for(session, user)
+
+
+def _find_or_create_user(session: Session, subject: str, address: str, name: str) -> User:
+    user = session.exec(select(User).where(User.subject == subject)).first()
+    user = user or session.exec(select(User).where(User.email == address)).first()
+    if user is not None:
+        if not user.is_active:
+            raise AuthenticationFailed(
+                f"The account {address} is deactivated. Ask an admin to reactivate it."
+            )
+        user.subject = user.subject or subject
+        return user
+    user = User(email=address, name=name, subject=subject)
+    session.add(user)
+    session.flush()
+    assert user.id is not None
+    if address in get_settings().admin_emails:
+        session.add(RoleGrant(user_id=user.id, role=Role.ADMIN, source="settings"))
+    audit.record(
+        session,
+        Principal(user.id, user.email, user.name),
+        "user.created",
+        object_type="user",
+        object_id=user.id,
+        summary=f"{name} signed in for the first time",
+    )
+    return user
+
+
+def _claim_roles(value: Any) -> set[Role]:
+    values = value if isinstance(value, list | tuple) else str(value or "").split()
+    return {
+        Role(v) for v in (str(x).strip().lower() for x in values) if v in Role._value2member_map_
+    }
+
+
+def _sync_claim_roles(session: Session, user: User, roles: set[Role]) -> None:
+    current = {Role(g.role): g for g in grants_of(session, user.id or 0) if g.source == "claim"}
+    for role in roles - set(current):
+        session.add(RoleGrant(user_id=user.id or 0, role=role, source="claim"))
+    for role in set(current) - roles:
+        session.delete(current[role])
+    if roles != set(current):
+        audit.record(
+            session,
+            Principal(user.id or 0, user.email, user.name),
+            "grant.synced",
+            object_type="user",
+            object_id=user.id,
+            summary=f"Roles from the identity provider for {user.email}: "
+            + (", ".join(sorted(r.value for r in roles)) or "none"),
+        )
+
+
+# --- admin -----------------------------------------------------------------------------
+
+
+def create_team(db: Database, actor: Principal, name: str, description: str = "") -> Team:
+    team_name = validation.slug_name(name, "team name")
+    text = validation.plain_text(description, "team description", max_length=500)
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_TEAMS, what="create a team")
+        if session.exec(select(Team).where(Team.name == team_name)).first():
+            raise Conflict(f"A team named {team_name!r} already exists. Pick another name.")
+        team = Team(name=team_name, description=text)
+        session.add(team)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "team.created",
+            object_type="team",
+            object_id=team.id,
+            summary=f"Team {team_name} created",
+        )
+        return team
+
+
+def create_user(
+    db: Database, actor: Principal, address: str, name: str, *, demo: bool = False
+) -> User:
+    mail = validation.email(address)
+    person = validation.display_name(name)
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="create a user")
+        if session.exec(select(User).where(User.email == mail)).first():
+            raise Conflict(f"A user with email {mail} already exists.")
+        user = User(email=mail, name=person, is_demo=demo)
+        session.add(user)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "user.created",
+            object_type="user",
+            object_id=user.id,
+            summary=f"User {person} <{mail}> created",
+        )
+        return user
+
+
+def set_active(db: Database, actor: Principal, user_id: int, active: bool) -> User:
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="deactivate or reactivate users")
+        user = get_user(session, user_id)
+        if user.id == actor.user_id and not active:
+            raise InvalidInput("You cannot deactivate your own account; ask another admin.")
+        user.is_active = active
+        session.add(user)
+        verb = "reactivated" if active else "deactivated"
+        audit.record(
+            session,
+            actor,
+            f"user.{verb}",
+            object_type="user",
+            object_id=user.id,
+            summary=f"User {user.email} {verb}",
+        )
+        return user
+
+
+def grant_role(
+    db: Database, actor: Principal, user_id: int, role: Role | str, team_id: int | None = None
+) -> RoleGrant:
+    role = parse_role(role) if not isinstance(role, Role) else role
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="grant roles")
+        user = get_user(session, user_id)
+        scope = _scope_label(session, team_id)
+        existing = session.exec(
+            select(RoleGrant).where(
+                RoleGrant.user_id == user_id, RoleGrant.role == role, RoleGrant.team_id == team_id
+            )
+        ).first()
+        if existing:
+            raise Conflict(f"{user.email} already holds the role {role.value} {scope}.")
+        grant = RoleGrant(user_id=user_id, role=role, team_id=team_id, granted_by_id=actor.user_id)
+        session.add(grant)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "grant.created",
+            object_type="grant",
+            object_id=grant.id,
+            summary=f"{user.email} granted {role.value} {scope}",
+            details={"user_id": user_id, "role": role.value, "team_id": team_id},
+        )
+        return grant
+
+
+def revoke_grant(db: Database, actor: Principal, grant_id: int) -> None:
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="revoke roles")
+        grant = session.get(RoleGrant, grant_id)
+        if grant is None:
+            raise NotFound(f"No role grant with id {grant_id}; it may already be revoked.")
+        if grant.user_id == actor.user_id and grant.role == Role.ADMIN and grant.team_id is None:
+            raise InvalidInput("You cannot revoke your own admin role; ask another admin.")
+        user = get_user(session, grant.user_id)
+        scope = _scope_label(session, grant.team_id)
+        audit.record(
+            session,
+            actor,
+            "grant.revoked",
+            object_type="grant",
+            object_id=grant.id,
+            summary=f"{user.email} no longer holds {grant.role} {scope}",
+            details={"user_id": grant.user_id, "role": grant.role, "team_id": grant.team_id},
+        )
+        session.delete(grant)
+
+
+def _scope_label(session: Session, team_id: int | None) -> str:
+    if team_id is None:
+        return "globally"
+    team = session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"No team with id {team_id}.")
+    return f"in team {team.name}"
+
+
+# --- personal access tokens --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: AccessToken
+    secret: str  # shown once, never stored
+
+
+def _hash_token(secret: str) -> str:
+    key = get_settings().secret_key.encode()
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _new_token(session: Session, user: User, name: str, days: int | None) -> NewToken:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(days=days) if days else None
+    token = AccessToken(
+        user_id=user.id or 0,
+        name=name,
+        prefix=secret[:10],
+        token_hash=_hash_token(secret),
+        expires_at=expires,
+    )
+    session.add(token)
+    session.flush()
+    return NewToken(token, secret)
+
+
+def create_token(db: Database, actor: Principal, name: str, *, days: int | None = 90) -> NewToken:
+    label = validation.display_name(name, "token name")
+    if days is not None and not 1 <= days <= 366:
+        raise InvalidInput("A token lives between 1 and 366 days; choose a value in that range.")
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_OWN_TOKENS, what="create access tokens")
+        new = _new_token(session, get_user(session, actor.user_id), label, days)
+        audit.record(
+            session,
+            actor,
+            "token.created",
+            object_type="token",
+            object_id=new.token.id,
+            summary=f"{actor.email} created access token {label!r} ({new.token.prefix}…)",
+        )
+        return new
+
+
+def issue_token_as_operator(db: Database, address: str, name: str = "cli") -> NewToken:
+    """For an operator with shell access to the server, like Django's createsuperuser."""
+    with db.write() as session:
+        user = user_by_email(session, address)
+        new = _new_token(session, user, name, 90)
+        audit.record(
+            session,
+            OPERATOR,
+            "token.created",
+            object_type="token",
+            object_id=new.token.id,
+            summary=f"An operator issued access token {name!r} for {user.email} from the shell",
+        )
+        return new
+
+
+def revoke_token(db: Database, actor: Principal, token_id: int) -> None:
+    with unit_of_work(db, actor) as session:
+        token = session.get(AccessToken, token_id)
+        if token is None:
+            raise NotFound(f"No access token with id {token_id}.")
+        permission = (
+            Permission.MANAGE_OWN_TOKENS
+            if token.user_id == actor.user_id
+            else Permission.MANAGE_USERS
+        )
+        require(session, actor, permission, what="revoke this access token")
+        if token.revoked_at is not None:
+            raise Conflict("This token is already revoked.")
+        token.revoked_at = utcnow()
+        session.add(token)
+        audit.record(
+            session,
+            actor,
+            "token.revoked",
+            object_type="token",
+            object_id=token.id,
+            summary=f"Access token {token.name!r} ({token.prefix}…) revoked",
+        )
+
+
+def authenticate_token(db: Database, secret: str) -> Principal:
+    failure = AuthenticationFailed(
+        "The access token is not valid: it is unknown, revoked or expired. "
+        "Create a new one on the Profile page and set QUORUM_TOKEN."
+    )
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        raise failure
+    with db.write() as session:
+        token = session.exec(
+            select(AccessToken).where(AccessToken.token_hash == _hash_token(secret.strip()))
+        ).first()
+        now = utcnow()
+        if token is None or token.revoked_at or (token.expires_at and token.expires_at < now):
+            raise failure
+        user = get_user(session, token.user_id)
+        if not user.is_active:
+            raise failure
+        token.last_used_at = now
+        session.add(token)
+        return principal_for(session, user)
+
+
+def describe_grants(session: Session, grants: Iterable[RoleGrant]) -> list[str]:
+    teams = {t.id: t.name for t in list_teams(session)}
+    return [
+        f"{g.role}" + ("" if g.team_id is None else f" @ {teams.get(g.team_id, g.team_id)}")
+        for g in grants
+    ]

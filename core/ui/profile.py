@@ -1,0 +1,87 @@
+"""Profile page sections."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import QuorumError
+from core.models import ROLE_LABELS
+from core.services import users
+from core.ui.session import PageContext, fail, flash
+
+NEW_TOKEN_KEY = "profile_new_token"  # noqa: S105
+
+
+def roles_section(ctx: PageContext) -> None:
+    st.subheader("My roles")
+    with ctx.db.read() as session:
+        teams = {t.id: t.name for t in users.list_teams(session)}
+    if not ctx.principal.grants:
+        st.info("You hold no roles yet. Ask an admin to grant you one.")
+    for grant in ctx.principal.grants:
+        scope = "all teams" if grant.team_id is None else f"team {teams.get(grant.team_id)}"
+        st.text(f"{ROLE_LABELS[grant.role]} — {scope}")
+
+
+def tokens_section(ctx: PageContext) -> None:
+    st.subheader("Personal access tokens")
+    st.caption(
+        "The CLI (`quorum ...`) and the Python SDK act as you with a token: set it as "
+        "QUORUM_TOKEN. A token is shown once; Quorum stores only its hash."
+    )
+    secret = st.session_state.pop(NEW_TOKEN_KEY, None)
+    if secret:
+        st.success("Token created. Copy it now: it will not be shown again.")
+        st.code(secret, language=None)
+    with st.form("new_token", clear_on_submit=True):
+        name = st.text_input("Token name", key="token_name", placeholder="laptop CLI")
+        days = st.number_input(
+            "Valid for (days)", min_value=1, max_value=366, value=90, key="token_days"
+        )
+        if st.form_submit_button("Create token", type="primary"):
+            try:
+                new = users.create_token(ctx.db, ctx.principal, name, days=int(days))
+                st.session_state[NEW_TOKEN_KEY] = new.secret
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+    with ctx.db.read() as session:
+        tokens = users.tokens_of(session, ctx.principal.user_id)
+    if not tokens:
+        st.caption("You have no tokens.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Name": t.name,
+                    "Starts with": t.prefix + "…",
+                    "Created (UTC)": t.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "Expires": t.expires_at.strftime("%Y-%m-%d") if t.expires_at else "never",
+                    "Last used": t.last_used_at.strftime("%Y-%m-%d %H:%M")
+                    if t.last_used_at
+                    else "—",
+                    "Status": "revoked" if t.revoked_at else "active",
+                }
+                for t in tokens
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    active = [t for t in tokens if t.revoked_at is None]
+    if active:
+        choice = st.selectbox(
+            "Revoke a token",
+            active,
+            key="revoke_token_choice",
+            format_func=lambda t: f"{t.name} ({t.prefix}…)",
+        )
+        if st.button("Revoke token", key="revoke_token"):
+            try:
+                users.revoke_token(ctx.db, ctx.principal, choice.id or 0)
+                flash("Token revoked: anything using it is refused from now on.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)

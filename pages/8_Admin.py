@@ -1,0 +1,15 @@
+"""Admin: people, teams and role grants."""
+
+import streamlit as st
+
+from core.ui import admin
+from core.ui.session import page
+
+ctx = page("pages/8_Admin.py")
+st.title("Admin")
+st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
+people, teams = st.tabs(["People and roles", "Teams"])
+with people:
+    admin.people_section(ctx)
+with teams:
+    admin.teams_section(ctx)
