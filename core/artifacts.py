@@ -69,3 +69,9 @@ class ArtifactStore:
         if self.root.resolve() not in path.parents:
             raise NotFound(f"{key!r} is not a key of this artifact store.")
         return path
+
+
+def default_store() -> ArtifactStore:
+    from core.config import get_settings
+
+    return ArtifactStore(get_settings().artifact_store)

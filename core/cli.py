@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from core import migrate
 from core.auth import Principal
 from core.config import get_settings
@@ -193,6 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QuorumError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as error:
+        reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+        print(
+            f"error: the store could not be used ({reason}); check QUORUM_DATABASE_URL "
+            "and run `quorum db upgrade`",
+            file=sys.stderr,
+        )
+        return 3
     _print(result, args.json)
     return 0
 

@@ -38,7 +38,7 @@ def search(
     limit: int = 500,
 ) -> list[AuditEvent]:
     with read_as(db, actor) as session:
-        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail")
+        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True)
         return audit.query(
             session,
             audit.AuditFilter(
@@ -56,7 +56,7 @@ def search(
 
 def verify(db: Database, actor: Principal) -> audit.ChainReport:
     with read_as(db, actor) as session:
-        require(session, actor, Permission.VIEW_AUDIT, what="verify the audit trail")
+        require(session, actor, Permission.VIEW_AUDIT, what="verify the audit trail", anywhere=True)
         return audit.verify(session)
 
 

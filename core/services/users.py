@@ -331,7 +331,9 @@ def create_token(db: Database, actor: Principal, name: str, *, days: int | None 
     if days is not None and not 1 <= days <= 366:
         raise InvalidInput("A token lives between 1 and 366 days; choose a value in that range.")
     with unit_of_work(db, actor) as session:
-        require(session, actor, Permission.MANAGE_OWN_TOKENS, what="create access tokens")
+        require(
+            session, actor, Permission.MANAGE_OWN_TOKENS, what="create access tokens", anywhere=True
+        )
         new = _new_token(session, get_user(session, actor.user_id), label, days)
         audit.record(
             session,
@@ -365,12 +367,9 @@ def revoke_token(db: Database, actor: Principal, token_id: int) -> None:
         token = session.get(AccessToken, token_id)
         if token is None:
             raise NotFound(f"No access token with id {token_id}.")
-        permission = (
-            Permission.MANAGE_OWN_TOKENS
-            if token.user_id == actor.user_id
-            else Permission.MANAGE_USERS
-        )
-        require(session, actor, permission, what="revoke this access token")
+        own = token.user_id == actor.user_id
+        permission = Permission.MANAGE_OWN_TOKENS if own else Permission.MANAGE_USERS
+        require(session, actor, permission, what="revoke this access token", anywhere=own)
         if token.revoked_at is not None:
             raise Conflict("This token is already revoked.")
         token.revoked_at = utcnow()

@@ -1,12 +1,18 @@
-"""Models page: list of models; a chosen model's details."""
+"""Models page: the registry list, and one model's versions, evaluation, comparison and card."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from core import charts, evaluation
+from core.errors import QuorumError
+from core.models import Task
+from core.services import compare, model_view, registry
 from core.services import portfolio as pf
-from core.ui.session import PageContext
+from core.ui.session import PageContext, fail, flash
+
+MODEL_PARAM = "model"
 
 
 def render(ctx: PageContext) -> None:
@@ -14,6 +20,29 @@ def render(ctx: PageContext) -> None:
     if not data.models:
         st.info("No models are registered yet. Data scientists register them on the Register page.")
         return
+    names = [m.name for m in data.models]
+    wanted = st.query_params.get(MODEL_PARAM)
+    index = names.index(wanted) if wanted in names else None
+    choice = st.selectbox(
+        "Open a model",
+        names,
+        index=index,
+        key="models_choice",
+        placeholder="Choose a model to see its versions",
+    )
+    if choice is None:
+        _table(data)
+        return
+    st.query_params[MODEL_PARAM] = choice
+    try:
+        detail = model_view.model_detail(ctx.db, choice, ctx.settings.environments)
+    except QuorumError as error:
+        fail(error)
+        return
+    _model(ctx, detail)
+
+
+def _table(data: pf.Portfolio) -> None:
     st.dataframe(
         pd.DataFrame(
             [
@@ -25,10 +54,265 @@ def render(ctx: PageContext) -> None:
                     "Owner": m.owner,
                     "Latest": m.latest_version,
                     "State": m.latest_state,
+                    "Live": ", ".join(f"{e}: v{n}" for e, n in sorted(m.live.items())) or "—",
                 }
                 for m in data.models
             ]
         ),
         hide_index=True,
         width="stretch",
+    )
+
+
+def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
+    m = detail.model
+    st.header(m.name)
+    st.text(m.purpose or "No purpose written yet.")
+    live = ", ".join(f"{e} v{n}" for e, n in detail.live.items()) or "not deployed"
+    st.text(
+        f"Team: {detail.team}   ·   Owner: {detail.owner}   ·   Risk tier: {m.risk_tier}   ·   "
+        f"Task: {m.task.replace('_', ' ')}   ·   Live: {live}"
+    )
+    if m.goal_metric:
+        st.caption(
+            f"Business goal: {evaluation.METRIC_LABELS.get(m.goal_metric, m.goal_metric)} "
+            f"{m.goal_operator} {m.goal_target}. {m.goal_description}"
+        )
+    if m.tags:
+        st.caption("Tags: " + ", ".join(f"{k}={v}" for k, v in m.tags.items()))
+    if not detail.versions:
+        st.info("This model has no versions yet. Register one on the Register page.")
+        _card(ctx, detail)
+        return
+    _versions_table(detail)
+    numbers = [v.version.number for v in detail.versions]
+    number = st.selectbox(
+        "Version",
+        numbers,
+        key="models_version",
+        format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
+    )
+    view = detail.version(number or numbers[0])
+    tabs = st.tabs(["Overview", "Evaluation", "Compare", "Model card"])
+    with tabs[0]:
+        _overview(view)
+    with tabs[1]:
+        _evaluation(m, view)
+    with tabs[2]:
+        _compare(ctx, detail, view)
+    with tabs[3]:
+        _card(ctx, detail)
+
+
+def _versions_table(detail: model_view.ModelDetail) -> None:
+    live = {n: env for env, n in detail.live.items()}
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Version": f"v{v.version.number}",
+                    "State": v.state_label,
+                    "Live in": live.get(v.version.number, ""),
+                    "Parent": f"v{v.parent_number}" if v.parent_number else "—",
+                    "Estimator": v.version.estimator_class.rsplit(".", 1)[-1],
+                    "Registered by": v.registered_by,
+                    "Registered (UTC)": v.version.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "Notes": v.version.notes[:80],
+                }
+                for v in detail.versions
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def _overview(view: model_view.VersionView) -> None:
+    v = view.version
+    cols = st.columns(2)
+    with cols[0]:
+        st.markdown("**Artifact**")
+        st.text(
+            f"Format: {v.artifact_format}\nSize: {v.artifact_size:,} bytes\n"
+            f"SHA-256: {v.artifact_sha256}\nEstimator: {v.estimator_class}\n"
+            f"Original file: {v.original_filename}\nCode: {v.code_ref or '—'}"
+        )
+        st.markdown("**Libraries**")
+        st.text("\n".join(f"{k} {val}" for k, val in v.library_versions.items()) or "—")
+    with cols[1]:
+        st.markdown("**Features**")
+        st.dataframe(
+            pd.DataFrame(
+                {"Feature": list(v.feature_types), "Type": list(v.feature_types.values())}
+            ),
+            hide_index=True,
+            height=250,
+        )
+        fp = v.training_fingerprint
+        st.markdown("**Training data**")
+        st.text(
+            f"{fp.get('rows', '?')} rows, {len(fp.get('columns', []))} columns, "
+            f"sha256 {str(fp.get('sha256', ''))[:16]}…"
+            if fp
+            else "Not recorded."
+        )
+    st.markdown("**Notes**")
+    st.text(v.notes or "—")
+    with st.expander("Parameters"):
+        st.json(v.params, expanded=False)
+
+
+def _evaluation(model: object, view: model_view.VersionView) -> None:
+    ev = view.evaluation
+    if ev is None:
+        st.info("This version has no evaluation.")
+        return
+    result = ev.result
+    st.caption(f"On {ev.n_rows:,} rows of {ev.dataset_filename} (sha256 {ev.dataset_sha256[:12]}…)")
+    metrics = {k: v for k, v in result.get("metrics", {}).items() if v is not None}
+    metric_cols = st.columns(max(len(metrics), 1))
+    for col, (key, value) in zip(metric_cols, metrics.items(), strict=False):
+        col.metric(evaluation.METRIC_LABELS.get(key, key), f"{value:.3f}")
+    name = f"v{view.version.number}"
+    if result.get("task") == Task.REGRESSION:
+        st.plotly_chart(charts.residuals(result), key="eval_residuals")
+    else:
+        top = st.columns(2)
+        top[0].plotly_chart(charts.confusion_matrix(result), key="eval_confusion")
+        if result.get("curves", {}).get("roc"):
+            top[1].plotly_chart(charts.roc_curves({name: result}), key="eval_roc")
+            bottom = st.columns(2)
+            bottom[0].plotly_chart(charts.pr_curves({name: result}), key="eval_pr")
+            bottom[1].plotly_chart(charts.calibration_curves({name: result}), key="eval_cal")
+    _fairness(result)
+    for note in result.get("notes", []):
+        st.caption(note)
+
+
+def _fairness(result: dict) -> None:
+    slices = result.get("slices") or []
+    if not slices:
+        return
+    st.markdown(f"**Slices by {result.get('fairness', {}).get('sensitive', 'group')}**")
+    metric = "recall" if result.get("task") != Task.REGRESSION else "mae"
+    st.plotly_chart(charts.slice_metrics(result, metric), key="eval_slices")
+    fairness = result.get("fairness") or {}
+    if fairness:
+        cols = st.columns(2)
+        dp = fairness.get("demographic_parity_difference")
+        eo = fairness.get("equalized_odds_difference")
+        cols[0].metric(
+            "Demographic parity difference",
+            "—" if dp is None else f"{dp:.3f}",
+            help="Largest gap in selection rate between groups (0 is parity).",
+        )
+        cols[1].metric(
+            "Equalized odds difference",
+            "—" if eo is None else f"{eo:.3f}",
+            help="Largest gap in true or false positive rate between groups.",
+        )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cached_compare(
+    url: str, model: str, candidate: int, champion: int | None, _fingerprint: str
+) -> compare.Comparison:
+    from core.ui.session import database
+
+    return compare.compare(database(), model, candidate, champion)
+
+
+def _compare(
+    ctx: PageContext, detail: model_view.ModelDetail, view: model_view.VersionView
+) -> None:
+    others = [v.version.number for v in detail.versions if v.version.number != view.version.number]
+    if not others:
+        st.info("There is only one version: nothing to compare with yet.")
+        return
+    pick = st.selectbox(
+        "Compare with",
+        [None, *others],
+        key="compare_with",
+        format_func=lambda n: (
+            "The champion (production, else the parent)" if n is None else f"v{n}"
+        ),
+    )
+    try:
+        with st.spinner("Scoring both versions on the same evaluation data…"):
+            result = _cached_compare(
+                ctx.settings.database_url,
+                detail.model.name,
+                view.version.number,
+                pick,
+                view.version.artifact_sha256,
+            )
+    except QuorumError as error:
+        fail(error)
+        return
+    st.markdown(
+        f"**v{result.candidate} (candidate) against v{result.champion} (champion):** "
+        f"{result.champion_basis}."
+    )
+    for row in result.rows:
+        icon = "▲" if row.get("better") else ("▼" if row.get("better") is False else "•")
+        st.text(f"{icon} {row['sentence']}")
+    st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
+    names = (f"v{result.candidate}", f"v{result.champion}")
+    st.plotly_chart(charts.metric_bars(result.rows, names), key="compare_bars")
+    if result.candidate_result.get("curves", {}).get("roc"):
+        named = {names[0]: result.candidate_result, names[1]: result.champion_result}
+        cols = st.columns(2)
+        cols[0].plotly_chart(charts.roc_curves(named), key="compare_roc")
+        cols[1].plotly_chart(charts.pr_curves(named), key="compare_pr")
+    cols = st.columns(2)
+    with cols[0]:
+        st.markdown("**Feature changes**")
+        changes = (
+            [f"added: {f}" for f in result.features_added]
+            + [f"removed: {f}" for f in result.features_removed]
+            + [f"type changed: {f}" for f in result.features_retyped]
+        )
+        st.text("\n".join(changes) or "Same features.")
+    with cols[1]:
+        st.markdown("**Parameter changes**")
+        if result.params_changed:
+            st.dataframe(pd.DataFrame(result.params_changed).astype(str), hide_index=True)
+        else:
+            st.text("Same parameters.")
+
+
+def _card(ctx: PageContext, detail: model_view.ModelDetail) -> None:
+    m = detail.model
+    with st.form("model_card"):
+        values = {
+            section: st.text_area(
+                section.replace("_", " ").capitalize(),
+                value=m.model_card.get(section, ""),
+                key=f"card_{section}",
+            )
+            for section in registry.CARD_SECTIONS
+        }
+        if st.form_submit_button("Save model card"):
+            try:
+                registry.update_card(
+                    ctx.db, ctx.principal, m.id or 0, values, row_version=m.row_version
+                )
+                flash("Model card saved.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+    cols = st.columns(2)
+    cols[0].download_button(
+        "Export card as Markdown",
+        model_view.card_markdown(detail),
+        file_name=f"{m.name}-model-card.md",
+        mime="text/markdown",
+        key="card_md",
+    )
+    cols[1].download_button(
+        "Export card as JSON",
+        model_view.card_json(detail),
+        file_name=f"{m.name}-model-card.json",
+        mime="application/json",
+        key="card_json",
     )

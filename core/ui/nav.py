@@ -18,6 +18,9 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("app.py", "Home", ":material/home:"),
     PageSpec("pages/1_Models.py", "Models", ":material/model_training:"),
+    PageSpec(
+        "pages/2_Register.py", "Register a version", ":material/upload:", Permission.REGISTER_MODEL
+    ),
     PageSpec("pages/7_Audit.py", "Audit trail", ":material/verified:", Permission.VIEW_AUDIT),
     PageSpec(
         "pages/8_Admin.py", "Admin", ":material/admin_panel_settings:", Permission.MANAGE_USERS

@@ -1,0 +1,136 @@
+"""Champion and challenger: a candidate beside the live (or previous) version, same data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core import evaluation
+from core.artifacts import ArtifactStore
+from core.db import Database
+from core.errors import InvalidInput, NotFound
+from core.models import Deployment, MLModel, ModelVersion
+from core.services.registry import get_model, get_version
+from core.services.versions import evaluation_of, load_estimator, load_evaluation_frame
+
+PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    model: str
+    candidate: int
+    champion: int
+    champion_basis: str  # why this version is the champion, in plain words
+    candidate_result: dict[str, Any]
+    champion_result: dict[str, Any]
+    rows: list[dict[str, Any]]
+    features_added: list[str]
+    features_removed: list[str]
+    features_retyped: list[str]
+    params_changed: list[dict[str, Any]]
+    goal_candidate: str
+    goal_champion: str
+
+
+def live_version(session: Session, model: MLModel, environment: str) -> ModelVersion | None:
+    deployment = session.exec(
+        select(Deployment).where(
+            Deployment.model_id == model.id,
+            Deployment.environment == environment,
+            col(Deployment.live_until).is_(None),
+        )
+    ).first()
+    return session.get(ModelVersion, deployment.version_id) if deployment else None
+
+
+def champion_for(
+    session: Session, model: MLModel, candidate: ModelVersion
+) -> tuple[ModelVersion | None, str]:
+    live = live_version(session, model, PRODUCTION)
+    if live is not None and live.id != candidate.id:
+        return live, f"v{live.number} is live in production"
+    if candidate.parent_id is not None:
+        parent = session.get(ModelVersion, candidate.parent_id)
+        if parent is not None:
+            return parent, f"nothing else is live in production; v{parent.number} is the parent"
+    return None, "no version is live in production and this version has no parent"
+
+
+def compare(
+    db: Database,
+    model_name: str,
+    candidate_number: int,
+    champion_number: int | None = None,
+    *,
+    store: ArtifactStore | None = None,
+) -> Comparison:
+    with db.read() as session:
+        model = get_model(session, model_name)
+        candidate = get_version(session, model, candidate_number)
+        if champion_number is None:
+            champion, basis = champion_for(session, model, candidate)
+        else:
+            champion, basis = get_version(session, model, champion_number), "chosen by you"
+        if champion is None:
+            raise NotFound(f"There is nothing to compare v{candidate.number} with: {basis}.")
+        if champion.id == candidate.id:
+            raise InvalidInput("Choose two different versions to compare.")
+        cand_eval = evaluation_of(session, candidate.id or 0)
+    if cand_eval is None:
+        raise NotFound(f"v{candidate.number} has no evaluation to compare on.")
+    frame = load_evaluation_frame(cand_eval, store)
+    champ_result = evaluation.evaluate(
+        load_estimator(champion, store),
+        frame,
+        cand_eval.target,
+        model.task,
+        sensitive=cand_eval.sensitive_column,
+    )
+    return _build(model, candidate, champion, basis, cand_eval.result, champ_result)
+
+
+def _build(
+    model: MLModel,
+    candidate: ModelVersion,
+    champion: ModelVersion,
+    basis: str,
+    cand_result: dict[str, Any],
+    champ_result: dict[str, Any],
+) -> Comparison:
+    new, old = candidate.feature_types, champion.feature_types
+    return Comparison(
+        model=model.name,
+        candidate=candidate.number,
+        champion=champion.number,
+        champion_basis=basis,
+        candidate_result=cand_result,
+        champion_result=champ_result,
+        rows=evaluation.compare(cand_result, champ_result),
+        features_added=sorted(set(new) - set(old)),
+        features_removed=sorted(set(old) - set(new)),
+        features_retyped=sorted(k for k in set(new) & set(old) if new[k] != old[k]),
+        params_changed=param_diff(candidate.params, champion.params),
+        goal_candidate=goal_sentence(model, cand_result),
+        goal_champion=goal_sentence(model, champ_result),
+    )
+
+
+def param_diff(new: dict[str, Any], old: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = sorted(set(new) | set(old))
+    return [
+        {"parameter": k, "candidate": new.get(k, "—"), "champion": old.get(k, "—")}
+        for k in keys
+        if new.get(k) != old.get(k)
+    ]
+
+
+def goal_sentence(model: MLModel, result: dict[str, Any]) -> str:
+    if not model.goal_metric or model.goal_target is None:
+        return "No business goal is set for this model."
+    value = result.get("metrics", {}).get(model.goal_metric)
+    return evaluation.describe_goal(
+        model.goal_metric, model.goal_operator, model.goal_target, value
+    )

@@ -1,0 +1,202 @@
+"""Register page: new model form, upload, check, summary, confirm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import evaluation, modelfile
+from core.errors import QuorumError
+from core.models import RiskTier, Task
+from core.services import registry, users, versions
+from core.ui.session import PageContext, fail, flash
+
+PREPARED_KEY = "register_prepared"
+TASK_LABELS = {
+    Task.BINARY: "Binary classification",
+    Task.MULTICLASS: "Multiclass classification",
+    Task.REGRESSION: "Regression",
+}
+
+
+def render(ctx: PageContext) -> None:
+    with ctx.db.read() as session:
+        models = registry.list_models(session)
+        teams = users.list_teams(session)
+    with st.expander("New model", expanded=not models, icon=":material/add:"):
+        _new_model_form(ctx, [t.name for t in teams])
+    if not models:
+        st.info("Create a model above first; then register its first version here.")
+        return
+    model = st.selectbox("Model", models, key="register_model", format_func=lambda m: m.name)
+    if model is None:
+        return
+    _upload_form(ctx, model)
+    _summary(ctx)
+
+
+def _new_model_form(ctx: PageContext, teams: list[str]) -> None:
+    with st.form("new_model", clear_on_submit=False):
+        cols = st.columns(3)
+        name = cols[0].text_input("Model name", key="nm_name", placeholder="churn-predictor")
+        team = cols[1].selectbox("Team", teams, key="nm_team")
+        task = cols[2].selectbox(
+            "Task", list(Task), key="nm_task", format_func=lambda t: TASK_LABELS[t]
+        )
+        purpose = st.text_area(
+            "Purpose",
+            key="nm_purpose",
+            placeholder="What decision does this model support, for whom?",
+        )
+        cols = st.columns(3)
+        risk = cols[0].selectbox("Risk tier", list(RiskTier), key="nm_risk", index=1)
+        target = cols[1].text_input("Target column", key="nm_target")
+        sensitive = cols[2].text_input(
+            "Sensitive column (optional)",
+            key="nm_sensitive",
+            help="Used for slice metrics and fairness.",
+        )
+        cols = st.columns(3)
+        metric = cols[0].selectbox(
+            "Goal metric",
+            list(evaluation.METRIC_LABELS),
+            key="nm_metric",
+            format_func=lambda m: evaluation.METRIC_LABELS[m],
+        )
+        operator = cols[1].selectbox("Comparison", registry.GOAL_OPERATORS, key="nm_op")
+        goal = cols[2].number_input("Goal target", key="nm_goal", value=0.8, format="%.4f")
+        tags = st.text_input(
+            "Tags (key=value, comma-separated)",
+            key="nm_tags",
+            placeholder="region=eu, domain=credit",
+        )
+        if st.form_submit_button("Create model", type="primary"):
+            try:
+                spec = registry.ModelSpec(
+                    name=name,
+                    team=team or "",
+                    task=task or "",
+                    purpose=purpose,
+                    risk_tier=risk or "medium",
+                    target=target,
+                    sensitive_column=sensitive,
+                    goal_metric=metric or "",
+                    goal_operator=operator or ">=",
+                    goal_target=float(goal),
+                    tags=registry.parse_tag_pairs([p for p in tags.split(",") if p.strip()]),
+                )
+                created = registry.create_model(ctx.db, ctx.principal, spec)
+                flash(f"Model {created.name} created. Register its first version below.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+
+
+def _upload_form(ctx: PageContext, model: Any) -> None:
+    with st.form("upload_version"):
+        model_file = st.file_uploader(
+            "Model file (.skops recommended; .joblib and .pkl are scanned and loaded safely)",
+            key="upload_model_file",
+            type=["skops", "joblib", "pkl", "pickle"],
+        )
+        eval_file = st.file_uploader(
+            "Evaluation data (CSV or Parquet, with the target column)",
+            key="upload_eval_file",
+            type=["csv", "parquet"],
+        )
+        cols = st.columns(2)
+        target = cols[0].text_input("Target column", value=model.target, key="upload_target")
+        sensitive = cols[1].text_input(
+            "Sensitive column (optional)",
+            value=model.sensitive_column or "",
+            key="upload_sensitive",
+        )
+        notes = st.text_area(
+            "Notes for reviewers",
+            key="upload_notes",
+            placeholder="What changed since the last version, and why?",
+        )
+        cols = st.columns(2)
+        code_ref = cols[0].text_input(
+            "Code reference", key="upload_code_ref", placeholder="git:abc1234"
+        )
+        tags = cols[1].text_input("Tags (key=value, comma-separated)", key="upload_tags")
+        checked = st.form_submit_button("Check files", type="primary", icon=":material/fact_check:")
+    st.caption(f"Tip: {modelfile.skops_conversion_hint()}")
+    if not checked:
+        return
+    if model_file is None or eval_file is None:
+        st.error("Choose both a model file and an evaluation file, then press Check files.")
+        return
+    try:
+        upload = versions.VersionUpload(
+            model=model.name,
+            model_file=model_file.getvalue(),
+            model_filename=model_file.name,
+            eval_file=eval_file.getvalue(),
+            eval_filename=eval_file.name,
+            target=target,
+            sensitive=sensitive or None,
+            notes=notes,
+            code_ref=code_ref,
+            tags=registry.parse_tag_pairs([p for p in tags.split(",") if p.strip()]),
+        )
+        with st.status("Checking the files…", expanded=True) as status:
+            st.write(
+                "Scanning the model file without running it, loading it through the "
+                "allow-list, reading the evaluation data and computing metrics…"
+            )
+            prepared = versions.prepare_version(ctx.db, ctx.principal, upload)
+            status.update(
+                label="Files checked: review the summary below", state="complete", expanded=False
+            )
+        st.session_state[PREPARED_KEY] = (upload, prepared)
+    except QuorumError as error:
+        st.session_state.pop(PREPARED_KEY, None)
+        fail(error)
+
+
+def _summary(ctx: PageContext) -> None:
+    held = st.session_state.get(PREPARED_KEY)
+    if not held:
+        return
+    upload, prepared = held
+    inspected = prepared.inspected
+    st.subheader(f"Summary: {prepared.model_name}")
+    cols = st.columns(4)
+    cols[0].metric("Estimator", inspected.estimator_class.rsplit(".", 1)[-1])
+    cols[1].metric("Format", inspected.format)
+    cols[2].metric("Size", f"{inspected.size_bytes / 1024:.0f} KB")
+    cols[3].metric("Evaluation rows", f"{len(prepared.frame):,}")
+    st.text(f"SHA-256: {inspected.sha256}")
+    metrics = prepared.result.get("metrics", {})
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"Metric": evaluation.METRIC_LABELS.get(k, k), "Value": v}
+                for k, v in metrics.items()
+                if v is not None
+            ]
+        ),
+        hide_index=True,
+    )
+    st.caption("Features: " + ", ".join(f"{k} ({v})" for k, v in prepared.feature_types.items()))
+    cols = st.columns([1, 1, 4])
+    if cols[0].button(
+        "Register version", type="primary", key="register_confirm", icon=":material/check:"
+    ):
+        try:
+            version = versions.register_version(ctx.db, ctx.principal, upload, prepared=prepared)
+            st.session_state.pop(PREPARED_KEY, None)
+            flash(
+                f"{prepared.model_name} v{version.number} registered. Submit it for review "
+                "from the Models page when you are ready."
+            )
+            st.rerun()
+        except QuorumError as error:
+            fail(error)
+    if cols[1].button("Discard", key="register_discard"):
+        st.session_state.pop(PREPARED_KEY, None)
+        st.rerun()
