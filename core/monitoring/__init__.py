@@ -1,0 +1,1 @@
+"""Production monitoring: drift statistics and their verdicts."""
