@@ -166,6 +166,7 @@ class ModelVersion(SQLModel, table=True):
     code_ref: str = Field(default="", max_length=300)
     parent_id: int | None = Field(default=None, foreign_key="model_version.id")
     registered_by_id: int = Field(foreign_key="user.id")
+    review_round: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     row_version: int = Field(default=1)
@@ -205,8 +206,12 @@ class ApprovalPolicy(SQLModel, table=True):
 class Decision(SQLModel, table=True):
     """A reviewer's approve / request changes / reject, bound to the hashes it saw."""
 
+    __table_args__ = (
+        UniqueConstraint("version_id", "review_round", "reviewer_id", name="uq_one_decision"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     version_id: int = Field(foreign_key="model_version.id", index=True)
+    review_round: int = Field(default=1)
     reviewer_id: int = Field(foreign_key="user.id")
     roles: list[str] = json_list_column()
     kind: str = Field(max_length=20)
@@ -287,3 +292,164 @@ class AuditEvent(SQLModel, table=True):
     details: dict[str, Any] = json_column()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class ChecklistTemplateRecord(SQLModel, table=True):
+    """A compliance checklist template as the app uses it (loaded from data/, editable)."""
+
+    __tablename__ = "checklist_template"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=80, unique=True)
+    name: str = Field(max_length=200)
+    body: dict[str, Any] = json_column()
+    source: str = Field(default="file", max_length=20)
+    updated_by_id: int | None = Field(default=None, foreign_key="user.id")
+    updated_at: datetime = Field(default_factory=utcnow)
+    row_version: int = Field(default=1)
+
+
+class ChecklistItem(SQLModel, table=True):
+    """The state of one checklist item for one version."""
+
+    __tablename__ = "checklist_item"
+    __table_args__ = (
+        UniqueConstraint("version_id", "template_key", "item_key", name="uq_checklist_item"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    template_key: str = Field(max_length=80)
+    item_key: str = Field(max_length=80)
+    status: str = Field(default="open", max_length=20)
+    owner_id: int | None = Field(default=None, foreign_key="user.id")
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    na_reason: str = Field(default="", max_length=1000)
+    updated_by_id: int | None = Field(default=None, foreign_key="user.id")
+    updated_at: datetime = Field(default_factory=utcnow)
+    row_version: int = Field(default=1)
+
+
+class Evidence(SQLModel, table=True):
+    """Something that shows a checklist item is met: a link into Quorum or a stored document."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="checklist_item.id", index=True)
+    kind: str = Field(max_length=30)
+    reference: str = Field(default="", max_length=300)
+    document_key: str | None = Field(default=None, max_length=200)
+    document_sha256: str | None = Field(default=None, max_length=64)
+    filename: str = Field(default="", max_length=255)
+    added_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Signoff(SQLModel, table=True):
+    """An electronic signature, or the revocation of one; never edited."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    kind: str = Field(default="signature", max_length=20)
+    meaning: str = Field(max_length=60)
+    signer_id: int = Field(foreign_key="user.id")
+    printed_name: str = Field(max_length=120)
+    role: str = Field(max_length=40)
+    artifact_sha256: str = Field(max_length=64)
+    evidence_sha256: str = Field(max_length=64)
+    reason: str = Field(default="", max_length=1000)
+    signed_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    supersedes_id: int | None = Field(default=None, foreign_key="signoff.id")
+
+
+class InferenceBatch(SQLModel, table=True):
+    """One ingested file or call of production data; all or nothing, recognised if repeated."""
+
+    __tablename__ = "inference_batch"
+    __table_args__ = (
+        UniqueConstraint("model_id", "environment", "kind", "file_sha256", name="uq_batch_file"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id", index=True)
+    version_id: int = Field(foreign_key="model_version.id")
+    environment: str = Field(max_length=40)
+    kind: str = Field(default="predictions", max_length=20)
+    source: str = Field(max_length=20)
+    file_sha256: str = Field(max_length=64)
+    filename: str = Field(default="", max_length=255)
+    n_rows: int = 0
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    created_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Prediction(SQLModel, table=True):
+    """One production prediction; its label may arrive later, joined by prediction id."""
+
+    __table_args__ = (
+        UniqueConstraint("model_id", "environment", "prediction_id", name="uq_prediction_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="inference_batch.id", index=True)
+    model_id: int = Field(foreign_key="ml_model.id")
+    version_id: int = Field(foreign_key="model_version.id")
+    environment: str = Field(max_length=40)
+    prediction_id: str = Field(max_length=120)
+    ts: datetime
+    prediction: str = Field(max_length=120)
+    score: float | None = None
+    label: str | None = Field(default=None, max_length=120)
+    features: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class WindowAggregateRow(SQLModel, table=True):
+    """Per-window counts of one model version in one environment, merged at every ingest."""
+
+    __tablename__ = "window_aggregate"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version_id", "environment", "window_start",
+                         name="uq_window"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id", index=True)
+    version_id: int = Field(foreign_key="model_version.id")
+    environment: str = Field(max_length=40)
+    window_start: datetime
+    n_rows: int = 0
+    data: dict[str, Any] = json_column()
+    updated_at: datetime = Field(default_factory=utcnow)
+    row_version: int = Field(default=1)
+
+
+class Alert(SQLModel, table=True):
+    """A monitoring threshold crossed in a window."""
+
+    __table_args__ = (Index("ix_alert_model_status", "model_id", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id")
+    version_id: int = Field(foreign_key="model_version.id")
+    environment: str = Field(max_length=40)
+    window_start: datetime
+    kind: str = Field(max_length=20)
+    metric: str = Field(max_length=120)
+    value: float | None = None
+    threshold: float | None = None
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="open", max_length=20)
+    created_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+    resolved_by_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class RetrainingTask(SQLModel, table=True):
+    """Work to retrain a model after drift or degradation; done when a candidate is registered."""
+
+    __tablename__ = "retraining_task"
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id", index=True)
+    version_id: int = Field(foreign_key="model_version.id")
+    alert_id: int | None = Field(default=None, foreign_key="alert.id")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="open", max_length=20)
+    result_version_id: int | None = Field(default=None, foreign_key="model_version.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

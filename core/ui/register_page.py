@@ -183,8 +183,8 @@ def _summary(ctx: PageContext) -> None:
         hide_index=True,
     )
     st.caption("Features: " + ", ".join(f"{k} ({v})" for k, v in prepared.feature_types.items()))
-    cols = st.columns([1, 1, 4])
-    if cols[0].button(
+    actions = st.columns([1, 1, 4])
+    if actions[0].button(
         "Register version", type="primary", key="register_confirm", icon=":material/check:"
     ):
         try:
@@ -197,6 +197,6 @@ def _summary(ctx: PageContext) -> None:
             st.rerun()
         except QuorumError as error:
             fail(error)
-    if cols[1].button("Discard", key="register_discard"):
+    if actions[1].button("Discard", key="register_discard"):
         st.session_state.pop(PREPARED_KEY, None)
         st.rerun()

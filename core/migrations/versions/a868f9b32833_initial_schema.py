@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d8ec5720595f
+Revision ID: a868f9b32833
 Revises: 
-Create Date: 2026-11-26 07:03:44.881669
+Create Date: 2026-11-26 07:20:16.694054
 """
 from typing import Sequence, Union
 
@@ -12,7 +12,7 @@ import sqlmodel
 import sqlmodel.sql.sqltypes
 
 
-revision: str = 'd8ec5720595f'
+revision: str = 'a868f9b32833'
 down_revision: Union[str, None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -99,6 +99,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('risk_tier')
     )
+    op.create_table('checklist_template',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('row_version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
+    )
     op.create_table('ml_model',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
@@ -166,6 +179,7 @@ def upgrade() -> None:
     sa.Column('code_ref', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.Column('registered_by_id', sa.Integer(), nullable=False),
+    sa.Column('review_round', sa.Integer(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('row_version', sa.Integer(), nullable=False),
@@ -178,6 +192,50 @@ def upgrade() -> None:
     with op.batch_alter_table('model_version', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_version_model_id'), ['model_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_model_version_state'), ['state'], unique=False)
+
+    op.create_table('alert',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('window_start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('metric', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('value', sa.Float(), nullable=True),
+    sa.Column('threshold', sa.Float(), nullable=True),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('resolved_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('resolved_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['model_id'], ['ml_model.id'], ),
+    sa.ForeignKeyConstraint(['resolved_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.create_index('ix_alert_model_status', ['model_id', 'status'], unique=False)
+
+    op.create_table('checklist_item',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('template_key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('item_key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('notes', sa.Text(), server_default='', nullable=False),
+    sa.Column('na_reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('row_version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('version_id', 'template_key', 'item_key', name='uq_checklist_item')
+    )
+    with op.batch_alter_table('checklist_item', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_checklist_item_version_id'), ['version_id'], unique=False)
 
     op.create_table('comment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -198,6 +256,7 @@ def upgrade() -> None:
     op.create_table('decision',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('review_round', sa.Integer(), nullable=False),
     sa.Column('reviewer_id', sa.Integer(), nullable=False),
     sa.Column('roles', sa.JSON(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
@@ -207,7 +266,8 @@ def upgrade() -> None:
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['reviewer_id'], ['user.id'], ),
     sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('version_id', 'review_round', 'reviewer_id', name='uq_one_decision')
     )
     with op.batch_alter_table('decision', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_decision_version_id'), ['version_id'], unique=False)
@@ -252,6 +312,29 @@ def upgrade() -> None:
     with op.batch_alter_table('evaluation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_evaluation_version_id'), ['version_id'], unique=False)
 
+    op.create_table('inference_batch',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('file_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('filename', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('n_rows', sa.Integer(), nullable=False),
+    sa.Column('window_start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('window_end', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['model_id'], ['ml_model.id'], ),
+    sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('model_id', 'environment', 'kind', 'file_sha256', name='uq_batch_file')
+    )
+    with op.batch_alter_table('inference_batch', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inference_batch_model_id'), ['model_id'], unique=False)
+
     op.create_table('notification',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -271,15 +354,136 @@ def upgrade() -> None:
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.create_index('ix_notification_inbox', ['user_id', 'read_at'], unique=False)
 
+    op.create_table('signoff',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('meaning', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('signer_id', sa.Integer(), nullable=False),
+    sa.Column('printed_name', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('artifact_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('evidence_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('signed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('supersedes_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['signer_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['supersedes_id'], ['signoff.id'], ),
+    sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('signoff', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_signoff_version_id'), ['version_id'], unique=False)
+
+    op.create_table('window_aggregate',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('window_start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('n_rows', sa.Integer(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('row_version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['model_id'], ['ml_model.id'], ),
+    sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('model_id', 'version_id', 'environment', 'window_start', name='uq_window')
+    )
+    with op.batch_alter_table('window_aggregate', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_window_aggregate_model_id'), ['model_id'], unique=False)
+
+    op.create_table('evidence',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('reference', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('document_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('document_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('filename', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('added_by_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['added_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['item_id'], ['checklist_item.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_evidence_item_id'), ['item_id'], unique=False)
+
+    op.create_table('prediction',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('batch_id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('prediction_id', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('ts', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('prediction', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('score', sa.Float(), nullable=True),
+    sa.Column('label', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
+    sa.Column('features', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['batch_id'], ['inference_batch.id'], ),
+    sa.ForeignKeyConstraint(['model_id'], ['ml_model.id'], ),
+    sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('model_id', 'environment', 'prediction_id', name='uq_prediction_id')
+    )
+    with op.batch_alter_table('prediction', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_prediction_batch_id'), ['batch_id'], unique=False)
+
+    op.create_table('retraining_task',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('result_version_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['alert_id'], ['alert.id'], ),
+    sa.ForeignKeyConstraint(['model_id'], ['ml_model.id'], ),
+    sa.ForeignKeyConstraint(['result_version_id'], ['model_version.id'], ),
+    sa.ForeignKeyConstraint(['version_id'], ['model_version.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('retraining_task', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_retraining_task_model_id'), ['model_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('retraining_task', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_retraining_task_model_id'))
+
+    op.drop_table('retraining_task')
+    with op.batch_alter_table('prediction', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_prediction_batch_id'))
+
+    op.drop_table('prediction')
+    with op.batch_alter_table('evidence', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_evidence_item_id'))
+
+    op.drop_table('evidence')
+    with op.batch_alter_table('window_aggregate', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_window_aggregate_model_id'))
+
+    op.drop_table('window_aggregate')
+    with op.batch_alter_table('signoff', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_signoff_version_id'))
+
+    op.drop_table('signoff')
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.drop_index('ix_notification_inbox')
 
     op.drop_table('notification')
+    with op.batch_alter_table('inference_batch', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inference_batch_model_id'))
+
+    op.drop_table('inference_batch')
     with op.batch_alter_table('evaluation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_evaluation_version_id'))
 
@@ -298,6 +502,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_comment_version_id'))
 
     op.drop_table('comment')
+    with op.batch_alter_table('checklist_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_checklist_item_version_id'))
+
+    op.drop_table('checklist_item')
+    with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_index('ix_alert_model_status')
+
+    op.drop_table('alert')
     with op.batch_alter_table('model_version', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_model_version_state'))
         batch_op.drop_index(batch_op.f('ix_model_version_model_id'))
@@ -312,6 +524,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ml_model_name'))
 
     op.drop_table('ml_model')
+    op.drop_table('checklist_template')
     op.drop_table('approval_policy')
     with op.batch_alter_table('accesstoken', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_accesstoken_user_id'))
