@@ -71,3 +71,81 @@ def _register_versions(db: Database, owner: Principal, demo: DemoModel) -> list[
         registered = versions.register_version(db, owner, upload)
         created.append(f"{demo.name} v{registered.number}")
     return created
+
+
+def seed_reviews(db: Database) -> list[str]:
+    """Versions in every state, an open review with a thread, and a rollback in the history."""
+    from core.models import Decision
+    from core.services import deployments, reviews
+
+    with db.read() as session:
+        if session.exec(select(Decision).limit(1)).first() is not None:
+            return []
+    person = {
+        p: users.principal_by_email(db, f"{p}@demo.quorum")
+        for p in ("dana", "riley", "morgan", "casey")
+    }
+    dana, riley, morgan, casey = (person[p] for p in ("dana", "riley", "morgan", "casey"))
+    credit, bike, tumour = (
+        "credit-default-scorer",
+        "bike-demand-forecaster",
+        "tumour-benchmark-classifier",
+    )
+
+    for number in (1, 2):
+        reviews.submit_for_review(db, dana, credit, number)
+        reviews.decide(db, riley, credit, number, "approve", "Metrics and slices reviewed.")
+        reviews.decide(db, casey, credit, number, "approve", "Validation file complete.")
+        deployments.promote(db, riley, credit, number, "production", f"Release of v{number}")
+    registry.archive_version(db, dana, credit, 1, "Superseded by v2 in production")
+    reviews.submit_for_review(db, dana, credit, 3, note="Balanced class weights: recall up a lot.")
+    reviews.add_comment(
+        db,
+        riley,
+        credit,
+        3,
+        "Recall on the south region still trails the "
+        "others; @dana can you add a slice table for it?",
+        anchor="chart: slices by group",
+    )
+    reviews.add_comment(
+        db,
+        dana,
+        credit,
+        3,
+        "Added to the notes: south has the fewest "
+        "defaults in the evaluation set; @riley see the slice chart.",
+    )
+    reviews.decide(db, riley, credit, 3, "approve", "Recall gain is worth the precision drop.")
+
+    for number in (1, 2, 3):
+        reviews.submit_for_review(db, dana, bike, number)
+        reviews.decide(db, morgan, bike, number, "approve", "Error within goal on spring data.")
+    deployments.promote(db, riley, bike, 1, "production", "First forecaster")
+    deployments.promote(db, riley, bike, 2, "staging", "Shadow test")
+    deployments.promote(db, riley, bike, 2, "production", "Lower error than v1")
+    deployments.promote(db, riley, bike, 3, "staging", "Shadow test of Poisson loss")
+    deployments.rollback(
+        db, morgan, bike, "staging", "Night-time forecasts were worse in the shadow test"
+    )
+
+    reviews.submit_for_review(db, dana, tumour, 1)
+    reviews.decide(
+        db,
+        riley,
+        tumour,
+        1,
+        "reject",
+        "A single tree misses too many malignant "
+        "cases (recall 0.80); retrain with a linear or ensemble model.",
+    )
+    reviews.submit_for_review(db, dana, tumour, 2)
+    reviews.decide(
+        db,
+        morgan,
+        tumour,
+        2,
+        "request_changes",
+        "Please add a calibration check and the reasoning for the threshold.",
+    )
+    return ["reviews, decisions, deployments and a rollback"]

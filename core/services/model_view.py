@@ -46,9 +46,7 @@ def model_detail(db: Database, name: str, environments: tuple[str, ...]) -> Mode
         evaluations = {
             e.version_id: e
             for e in session.exec(
-                select(Evaluation).where(
-                    col(Evaluation.version_id).in_([v.id for v in rows])
-                )
+                select(Evaluation).where(col(Evaluation.version_id).in_([v.id for v in rows]))
             )
         }
         live = {}

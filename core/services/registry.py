@@ -264,3 +264,45 @@ def state_label(state: str) -> str:
         VersionState.REJECTED: "Rejected",
         VersionState.ARCHIVED: "Archived",
     }.get(VersionState(state), state)
+
+
+def archive_version(
+    db: Database, actor: Principal, model_name: str, number: int, reason: str
+) -> ModelVersion:
+    from core.workflow import Action, next_state
+
+    why = validation.plain_text(reason, "reason", max_length=500, required=True)
+    with unit_of_work(db, actor) as session:
+        model = get_model(session, model_name)
+        require(
+            session,
+            actor,
+            Permission.ARCHIVE,
+            team_id=model.team_id,
+            what=f"archive versions of {model.name}",
+            model_id=model.id,
+        )
+        version = get_version(session, model, number)
+        live = session.exec(
+            select(Deployment).where(
+                Deployment.version_id == version.id, col(Deployment.live_until).is_(None)
+            )
+        ).first()
+        if live is not None:
+            raise InvalidInput(
+                f"v{number} is live in {live.environment}; promote another version or roll "
+                "back before archiving it."
+            )
+        version.state = next_state(version.state, Action.ARCHIVE)
+        _touch(version)
+        session.add(version)
+        audit.record(
+            session,
+            actor,
+            "version.archived",
+            object_type="version",
+            object_id=version.id,
+            model_id=model.id,
+            summary=f"{model.name} v{number} archived: {why}",
+        )
+        return version

@@ -54,8 +54,12 @@ def policy_for(session: Session, risk_tier: str) -> ApprovalPolicy:
     if policy is not None:
         return policy
     count, roles = DEFAULT_POLICIES[RiskTier(risk_tier)]
-    return ApprovalPolicy(risk_tier=risk_tier, min_approvals=count,
-                          required_roles=[r.value for r in roles], row_version=0)
+    return ApprovalPolicy(
+        risk_tier=risk_tier,
+        min_approvals=count,
+        required_roles=[r.value for r in roles],
+        row_version=0,
+    )
 
 
 def update_policy(
@@ -96,11 +100,17 @@ def update_policy(
         policy.row_version += 1
         session.add(policy)
         audit.record(
-            session, actor, "policy.updated", object_type="policy", object_id=risk_tier,
+            session,
+            actor,
+            "policy.updated",
+            object_type="policy",
+            object_id=risk_tier,
             summary=f"Approval policy for {risk_tier} risk: {min_approvals} approvals, roles "
             + (", ".join(roles) or "any"),
-            details={"before": before, "after": {"min_approvals": min_approvals,
-                                                 "required_roles": roles}},
+            details={
+                "before": before,
+                "after": {"min_approvals": min_approvals, "required_roles": roles},
+            },
         )
         return policy
 
@@ -117,8 +127,10 @@ class PolicyStatus:
         return len(self.counted) >= self.needed and not self.missing_roles
 
     def explain(self) -> list[str]:
-        lines = [f"{len(self.counted)} of {self.needed} approvals"
-                 + (f" ({', '.join(self.counted)})" if self.counted else "")]
+        lines = [
+            f"{len(self.counted)} of {self.needed} approvals"
+            + (f" ({', '.join(self.counted)})" if self.counted else "")
+        ]
         if self.missing_roles:
             lines.append("still needs an approval from: " + ", ".join(self.missing_roles))
         if self.stale:
@@ -128,7 +140,8 @@ class PolicyStatus:
 
 def current_evaluation_hash(session: Session, version: ModelVersion) -> str:
     ev = session.exec(
-        select(Evaluation).where(Evaluation.version_id == version.id)
+        select(Evaluation)
+        .where(Evaluation.version_id == version.id)
         .order_by(col(Evaluation.id).desc())
     ).first()
     return ev.dataset_sha256 if ev else ""
@@ -184,27 +197,49 @@ def _touch(version: ModelVersion, state: str) -> None:
 
 
 def submit_for_review(
-    db: Database, actor: Principal, model_name: str, number: int, *, note: str = "",
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    *,
+    note: str = "",
     row_version: int | None = None,
 ) -> ModelVersion:
     text = validation.plain_text(note, "note", max_length=2000)
     with unit_of_work(db, actor) as session:
         model = get_model(session, model_name)
-        require(session, actor, Permission.SUBMIT_REVIEW, team_id=model.team_id,
-                what=f"submit {model.name} for review", model_id=model.id)
+        require(
+            session,
+            actor,
+            Permission.SUBMIT_REVIEW,
+            team_id=model.team_id,
+            what=f"submit {model.name} for review",
+            model_id=model.id,
+        )
         version = _locked_version(session, model, number)
         _expect(version, row_version)
         _touch(version, next_state(version.state, Action.SUBMIT))
         version.review_round += 1
         session.add(version)
         reviewers = _people_who_can(session, Permission.DECIDE, model.team_id)
-        notify(session, reviewers - {version.registered_by_id}, "review_requested",
-               f"Review {model.name} v{version.number}", body=text,
-               link=f"pages/3_Reviews.py?model={model.name}&version={version.number}",
-               model_id=model.id, version_id=version.id)
+        notify(
+            session,
+            reviewers - {version.registered_by_id},
+            "review_requested",
+            f"Review {model.name} v{version.number}",
+            body=text,
+            link=f"pages/3_Reviews.py?model={model.name}&version={version.number}",
+            model_id=model.id,
+            version_id=version.id,
+        )
         audit.record(
-            session, actor, "version.submitted", object_type="version", object_id=version.id,
-            model_id=model.id, summary=f"{model.name} v{version.number} submitted for review "
+            session,
+            actor,
+            "version.submitted",
+            object_type="version",
+            object_id=version.id,
+            model_id=model.id,
+            summary=f"{model.name} v{version.number} submitted for review "
             f"(round {version.review_round})" + (f": {text}" if text else ""),
         )
         return version
@@ -221,8 +256,9 @@ def decide(
     row_version: int | None = None,
 ) -> Decision:
     decision_kind = _decision_kind(kind)
-    why = validation.plain_text(reason, "reason", max_length=5000,
-                                required=decision_kind != DecisionKind.APPROVE)
+    why = validation.plain_text(
+        reason, "reason", max_length=5000, required=decision_kind != DecisionKind.APPROVE
+    )
     try:
         with unit_of_work(db, actor) as session:
             return _decide(session, actor, model_name, number, decision_kind, why, row_version)
@@ -241,12 +277,23 @@ def _decision_kind(kind: DecisionKind | str) -> DecisionKind:
 
 
 def _decide(
-    session: Session, actor: Principal, model_name: str, number: int, kind: DecisionKind,
-    why: str, row_version: int | None,
+    session: Session,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    kind: DecisionKind,
+    why: str,
+    row_version: int | None,
 ) -> Decision:
     model = get_model(session, model_name)
-    current = require(session, actor, Permission.DECIDE, team_id=model.team_id,
-                      what=f"decide on {model.name}", model_id=model.id)
+    current = require(
+        session,
+        actor,
+        Permission.DECIDE,
+        team_id=model.team_id,
+        what=f"of {model.name}",
+        model_id=model.id,
+    )
     version = _locked_version(session, model, number)
     _expect(version, row_version)
     if version.registered_by_id == actor.user_id:
@@ -257,11 +304,17 @@ def _decide(
     target = next_state(version.state, _ACTION[kind])
     _refuse_repeat(session, version, actor)
     decision = Decision(
-        version_id=version.id or 0, review_round=version.review_round,
+        version_id=version.id or 0,
+        review_round=version.review_round,
         reviewer_id=actor.user_id,
-        roles=sorted(r.value for r in current.roles(model.team_id)
-                     if Permission.DECIDE in ROLE_PERMISSIONS[r]),
-        kind=kind, reason=why, artifact_sha256=version.artifact_sha256,
+        roles=sorted(
+            r.value
+            for r in current.roles(model.team_id)
+            if Permission.DECIDE in ROLE_PERMISSIONS[r]
+        ),
+        kind=kind,
+        reason=why,
+        artifact_sha256=version.artifact_sha256,
         evaluation_sha256=current_evaluation_hash(session, version),
     )
     session.add(decision)
@@ -292,29 +345,52 @@ def _refuse_repeat(session: Session, version: ModelVersion, actor: Principal) ->
 
 
 def _after_decision(
-    session: Session, actor: Principal, model: MLModel, version: ModelVersion,
-    kind: DecisionKind, why: str, status: PolicyStatus,
+    session: Session,
+    actor: Principal,
+    model: MLModel,
+    version: ModelVersion,
+    kind: DecisionKind,
+    why: str,
+    status: PolicyStatus,
 ) -> None:
-    label = {DecisionKind.APPROVE: "approved", DecisionKind.REQUEST_CHANGES:
-             "requested changes on", DecisionKind.REJECT: "rejected"}[kind]
+    label = {
+        DecisionKind.APPROVE: "approved",
+        DecisionKind.REQUEST_CHANGES: "requested changes on",
+        DecisionKind.REJECT: "rejected",
+    }[kind]
     outcome = ""
     if kind == DecisionKind.APPROVE:
-        outcome = (" — approval policy met, version approved" if status.satisfied
-                   else " — " + "; ".join(status.explain()))
+        outcome = (
+            " — approval policy met, version approved"
+            if status.satisfied
+            else " — " + "; ".join(status.explain())
+        )
     audit.record(
-        session, actor, f"decision.{kind.value}", object_type="version", object_id=version.id,
+        session,
+        actor,
+        f"decision.{kind.value}",
+        object_type="version",
+        object_id=version.id,
         model_id=model.id,
         summary=f"{actor.name} {label} {model.name} v{version.number}{outcome}"
         + (f": {why}" if why else ""),
-        details={"artifact_sha256": version.artifact_sha256, "round": version.review_round,
-                 "state": version.state},
+        details={
+            "artifact_sha256": version.artifact_sha256,
+            "round": version.review_round,
+            "state": version.state,
+        },
     )
     if kind != DecisionKind.APPROVE:
-        notify(session, {version.registered_by_id}, "changes_requested"
-               if kind == DecisionKind.REQUEST_CHANGES else "rejected",
-               f"{actor.name} {label} {model.name} v{version.number}", body=why,
-               link=f"pages/3_Reviews.py?model={model.name}&version={version.number}",
-               model_id=model.id, version_id=version.id)
+        notify(
+            session,
+            {version.registered_by_id},
+            "changes_requested" if kind == DecisionKind.REQUEST_CHANGES else "rejected",
+            f"{actor.name} {label} {model.name} v{version.number}",
+            body=why,
+            link=f"pages/3_Reviews.py?model={model.name}&version={version.number}",
+            model_id=model.id,
+            version_id=version.id,
+        )
     _close_review_requests(session, actor, version)
 
 
@@ -325,7 +401,8 @@ def _close_review_requests(session: Session, actor: Principal, version: ModelVer
     if version.state != VersionState.IN_REVIEW:
         targets = []  # everyone's request is handled once the review ends
     stmt = select(Notification).where(
-        Notification.version_id == version.id, Notification.kind == "review_requested",
+        Notification.version_id == version.id,
+        Notification.kind == "review_requested",
         col(Notification.read_at).is_(None),
     )
     if targets:
@@ -337,14 +414,14 @@ def _close_review_requests(session: Session, actor: Principal, version: ModelVer
 
 def _people_who_can(session: Session, permission: Permission, team_id: int) -> set[int]:
     grants = session.exec(
-        select(RoleGrant).where(
-            (col(RoleGrant.team_id).is_(None)) | (RoleGrant.team_id == team_id)
-        )
+        select(RoleGrant).where((col(RoleGrant.team_id).is_(None)) | (RoleGrant.team_id == team_id))
     ).all()
     active = {u.id for u in session.exec(select(User).where(col(User.is_active)))}
     return {
-        g.user_id for g in grants
-        if g.user_id in active and Role(g.role) != Role.ADMIN
+        g.user_id
+        for g in grants
+        if g.user_id in active
+        and Role(g.role) != Role.ADMIN
         and permission in ROLE_PERMISSIONS[Role(g.role)]
     }
 
@@ -358,32 +435,58 @@ def decisions_of(session: Session, version_id: int) -> list[Decision]:
 
 
 def add_comment(
-    db: Database, actor: Principal, model_name: str, number: int, body: str, *,
-    anchor: str = "", parent_id: int | None = None,
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    body: str,
+    *,
+    anchor: str = "",
+    parent_id: int | None = None,
 ) -> Comment:
     text = validation.plain_text(body, "comment", max_length=5000, required=True)
     pin = validation.plain_text(anchor, "pinned metric or chart", max_length=120)
     with unit_of_work(db, actor) as session:
         model = get_model(session, model_name)
-        require(session, actor, Permission.COMMENT, team_id=model.team_id,
-                what=f"comment on {model.name}", model_id=model.id)
+        require(
+            session,
+            actor,
+            Permission.COMMENT,
+            team_id=model.team_id,
+            what=f"comment on {model.name}",
+            model_id=model.id,
+        )
         version = get_version(session, model, number)
         if parent_id is not None:
             parent = session.get(Comment, parent_id)
             if parent is None or parent.version_id != version.id:
                 raise NotFound("The comment you reply to is not on this version.")
-        comment = Comment(version_id=version.id or 0, author_id=actor.user_id, body=text,
-                          anchor=pin, parent_id=parent_id)
+        comment = Comment(
+            version_id=version.id or 0,
+            author_id=actor.user_id,
+            body=text,
+            anchor=pin,
+            parent_id=parent_id,
+        )
         session.add(comment)
         session.flush()
         mentioned = mentioned_users(session, text) - {actor.user_id}
-        notify(session, mentioned, "mention",
-               f"{actor.name} mentioned you on {model.name} v{version.number}",
-               body=text[:300],
-               link=f"pages/3_Reviews.py?model={model.name}&version={version.number}",
-               model_id=model.id, version_id=version.id)
+        notify(
+            session,
+            mentioned,
+            "mention",
+            f"{actor.name} mentioned you on {model.name} v{version.number}",
+            body=text[:300],
+            link=f"pages/3_Reviews.py?model={model.name}&version={version.number}",
+            model_id=model.id,
+            version_id=version.id,
+        )
         audit.record(
-            session, actor, "comment.added", object_type="comment", object_id=comment.id,
+            session,
+            actor,
+            "comment.added",
+            object_type="comment",
+            object_id=comment.id,
             model_id=model.id,
             summary=f"{actor.name} commented on {model.name} v{version.number}"
             + (f" about {pin}" if pin else ""),
@@ -416,7 +519,8 @@ def comments_of(db: Database, model_name: str, number: int) -> list[CommentView]
         version = get_version(session, model, number)
         names = {u.id: u.name for u in session.exec(select(User))}
         rows = session.exec(
-            select(Comment).where(Comment.version_id == version.id)
+            select(Comment)
+            .where(Comment.version_id == version.id)
             .order_by(col(Comment.created_at))
         ).all()
         return [CommentView(c, names.get(c.author_id, "?")) for c in rows]
@@ -451,11 +555,44 @@ def review_queue(db: Database, actor: Principal) -> list[QueueItem]:
             for d in session.exec(select(Decision).where(Decision.reviewer_id == me.user_id))
         }
         return [
-            QueueItem(model.name, version.number, names.get(version.registered_by_id, "?"),
-                      version.updated_at.strftime("%Y-%m-%d %H:%M"),
-                      policy_status(session, model, version).explain())
+            QueueItem(
+                model.name,
+                version.number,
+                names.get(version.registered_by_id, "?"),
+                version.updated_at.strftime("%Y-%m-%d %H:%M"),
+                policy_status(session, model, version).explain(),
+            )
             for version, model in rows
             if me.can(Permission.DECIDE, model.team_id)
             and version.registered_by_id != me.user_id
             and (version.id, version.review_round) not in mine
         ]
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    decision: Decision
+    reviewer: str
+    counts: bool
+
+
+def review_detail(
+    db: Database, model_name: str, number: int
+) -> tuple[MLModel, ModelVersion, PolicyStatus, list[DecisionView]]:
+    with db.read() as session:
+        model = get_model(session, model_name)
+        version = get_version(session, model, number)
+        status = policy_status(session, model, version)
+        eval_hash = current_evaluation_hash(session, version)
+        names = {u.id: u.name for u in session.exec(select(User))}
+        views = [
+            DecisionView(
+                d,
+                names.get(d.reviewer_id, "?"),
+                d.review_round == version.review_round
+                and d.artifact_sha256 == version.artifact_sha256
+                and d.evaluation_sha256 == eval_hash,
+            )
+            for d in decisions_of(session, version.id or 0)
+        ]
+        return model, version, status, views

@@ -99,7 +99,7 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     with tabs[1]:
         _evaluation(m, view)
     with tabs[2]:
-        _compare(ctx, detail, view)
+        compare_section(ctx, detail, view)
     with tabs[3]:
         _card(ctx, detail)
 
@@ -222,7 +222,7 @@ def _cached_compare(
     return compare.compare(database(), model, candidate, champion)
 
 
-def _compare(
+def compare_section(
     ctx: PageContext, detail: model_view.ModelDetail, view: model_view.VersionView
 ) -> None:
     others = [v.version.number for v in detail.versions if v.version.number != view.version.number]

@@ -21,6 +21,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "pages/2_Register.py", "Register a version", ":material/upload:", Permission.REGISTER_MODEL
     ),
+    PageSpec("pages/3_Reviews.py", "Reviews", ":material/rate_review:"),
+    PageSpec("pages/4_Deployments.py", "Deployments", ":material/rocket_launch:"),
     PageSpec("pages/7_Audit.py", "Audit trail", ":material/verified:", Permission.VIEW_AUDIT),
     PageSpec(
         "pages/8_Admin.py", "Admin", ":material/admin_panel_settings:", Permission.MANAGE_USERS

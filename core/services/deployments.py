@@ -1,0 +1,296 @@
+"""Promotion and rollback: one live version per model and environment, history kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core import audit, validation
+from core.auth import Permission, Principal, require
+from core.config import get_settings
+from core.db import Database
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import Deployment, MLModel, ModelVersion, User, utcnow
+from core.services import unit_of_work
+from core.services.registry import get_model, get_version
+from core.services.reviews import policy_status
+from core.workflow import Action, next_state
+
+PRODUCTION = "production"
+
+
+def _environment(name: str) -> str:
+    env = (name or "").strip().lower()
+    allowed = get_settings().environments
+    if env not in allowed:
+        raise InvalidInput(f"{name!r} is not an environment. Use one of: {', '.join(allowed)}.")
+    return env
+
+
+def _lock_model(session: Session, model: MLModel) -> None:
+    """Serialise deployments of one model (PostgreSQL row lock; SQLite holds the write lock)."""
+    session.exec(select(MLModel).where(MLModel.id == model.id).with_for_update()).one()
+
+
+def _live(session: Session, model_id: int, env: str) -> Deployment | None:
+    return session.exec(
+        select(Deployment).where(
+            Deployment.model_id == model_id,
+            Deployment.environment == env,
+            col(Deployment.live_until).is_(None),
+        )
+    ).first()
+
+
+def production_blockers(session: Session, model: MLModel, version: ModelVersion) -> list[str]:
+    """Everything still missing before this version may go to production, in plain words."""
+    missing = []
+    status = policy_status(session, model, version)
+    if not status.satisfied:
+        missing += [f"approval policy: {line}" for line in status.explain()]
+    try:
+        from core.services.compliance import production_gate
+    except ImportError:
+        return missing
+    return missing + production_gate(session, model, version)
+
+
+def promote(
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    environment: str,
+    reason: str = "",
+) -> Deployment:
+    env = _environment(environment)
+    why = validation.plain_text(reason, "reason", max_length=500)
+    try:
+        with unit_of_work(db, actor) as session:
+            return _promote(session, actor, model_name, number, env, why)
+    except IntegrityError:
+        raise Conflict(
+            "Someone else changed what is live in this environment at the same moment. "
+            "Reload the page to see what is live now, then try again."
+        ) from None
+
+
+def _promote(
+    session: Session, actor: Principal, model_name: str, number: int, env: str, why: str
+) -> Deployment:
+    model = get_model(session, model_name)
+    require(
+        session,
+        actor,
+        Permission.DEPLOY,
+        team_id=model.team_id,
+        what=f"deploy {model.name}",
+        model_id=model.id,
+    )
+    _lock_model(session, model)
+    version = get_version(session, model, number)
+    if env == PRODUCTION:
+        blockers = production_blockers(session, model, version)
+        if blockers:
+            raise InvalidInput(
+                f"{model.name} v{version.number} cannot go to production yet.", details=blockers
+            )
+    next_state(version.state, Action.DEPLOY)
+    current = _live(session, model.id or 0, env)
+    if current is not None and current.version_id == version.id:
+        raise Conflict(f"{model.name} v{version.number} is already live in {env}.")
+    deployment = _go_live(session, actor, model, version, env, "promote", why, current)
+    return deployment
+
+
+def _go_live(
+    session: Session,
+    actor: Principal,
+    model: MLModel,
+    version: ModelVersion,
+    env: str,
+    action: str,
+    why: str,
+    current: Deployment | None,
+) -> Deployment:
+    now = utcnow()
+    if current is not None:
+        current.live_until = now
+        session.add(current)
+        session.flush()
+    deployment = Deployment(
+        model_id=model.id or 0,
+        version_id=version.id or 0,
+        environment=env,
+        action=action,
+        reason=why,
+        actor_id=actor.user_id,
+        live_from=now,
+    )
+    session.add(deployment)
+    session.flush()
+    previous = ""
+    if current is not None:
+        current.replaced_by_id = deployment.id
+        session.add(current)
+        replaced = session.get(ModelVersion, current.version_id)
+        previous = f", replacing v{replaced.number}" if replaced else ""
+    verb = "promoted to" if action == "promote" else "rolled back in"
+    audit.record(
+        session,
+        actor,
+        f"deployment.{action}",
+        object_type="deployment",
+        object_id=deployment.id,
+        model_id=model.id,
+        summary=f"{model.name} v{version.number} {verb} {env}{previous}"
+        + (f": {why}" if why else ""),
+        details={
+            "environment": env,
+            "version": version.number,
+            "replaced_deployment": current.id if current else None,
+        },
+    )
+    return deployment
+
+
+def rollback(
+    db: Database, actor: Principal, model_name: str, environment: str, reason: str
+) -> Deployment:
+    env = _environment(environment)
+    why = validation.plain_text(reason, "reason", max_length=500, required=True)
+    try:
+        with unit_of_work(db, actor) as session:
+            model = get_model(session, model_name)
+            require(
+                session,
+                actor,
+                Permission.DEPLOY,
+                team_id=model.team_id,
+                what=f"roll back {model.name}",
+                model_id=model.id,
+            )
+            _lock_model(session, model)
+            current = _live(session, model.id or 0, env)
+            if current is None:
+                raise InvalidInput(
+                    f"Nothing of {model.name} is live in {env}; nothing to roll back."
+                )
+            previous = _previous_version(session, current)
+            if previous is None:
+                raise InvalidInput(
+                    f"{model.name} has no earlier version that was live in {env}; promote "
+                    "another approved version instead."
+                )
+            return _go_live(session, actor, model, previous, env, "rollback", why, current)
+    except IntegrityError:
+        raise Conflict(
+            "Someone else changed what is live at the same moment. Reload and try again."
+        ) from None
+
+
+def _previous_version(session: Session, current: Deployment) -> ModelVersion | None:
+    """The version live before the current one, skipping versions that were rolled back."""
+    earlier = session.exec(
+        select(Deployment)
+        .where(
+            Deployment.model_id == current.model_id,
+            Deployment.environment == current.environment,
+            Deployment.id != current.id,
+            Deployment.version_id != current.version_id,
+            col(Deployment.live_from) <= current.live_from,
+        )
+        .order_by(col(Deployment.live_from).desc(), col(Deployment.id).desc())
+    ).all()
+    for deployment in earlier:
+        successor = session.get(Deployment, deployment.replaced_by_id or 0)
+        if successor is not None and successor.action == "rollback":
+            continue
+        return session.get(ModelVersion, deployment.version_id)
+    return None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    environment: str
+    version: int
+    action: str
+    actor: str
+    reason: str
+    live_from: datetime
+    live_until: datetime | None
+
+
+def history(db: Database, model_name: str, environment: str | None = None) -> list[HistoryRow]:
+    with db.read() as session:
+        model = get_model(session, model_name)
+        stmt = select(Deployment).where(Deployment.model_id == model.id)
+        if environment:
+            stmt = stmt.where(Deployment.environment == _environment(environment))
+        rows = session.exec(
+            stmt.order_by(col(Deployment.live_from).desc(), col(Deployment.id).desc())
+        ).all()
+        numbers = {
+            v.id: v.number
+            for v in session.exec(select(ModelVersion).where(ModelVersion.model_id == model.id))
+        }
+        names = {u.id: u.name for u in session.exec(select(User))}
+        return [
+            HistoryRow(
+                d.environment,
+                numbers.get(d.version_id, 0),
+                d.action,
+                names.get(d.actor_id, "?"),
+                d.reason,
+                d.live_from,
+                d.live_until,
+            )
+            for d in rows
+        ]
+
+
+def live_at(db: Database, model_name: str, environment: str, when: datetime) -> int | None:
+    """The version number that was live in `environment` at `when`, or None."""
+    with db.read() as session:
+        model = get_model(session, model_name)
+        row = session.exec(
+            select(Deployment)
+            .where(
+                Deployment.model_id == model.id,
+                Deployment.environment == _environment(environment),
+                col(Deployment.live_from) <= when,
+                (col(Deployment.live_until).is_(None)) | (col(Deployment.live_until) > when),
+            )
+            .order_by(col(Deployment.live_from).desc())
+        ).first()
+        if row is None:
+            return None
+        version = session.get(ModelVersion, row.version_id)
+        if version is None:
+            raise NotFound("A deployment points at a version that does not exist.")
+        return version.number
+
+
+def status(db: Database, model_name: str) -> dict[str, int | None]:
+    with db.read() as session:
+        model = get_model(session, model_name)
+        result: dict[str, int | None] = {}
+        for env in get_settings().environments:
+            live = _live(session, model.id or 0, env)
+            version = session.get(ModelVersion, live.version_id) if live else None
+            result[env] = version.number if version else None
+        return result
+
+
+def readiness(db: Database, model_name: str, number: int) -> list[str]:
+    """What still blocks production for this version (empty when it may go)."""
+    with db.read() as session:
+        model = get_model(session, model_name)
+        version = get_version(session, model, number)
+        blockers = production_blockers(session, model, version)
+        if not blockers and version.state != "approved":
+            blockers.append(f"the version is {version.state.replace('_', ' ')}, not approved")
+        return blockers

@@ -1,0 +1,143 @@
+"""Deployments page: live versions, readiness, promotion, rollback, history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+import pandas as pd
+import streamlit as st
+
+from core.auth import Permission
+from core.errors import QuorumError
+from core.models import VersionState
+from core.services import deployments, model_view
+from core.services import portfolio as pf
+from core.ui.session import PageContext, fail, flash
+
+
+def render(ctx: PageContext) -> None:
+    names = [m.name for m in pf.portfolio(ctx.db, recent=0).models]
+    if not names:
+        st.info("No models yet.")
+        return
+    wanted = st.query_params.get("model")
+    name = st.selectbox(
+        "Model", names, index=names.index(wanted) if wanted in names else 0, key="deploy_model"
+    )
+    if name is None:
+        return
+    st.query_params["model"] = name
+    detail = model_view.model_detail(ctx.db, name, ctx.settings.environments)
+    _live(ctx, detail)
+    if ctx.principal.can(Permission.DEPLOY, detail.model.team_id):
+        _promote(ctx, detail)
+        _rollback(ctx, detail)
+    else:
+        st.caption("Promotion and rollback need the reviewer role in this model's team.")
+    _history(ctx, name)
+
+
+def _live(ctx: PageContext, detail: model_view.ModelDetail) -> None:
+    cols = st.columns(len(ctx.settings.environments))
+    for col, env in zip(cols, ctx.settings.environments, strict=True):
+        number = detail.live.get(env)
+        col.metric(env.capitalize(), f"v{number}" if number else "nothing live")
+
+
+def _promote(ctx: PageContext, detail: model_view.ModelDetail) -> None:
+    st.subheader("Promote")
+    candidates = [
+        v.version.number
+        for v in detail.versions
+        if v.version.state in (VersionState.APPROVED, VersionState.IN_REVIEW)
+    ]
+    if not candidates:
+        st.caption("No version is approved or in review yet.")
+        return
+    cols = st.columns(2)
+    number = cols[0].selectbox(
+        "Version",
+        candidates,
+        key="promote_version",
+        format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
+    )
+    env = cols[1].selectbox("Environment", ctx.settings.environments, key="promote_env")
+    if number is None or env is None:
+        return
+    if env == deployments.PRODUCTION:
+        blockers = deployments.readiness(ctx.db, detail.model.name, number)
+        if blockers:
+            st.warning("Not ready for production. Still missing:")
+            for line in blockers:
+                st.text(f"• {line}")
+        else:
+            st.success("Ready for production: approvals and compliance requirements are met.")
+    with st.form("promote"):
+        reason = st.text_input("Reason (optional)", key="promote_reason")
+        if st.form_submit_button(f"Promote v{number} to {env}", type="primary"):
+            try:
+                deployments.promote(ctx.db, ctx.principal, detail.model.name, number, env, reason)
+                flash(
+                    f"{detail.model.name} v{number} is live in {env}. Batch scoring and "
+                    "the SDK now serve it there."
+                )
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+
+
+def _rollback(ctx: PageContext, detail: model_view.ModelDetail) -> None:
+    live_envs = [e for e in ctx.settings.environments if e in detail.live]
+    if not live_envs:
+        return
+    st.subheader("Roll back")
+    with st.form("rollback"):
+        env = st.selectbox("Environment", live_envs, key="rollback_env")
+        reason = st.text_input("Reason (required)", key="rollback_reason")
+        if st.form_submit_button("Roll back to the previous version"):
+            try:
+                deployments.rollback(ctx.db, ctx.principal, detail.model.name, env or "", reason)
+                flash(f"Rolled back {detail.model.name} in {env}; the history shows who and why.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+
+
+def _history(ctx: PageContext, name: str) -> None:
+    st.subheader("History")
+    rows = deployments.history(ctx.db, name)
+    if not rows:
+        st.caption("Never deployed.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Environment": r.environment,
+                    "Version": f"v{r.version}",
+                    "Action": r.action,
+                    "By": r.actor,
+                    "Why": r.reason,
+                    "Live from (UTC)": r.live_from.strftime("%Y-%m-%d %H:%M:%S"),
+                    "Live until (UTC)": r.live_until.strftime("%Y-%m-%d %H:%M:%S")
+                    if r.live_until
+                    else "now",
+                }
+                for r in rows
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    cols = st.columns(2)
+    day = cols[0].date_input("What was live on", key="live_on_date")
+    env = cols[1].selectbox(
+        "in", ctx.settings.environments, key="live_on_env", index=len(ctx.settings.environments) - 1
+    )
+    if day and env:
+        when = datetime.combine(day, time.max, tzinfo=UTC)
+        number = deployments.live_at(ctx.db, name, env, when)
+        st.text(
+            f"At the end of {day:%Y-%m-%d} (UTC), {env} served "
+            + (f"v{number}." if number else "nothing.")
+        )

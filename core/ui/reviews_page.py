@@ -1,0 +1,236 @@
+"""Reviews page: the queue, and a version's policy status, evidence, thread and decision."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import evaluation
+from core.auth import Permission
+from core.errors import QuorumError
+from core.models import DecisionKind, VersionState
+from core.services import model_view, reviews
+from core.ui.models_page import compare_section
+from core.ui.session import PageContext, fail, flash
+
+DECISION_LABELS = {
+    DecisionKind.APPROVE: "Approve",
+    DecisionKind.REQUEST_CHANGES: "Request changes",
+    DecisionKind.REJECT: "Reject",
+}
+
+
+def render(ctx: PageContext) -> None:
+    _queue(ctx)
+    detail = _pick(ctx)
+    if detail is None:
+        return
+    model, number = detail
+    try:
+        full = model_view.model_detail(ctx.db, model, ctx.settings.environments)
+        m, version, status, decisions = reviews.review_detail(ctx.db, model, number)
+    except QuorumError as error:
+        fail(error)
+        return
+    view = full.version(number)
+    st.header(f"{m.name} v{version.number}")
+    st.text(
+        f"State: {view.state_label}   ·   Registered by {view.registered_by}   ·   "
+        f"Review round {version.review_round}"
+    )
+    st.text(version.notes or "No notes from the author.")
+    _policy(status, version.state)
+    _submit(ctx, m.name, version)
+    st.subheader("Compared with the champion")
+    compare_section(ctx, full, view)
+    _decisions(decisions)
+    _thread(ctx, m.name, version.number, view)
+    _decide(ctx, m.name, version)
+
+
+def _queue(ctx: PageContext) -> None:
+    if not ctx.principal.can_anywhere(Permission.DECIDE):
+        return
+    st.subheader("My queue")
+    try:
+        items = reviews.review_queue(ctx.db, ctx.principal)
+    except QuorumError as error:
+        fail(error)
+        return
+    if not items:
+        st.success("No version waits for your decision.", icon=":material/task_alt:")
+        return
+    for item in items:
+        cols = st.columns([3, 4, 1])
+        cols[0].text(f"{item.model} v{item.number}\nby {item.registered_by}, {item.submitted}")
+        cols[1].text("\n".join(item.status))
+        if cols[2].button("Open", key=f"queue_{item.model}_{item.number}"):
+            st.query_params.update({"model": item.model, "version": str(item.number)})
+            st.rerun()
+
+
+def _pick(ctx: PageContext) -> tuple[str, int] | None:
+    from core.services import portfolio as pf
+
+    names = [m.name for m in pf.portfolio(ctx.db, recent=0).models]
+    wanted = st.query_params.get("model")
+    cols = st.columns(2)
+    name = cols[0].selectbox(
+        "Model",
+        names,
+        index=names.index(wanted) if wanted in names else None,
+        key="review_model",
+        placeholder="Choose a model",
+    )
+    if name is None:
+        return None
+    detail = model_view.model_detail(ctx.db, name, ctx.settings.environments)
+    numbers = [v.version.number for v in detail.versions]
+    if not numbers:
+        st.info(f"{name} has no versions yet.")
+        return None
+    asked = st.query_params.get("version")
+    index = numbers.index(int(asked)) if asked and asked.isdigit() and int(asked) in numbers else 0
+    number = cols[1].selectbox(
+        "Version",
+        numbers,
+        index=index,
+        key="review_version",
+        format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
+    )
+    st.query_params.update({"model": name, "version": str(number)})
+    return name, int(number or numbers[0])
+
+
+def _policy(status: reviews.PolicyStatus, state: str) -> None:
+    lines = status.explain()
+    if state == VersionState.APPROVED:
+        st.success("Approved: " + "; ".join(lines), icon=":material/verified:")
+    elif state == VersionState.IN_REVIEW:
+        st.info("Approval policy: " + "; ".join(lines), icon=":material/how_to_vote:")
+
+
+def _submit(ctx: PageContext, model: str, version: object) -> None:
+    state = getattr(version, "state", "")
+    if state not in (VersionState.REGISTERED, VersionState.CHANGES_REQUESTED):
+        return
+    if not ctx.principal.can_anywhere(Permission.SUBMIT_REVIEW):
+        return
+    with st.form("submit_review"):
+        note = st.text_area(
+            "Note to reviewers",
+            key="submit_note",
+            placeholder="What should reviewers look at first?",
+        )
+        if st.form_submit_button("Submit for review", type="primary"):
+            try:
+                v = reviews.submit_for_review(
+                    ctx.db, ctx.principal, model, getattr(version, "number", 0), note=note
+                )
+                flash(f"{model} v{v.number} is in review; reviewers were notified.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+
+
+def _decisions(decisions: list[reviews.DecisionView]) -> None:
+    st.subheader("Decisions")
+    if not decisions:
+        st.caption("No decisions yet.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "When (UTC)": d.decision.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "Reviewer": d.reviewer,
+                    "Roles": ", ".join(d.decision.roles),
+                    "Decision": DECISION_LABELS[DecisionKind(d.decision.kind)],
+                    "Reason": d.decision.reason,
+                    "Round": d.decision.review_round,
+                    "Counts": "yes" if d.counts else "no (older round or changed files)",
+                }
+                for d in decisions
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def _thread(ctx: PageContext, model: str, number: int, view: model_view.VersionView) -> None:
+    st.subheader("Discussion")
+    for item in reviews.comments_of(ctx.db, model, number):
+        with st.container(border=True):
+            pinned = f" · on {item.comment.anchor}" if item.comment.anchor else ""
+            st.caption(f"{item.author} · {item.comment.created_at:%Y-%m-%d %H:%M} UTC{pinned}")
+            st.text(item.comment.body)
+    anchors = [""] + _anchors(view)
+    with st.form("comment", clear_on_submit=True):
+        body = st.text_area(
+            "Comment",
+            key="comment_body",
+            placeholder="Plain text; mention someone with @name or @email",
+        )
+        anchor = st.selectbox(
+            "Pin to",
+            anchors,
+            key="comment_anchor",
+            format_func=lambda a: a or "The version as a whole",
+        )
+        if st.form_submit_button("Post comment"):
+            try:
+                reviews.add_comment(ctx.db, ctx.principal, model, number, body, anchor=anchor or "")
+                flash("Comment posted; anyone you mentioned sees it in their inbox.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+
+
+def _anchors(view: model_view.VersionView) -> list[str]:
+    metrics = view.evaluation.result.get("metrics", {}) if view.evaluation else {}
+    names = [
+        f"metric: {evaluation.METRIC_LABELS.get(k, k)}" for k, v in metrics.items() if v is not None
+    ]
+    charts = [
+        "chart: ROC curve",
+        "chart: confusion matrix",
+        "chart: calibration",
+        "chart: slices by group",
+        "chart: residuals",
+    ]
+    return names + charts
+
+
+def _decide(ctx: PageContext, model: str, version: object) -> None:
+    if getattr(version, "state", "") != VersionState.IN_REVIEW:
+        return
+    if not ctx.principal.can_anywhere(Permission.DECIDE):
+        return
+    st.subheader("Your decision")
+    with st.form("decision"):
+        kind = st.radio(
+            "Decision",
+            list(DecisionKind),
+            key="decision_kind",
+            format_func=lambda k: DECISION_LABELS[k],
+            horizontal=True,
+        )
+        reason = st.text_area(
+            "Reason (required to request changes or reject)", key="decision_reason"
+        )
+        if st.form_submit_button("Record decision", type="primary"):
+            try:
+                reviews.decide(
+                    ctx.db,
+                    ctx.principal,
+                    model,
+                    getattr(version, "number", 0),
+                    kind or DecisionKind.APPROVE,
+                    reason,
+                    row_version=getattr(version, "row_version", None),
+                )
+                flash("Decision recorded. It is in the audit trail; the author was told.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
