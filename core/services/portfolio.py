@@ -167,3 +167,41 @@ def since(when: datetime) -> str:
 def activity_count(db: Database) -> int:
     with db.read() as session:
         return audit.count(session)
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str
+    title: str
+    detail: str
+    link: str
+
+
+def my_versions_needing_action(db: Database, principal: Principal) -> list[Task]:
+    """Versions I registered that wait for me: not yet submitted, or changes requested."""
+    from core.models import VersionState
+
+    with db.read() as session:
+        rows = session.exec(
+            select(ModelVersion, MLModel)
+            .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
+            .where(
+                ModelVersion.registered_by_id == principal.user_id,
+                col(ModelVersion.state).in_(
+                    [VersionState.REGISTERED, VersionState.CHANGES_REQUESTED]
+                ),
+                col(MLModel.archived_at).is_(None),
+            )
+            .order_by(col(ModelVersion.updated_at).desc())
+        ).all()
+    return [
+        Task(
+            "changes_requested" if v.state == VersionState.CHANGES_REQUESTED else "submit",
+            f"{m.name} v{v.number}",
+            "Changes were requested: answer them, then resubmit."
+            if v.state == VersionState.CHANGES_REQUESTED
+            else "Registered but not submitted for review yet.",
+            f"pages/3_Reviews.py?model={m.name}&version={v.number}",
+        )
+        for v, m in rows
+    ]

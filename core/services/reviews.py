@@ -13,6 +13,7 @@ from core.auth import ROLE_PERMISSIONS, Permission, Principal, load_grants, requ
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
+    ROLE_LABELS,
     ApprovalPolicy,
     Comment,
     Decision,
@@ -132,7 +133,8 @@ class PolicyStatus:
             + (f" ({', '.join(self.counted)})" if self.counted else "")
         ]
         if self.missing_roles:
-            lines.append("still needs an approval from: " + ", ".join(self.missing_roles))
+            labels = [ROLE_LABELS[Role(r)].lower() for r in self.missing_roles]
+            lines.append("still needs an approval from a " + " and a ".join(labels))
         if self.stale:
             lines.append("not counted because the files changed since: " + ", ".join(self.stale))
         return lines

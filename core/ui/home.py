@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
+from core.auth import Permission
 from core.errors import QuorumError
 from core.services import portfolio as pf
+from core.services import reviews
 from core.ui.session import PageContext, fail
 
 
 def inbox_section(ctx: PageContext) -> None:
     st.subheader("Waiting for me")
-    items = pf.inbox(ctx.db, ctx.principal)
-    if not items:
+    queue = _review_queue(ctx)
+    tasks = pf.my_versions_needing_action(ctx.db, ctx.principal)
+    queued = {f"{q.model} v{q.number}" for q in queue}
+    items = [
+        i
+        for i in pf.inbox(ctx.db, ctx.principal)
+        if not (i.kind == "review_requested" and i.title.removeprefix("Review ") in queued)
+    ]
+    if not items and not queue and not tasks:
         st.success("Nothing waits for you right now.", icon=":material/inbox:")
         return
+    for entry in queue:
+        _task_row(
+            "Review",
+            f"{entry.model} v{entry.number}",
+            "; ".join(entry.status),
+            f"pages/3_Reviews.py?model={entry.model}&version={entry.number}",
+        )
+    for task in tasks:
+        _task_row("Your version", task.title, task.detail, task.link)
     for item in items:
         with st.container(border=True):
             cols = st.columns([6, 2, 2])
@@ -25,15 +45,33 @@ def inbox_section(ctx: PageContext) -> None:
                 cols[0].caption(item.body)
             cols[1].caption(pf.since(item.created_at))
             if item.link:
-                cols[1].page_link(
-                    item.link.split("?")[0], label="Open", icon=":material/open_in_new:"
-                )
+                _open_link(cols[1], item.link)
             if cols[2].button("Mark done", key=f"inbox_done_{item.id}"):
                 try:
                     pf.mark_read(ctx.db, ctx.principal, item.id or 0)
                     st.rerun()
                 except QuorumError as error:
                     fail(error)
+
+
+def _review_queue(ctx: PageContext) -> list[reviews.QueueItem]:
+    if not ctx.principal.can_anywhere(Permission.DECIDE):
+        return []
+    return reviews.review_queue(ctx.db, ctx.principal)
+
+
+def _task_row(kind: str, title: str, detail: str, link: str) -> None:
+    with st.container(border=True):
+        cols = st.columns([6, 2, 2])
+        cols[0].markdown(f"**{kind}**")
+        cols[0].text(f"{title}\n{detail}")
+        _open_link(cols[1], link)
+
+
+def _open_link(container: Any, link: str) -> None:
+    path, _, query = link.partition("?")
+    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    container.page_link(path, label="Open", icon=":material/open_in_new:", query_params=params)
 
 
 def _kind_label(kind: str) -> str:
