@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+SECRETS_ARG = $(if $(filter oidc,$(QUORUM_AUTH)),--secrets.files=var/secrets.toml,)
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: install run migrate seed test lint typecheck unit e2e oidc-demo bench clean
 
@@ -26,9 +28,10 @@ seed: migrate
 	$(BIN)/quorum demo seed --if-empty
 
 run: seed
+	$(BIN)/quorum config check
 	@echo "Quorum is starting at http://127.0.0.1:$(PORT)  (Ctrl+C stops it)"
 	$(BIN)/streamlit run app.py --server.port=$(PORT) --server.address=127.0.0.1 \
-		--server.headless=true --browser.gatherUsageStats=false $(STREAMLIT_ARGS)
+		--server.headless=true --browser.gatherUsageStats=false $(SECRETS_ARG) $(STREAMLIT_ARGS)
 
 lint: install
 	$(BIN)/ruff check core pages app.py tests benchmarks
@@ -38,7 +41,8 @@ typecheck: install
 	$(BIN)/mypy core
 
 test: lint typecheck
-	$(BIN)/pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:xdist -m e2e tests/e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

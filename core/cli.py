@@ -76,6 +76,25 @@ def cmd_audit_verify(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     return result
 
 
+def cmd_config_check(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from pathlib import Path
+
+    settings = get_settings()
+    written = ""
+    if settings.auth == "oidc":
+        path = Path(args.secrets_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(settings.oidc_secrets_toml())
+        path.chmod(0o600)
+        written = f" Sign-in settings written to {path}."
+    return {
+        "environment": settings.env,
+        "auth": settings.auth,
+        "secrets_file": written.strip(),
+        "message": f"Settings are valid ({settings.env}, {settings.auth} sign-in).{written}",
+    }
+
+
 def cmd_users_token(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     from core.services import users
 
@@ -255,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed = demo.add_parser("seed", help="create the demo team, people and models")
     seed.add_argument("--if-empty", action="store_true", help="only when the store is empty")
     seed.set_defaults(handler=cmd_demo_seed)
+
+    config = groups.add_parser("config", help="settings").add_subparsers(
+        dest="command", required=True
+    )
+    check = config.add_parser("check", help="validate settings; write the OIDC secrets file")
+    check.add_argument("--secrets-out", default="var/secrets.toml")
+    check.set_defaults(handler=cmd_config_check)
 
     aud = groups.add_parser("audit", help="audit trail").add_subparsers(
         dest="command", required=True

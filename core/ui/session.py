@@ -10,7 +10,7 @@ import streamlit as st
 from core.auth import Principal
 from core.config import Settings, get_settings
 from core.db import Database
-from core.errors import NotFound, QuorumError
+from core.errors import ConfigurationError, NotFound, QuorumError
 from core.models import ROLE_LABELS, Role
 from core.services import users
 from core.ui.nav import spec_for, visible_pages
@@ -41,7 +41,7 @@ def page(path: str, *, layout: Literal["centered", "wide"] = "wide") -> PageCont
     st.set_page_config(
         page_title=f"{spec.label} · Quorum", page_icon=":material/how_to_vote:", layout=layout
     )
-    settings = get_settings()
+    settings = _settings_or_stop()
     db = database()
     principal = _signed_in(db, settings)
     if principal is None:
@@ -66,6 +66,16 @@ def page(path: str, *, layout: Literal["centered", "wide"] = "wide") -> PageCont
 def flash(message: str) -> None:
     """Show `message` at the top of the next run (use before st.rerun)."""
     st.session_state[FLASH_KEY] = message
+
+
+def _settings_or_stop() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as error:
+        st.title("Quorum cannot start")
+        fail(error)
+        st.stop()
+        raise
 
 
 def _signed_in(db: Database, settings: Settings) -> Principal | None:
