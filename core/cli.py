@@ -336,6 +336,7 @@ def _add_model_commands(groups: Any) -> None:
     register.add_argument("--tag", action="append", default=[], help="key=value, repeatable")
     register.add_argument("--submit", action="store_true", help="submit for review at once")
     register.set_defaults(handler=cmd_models_register)
+    _accept_json(register)
 
 
 def _add_review_commands(groups: Any) -> None:
@@ -357,6 +358,7 @@ def _add_review_commands(groups: Any) -> None:
         cmd.add_argument("version", type=int)
         cmd.add_argument("--reason", default="", required=decision != "approve")
         cmd.set_defaults(handler=cmd_review_decide, decision=decision)
+        _accept_json(cmd)
 
 
 def _add_deploy_commands(groups: Any) -> None:
@@ -377,10 +379,21 @@ def _add_deploy_commands(groups: Any) -> None:
     status = deploy.add_parser("status", help="what is live where, and the history")
     status.add_argument("model")
     status.set_defaults(handler=cmd_deploy_status)
+    _accept_json(promote, rollback, status)
+
+
+def _accept_json(*commands: argparse.ArgumentParser) -> None:
+    """`--json` after the command too (`quorum deploy status MODEL --json`)."""
+    for command in commands:
+        command.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+        )
 
 
 def _extensions() -> list[Callable[[Any], None]]:
-    return []
+    from core.cli_compliance import register_cli as compliance_cli
+
+    return [compliance_cli]
 
 
 def _print(result: Any, as_json: bool) -> None:

@@ -41,10 +41,12 @@ def seed(db: Database, *, with_models: bool = True) -> list[str]:
     """Create whatever part of the demo is missing; returns what it created."""
     created = _seed_people(db)
     if with_models:
+        from core.demo_compliance import seed_compliance
         from core.demo_seed import seed_models, seed_reviews
 
         created += seed_models(db)
         created += seed_reviews(db)
+        created += seed_compliance(db)
     return created
 
 

@@ -21,6 +21,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "pages/2_Register.py", "Register a version", ":material/upload:", Permission.REGISTER_MODEL
     ),
+    PageSpec("pages/6_Compliance.py", "Compliance", ":material/gavel:"),
     PageSpec("pages/3_Reviews.py", "Reviews", ":material/rate_review:"),
     PageSpec("pages/4_Deployments.py", "Deployments", ":material/rocket_launch:"),
     PageSpec("pages/7_Audit.py", "Audit trail", ":material/verified:", Permission.VIEW_AUDIT),

@@ -1,0 +1,155 @@
+"""The compliance page in a real script run: queue, status, sign-off form, revoke, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+import streamlit as st
+from sklearn.linear_model import LogisticRegression
+from sqlmodel import select
+from streamlit.testing.v1 import AppTest
+
+from core import config, demo, migrate
+from core.db import Database
+from core.models import Signoff
+from core.services import compliance, registry, reviews, versions
+from core.services import users as users_service
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+PAGE = "pages/6_Compliance.py"
+MODEL = "ui-credit-scorer"
+HOSTILE = "<script>alert('x')</script>"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    migrate.upgrade(url)
+    monkeypatch.setenv("QUORUM_DATABASE_URL", url)
+    config.reset_settings()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    db = Database(url)
+    demo.seed(db, with_models=False)
+    dana = users_service.principal_by_email(db, "dana@demo.quorum")
+    registry.create_model(
+        db,
+        dana,
+        registry.ModelSpec(
+            name=MODEL,
+            team=demo.DEMO_TEAM,
+            task="binary_classification",
+            risk_tier="medium",
+            target="y",
+        ),
+    )
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=120), "x2": rng.normal(size=120)})
+    frame["y"] = (frame.x1 > 0).astype(int)
+    upload = versions.VersionUpload(
+        model=MODEL,
+        model_file=sio.dumps(LogisticRegression().fit(frame[["x1", "x2"]], frame["y"])),
+        model_filename="m.skops",
+        eval_file=frame.to_csv(index=False).encode(),
+        eval_filename="eval.csv",
+    )
+    versions.register_version(db, dana, upload)
+    reviews.submit_for_review(db, dana, MODEL, 1)
+    yield db
+    db.dispose()
+    st.cache_resource.clear()
+
+
+def _open(db: Database, email: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(PAGE)
+    at.session_state["quorum_user_id"] = users_service.principal_by_email(db, email).user_id
+    at.query_params["model"] = MODEL
+    at.query_params["version"] = "1"
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [t.value for t in at.text] + [m.value for m in at.markdown]
+    parts += (
+        [e.value for e in at.error] + [s.value for s in at.success] + [i.value for i in at.info]
+    )
+    return "\n".join(str(p) for p in parts)
+
+
+def test_officer_sees_queue_status_and_signs(store: Database) -> None:
+    at = _open(store, "casey@demo.quorum")
+    assert not at.exception
+    texts = _texts(at)
+    assert "Waiting for compliance" in [s.value for s in at.subheader]
+    assert f"{MODEL} v1" in texts
+    assert "Status by framework" in [s.value for s in at.subheader]
+    assert any("Internal model release policy" in str(df.value) for df in at.dataframe)
+    assert len(at.data_editor) == 2  # internal policy and NIST AI RMF, editable inline
+    at.text_input(key="comp_typed").input("Casey Compliance")
+    at.selectbox(key="comp_meaning").select("compliance reviewed")
+    at.button(key="FormSubmitter:comp_sign-Sign").click()
+    at.run()
+    assert not at.exception
+    assert any("Signed v1 as 'compliance reviewed'" in s.value for s in at.success)
+    with store.read() as session:
+        rows = session.exec(select(Signoff)).all()
+    assert [(r.printed_name, r.meaning) for r in rows] == [
+        ("Casey Compliance", "compliance reviewed")
+    ]
+    table = next(df.value for df in at.dataframe if "Printed name" in df.value.columns)
+    assert table.iloc[0]["Printed name"] == "Casey Compliance"
+    assert table.iloc[0]["Meaning"] == "compliance reviewed"
+    assert table.iloc[0]["Signed (UTC)"] == rows[0].signed_at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_wrong_typed_name_shows_the_refusal(store: Database) -> None:
+    at = _open(store, "casey@demo.quorum")
+    at.text_input(key="comp_typed").input("Somebody Else")
+    at.button(key="FormSubmitter:comp_sign-Sign").click()
+    at.run()
+    assert any("does not match your full name" in e.value for e in at.error)
+    with store.read() as session:
+        assert session.exec(select(Signoff)).first() is None
+
+
+def test_revoke_from_the_page_adds_a_record(store: Database) -> None:
+    blake = users_service.principal_by_email(store, "blake@demo.quorum")
+    signed = compliance.sign(store, blake, MODEL, 1, "business accepted", "Blake Business")
+    at = _open(store, "blake@demo.quorum")
+    assert not at.exception
+    assert len(at.data_editor) == 0  # a business stakeholder reads the checklists only
+    at.text_input(key="comp_revoke_reason").input("Premature.")
+    at.button(key="FormSubmitter:comp_revoke-Revoke").click()
+    at.run()
+    assert not at.exception
+    with store.read() as session:
+        rows = session.exec(select(Signoff).order_by(Signoff.id)).all()  # type: ignore[arg-type]
+    assert [(r.kind, r.supersedes_id) for r in rows] == [
+        ("signature", None),
+        ("revocation", signed.id),
+    ]
+
+
+def test_user_text_is_shown_as_text_and_pack_exports(store: Database) -> None:
+    casey = users_service.principal_by_email(store, "casey@demo.quorum")
+    compliance.update_item(
+        store, casey, MODEL, 1, "internal_policy", "peer_review",
+        status="not_applicable", na_reason=HOSTILE, row_version=0,
+    )  # fmt: skip
+    at = _open(store, "casey@demo.quorum")
+    assert not at.exception
+    assert all(HOSTILE not in m.value for m in at.markdown)
+    at.button(key=f"comp_pack_{MODEL}_1_html_make").click()
+    at.run()
+    assert not at.exception
+    pack = at.session_state[f"comp_pack_{MODEL}_1_html"]
+    assert "&lt;script&gt;" in pack.data.decode() and HOSTILE not in pack.data.decode()
+    timeline = next(df.value for df in at.dataframe if "When (UTC)" in df.value.columns)
+    assert list(timeline["What"])[:2] == ["model", "registration"]
