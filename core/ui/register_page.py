@@ -107,11 +107,13 @@ def _upload_form(ctx: PageContext, model: Any) -> None:
             type=["csv", "parquet"],
         )
         cols = st.columns(2)
-        target = cols[0].text_input("Target column", value=model.target, key="upload_target")
+        target = cols[0].text_input(
+            "Target column", value=model.target, key=f"upload_target_{model.id}"
+        )
         sensitive = cols[1].text_input(
             "Sensitive column (optional)",
             value=model.sensitive_column or "",
-            key="upload_sensitive",
+            key=f"upload_sensitive_{model.id}",
         )
         notes = st.text_area(
             "Notes for reviewers",
@@ -143,19 +145,25 @@ def _upload_form(ctx: PageContext, model: Any) -> None:
             code_ref=code_ref,
             tags=registry.parse_tag_pairs([p for p in tags.split(",") if p.strip()]),
         )
-        with st.status("Checking the files…", expanded=True) as status:
-            st.write(
-                "Scanning the model file without running it, loading it through the "
-                "allow-list, reading the evaluation data and computing metrics…"
-            )
-            prepared = versions.prepare_version(ctx.db, ctx.principal, upload)
-            status.update(
-                label="Files checked: review the summary below", state="complete", expanded=False
-            )
-        st.session_state[PREPARED_KEY] = (upload, prepared)
     except QuorumError as error:
-        st.session_state.pop(PREPARED_KEY, None)
         fail(error)
+        return
+    st.session_state.pop(PREPARED_KEY, None)
+    with st.status("Checking the files…", expanded=True) as status:
+        st.write(
+            "Scanning the model file without running it, loading it through the "
+            "allow-list, reading the evaluation data and computing metrics…"
+        )
+        try:
+            prepared = versions.prepare_version(ctx.db, ctx.principal, upload)
+        except QuorumError as error:
+            status.update(label="The files were refused: nothing was stored", state="error")
+            fail(error)
+            return
+        status.update(
+            label="Files checked: review the summary below", state="complete", expanded=False
+        )
+    st.session_state[PREPARED_KEY] = (upload, prepared)
 
 
 def _summary(ctx: PageContext) -> None:
@@ -191,8 +199,8 @@ def _summary(ctx: PageContext) -> None:
             version = versions.register_version(ctx.db, ctx.principal, upload, prepared=prepared)
             st.session_state.pop(PREPARED_KEY, None)
             flash(
-                f"{prepared.model_name} v{version.number} registered. Submit it for review "
-                "from the Models page when you are ready."
+                f"{prepared.model_name} v{version.number} registered. Submit it for review on "
+                "the Reviews page when you are ready."
             )
             st.rerun()
         except QuorumError as error:
