@@ -148,10 +148,16 @@ def require(
     team_id: int | None = None,
     what: str = "",
     model_id: int | None = None,
+    anywhere: bool = False,
 ) -> Principal:
-    """Raise PermissionDenied unless the principal, as stored now, holds the permission."""
+    """Raise PermissionDenied unless the principal, as stored now, holds the permission.
+
+    `anywhere=True` accepts a role held in any team: for personal or store-wide actions
+    (own tokens, the audit trail) that belong to no team.
+    """
     current = refresh(session, principal)
-    if current.can(permission, team_id):
+    allowed = current.can_anywhere(permission) if anywhere else current.can(permission, team_id)
+    if allowed:
         return current
     target = f" {what}" if what else ""
     raise PermissionDenied(

@@ -15,7 +15,7 @@ from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import Deployment, MLModel, ModelVersion, User, utcnow
 from core.services import unit_of_work
-from core.services.registry import get_model, get_version
+from core.services.registry import get_model, get_version, lock_model
 from core.services.reviews import policy_status
 from core.workflow import Action, next_state
 
@@ -28,11 +28,6 @@ def _environment(name: str) -> str:
     if env not in allowed:
         raise InvalidInput(f"{name!r} is not an environment. Use one of: {', '.join(allowed)}.")
     return env
-
-
-def _lock_model(session: Session, model: MLModel) -> None:
-    """Serialise deployments of one model (PostgreSQL row lock; SQLite holds the write lock)."""
-    session.exec(select(MLModel).where(MLModel.id == model.id).with_for_update()).one()
 
 
 def _live(session: Session, model_id: int, env: str) -> Deployment | None:
@@ -90,7 +85,7 @@ def _promote(
         what=f"deploy {model.name}",
         model_id=model.id,
     )
-    _lock_model(session, model)
+    lock_model(session, model.id or 0)
     version = get_version(session, model, number)
     if env == PRODUCTION:
         blockers = production_blockers(session, model, version)
@@ -173,7 +168,7 @@ def rollback(
                 what=f"roll back {model.name}",
                 model_id=model.id,
             )
-            _lock_model(session, model)
+            lock_model(session, model.id or 0)
             current = _live(session, model.id or 0, env)
             if current is None:
                 raise InvalidInput(
@@ -193,24 +188,25 @@ def rollback(
 
 
 def _previous_version(session: Session, current: Deployment) -> ModelVersion | None:
-    """The version live before the current one, skipping versions that were rolled back."""
-    earlier = session.exec(
+    """The version live before the current one: promotions stack up, rollbacks pop, so a
+    second rollback goes further back instead of returning to a rolled-back version."""
+    rows = session.exec(
         select(Deployment)
         .where(
             Deployment.model_id == current.model_id,
             Deployment.environment == current.environment,
-            Deployment.id != current.id,
-            Deployment.version_id != current.version_id,
             col(Deployment.live_from) <= current.live_from,
         )
-        .order_by(col(Deployment.live_from).desc(), col(Deployment.id).desc())
+        .order_by(col(Deployment.live_from), col(Deployment.id))
     ).all()
-    for deployment in earlier:
-        successor = session.get(Deployment, deployment.replaced_by_id or 0)
-        if successor is not None and successor.action == "rollback":
-            continue
-        return session.get(ModelVersion, deployment.version_id)
-    return None
+    stack: list[int] = []
+    for deployment in rows:
+        if deployment.action == "rollback" and stack:
+            stack.pop()
+        if not stack or stack[-1] != deployment.version_id:
+            stack.append(deployment.version_id)
+    earlier = [v for v in stack[:-1] if v != current.version_id]
+    return session.get(ModelVersion, earlier[-1]) if earlier else None
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,16 @@ def get_model(session: Session, name_or_id: str | int) -> MLModel:
     return model
 
 
+def lock_model(session: Session, model_id: int) -> MLModel:
+    """The model row locked for this transaction, as it is once the lock is held."""
+    return session.exec(
+        select(MLModel)
+        .where(MLModel.id == model_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
 def get_version(session: Session, model: MLModel, number: int | None = None) -> ModelVersion:
     stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
     if number is None:
@@ -170,7 +180,7 @@ def update_card(
         for key in CARD_SECTIONS
     }
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_id)
+        model = lock_model(session, get_model(session, model_id).id or 0)
         require(
             session,
             actor,
@@ -201,7 +211,7 @@ def update_card(
 def archive_model(db: Database, actor: Principal, model_id: int, reason: str) -> MLModel:
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_id)
+        model = lock_model(session, get_model(session, model_id).id or 0)
         require(
             session,
             actor,

@@ -180,7 +180,10 @@ def policy_status(session: Session, model: MLModel, version: ModelVersion) -> Po
 def _locked_version(session: Session, model: MLModel, number: int) -> ModelVersion:
     version = get_version(session, model, number)
     return session.exec(
-        select(ModelVersion).where(ModelVersion.id == version.id).with_for_update()
+        select(ModelVersion)
+        .where(ModelVersion.id == version.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the row as it is once the lock is held
     ).one()
 
 
@@ -303,8 +306,8 @@ def _decide(
             "You registered this version, so you cannot decide on it (separation of duties). "
             "Ask another reviewer."
         )
-    target = next_state(version.state, _ACTION[kind])
     _refuse_repeat(session, version, actor)
+    target = next_state(version.state, _ACTION[kind])
     decision = Decision(
         version_id=version.id or 0,
         review_round=version.review_round,

@@ -17,11 +17,11 @@ from core import audit, evaluation, modelfile, tables, validation
 from core.artifacts import ArtifactStore, default_store
 from core.auth import Permission, Principal, require
 from core.db import Database
-from core.errors import Conflict, InvalidInput, QuorumError, UnsafeArtifact
+from core.errors import Conflict, InvalidInput, QuorumError
 from core.models import Evaluation, MLModel, ModelVersion, Task, VersionState
 from core.monitoring.profile import build_reference
 from core.services import read_as, unit_of_work
-from core.services.registry import clean_tags, get_model, get_version
+from core.services.registry import clean_tags, get_model, get_version, lock_model
 
 FORMAT_SUFFIX = {"skops": ".skops", "joblib": ".joblib", "pickle": ".pkl"}
 
@@ -74,7 +74,7 @@ def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> Pr
         )
     try:
         inspected = modelfile.inspect_model_bytes(upload.model_file, filename=upload.model_filename)
-    except UnsafeArtifact as refused:
+    except InvalidInput as refused:  # unsafe, damaged or unreadable: every refusal is audited
         _audit_refusal(db, actor, model, upload, refused)
         raise
     _check_task(model, inspected)
@@ -178,7 +178,7 @@ def _record_version(
 
 
 def _locked_model(session: Session, model_id: int) -> MLModel:
-    model = session.exec(select(MLModel).where(MLModel.id == model_id).with_for_update()).one()
+    model = lock_model(session, model_id)
     if model.archived_at is not None:
         raise InvalidInput(f"{model.name} is archived; new versions cannot be registered.")
     return model
@@ -328,11 +328,33 @@ def _evaluate(
         raise InvalidInput(f"The evaluation data has no sensitive column {sensitive!r}.")
     try:
         return evaluation.evaluate(estimator, frame, target, task, sensitive=sensitive)
+    except InvalidInput as refused:
+        mistyped = _text_in_numeric_columns(frame, features)
+        if not mistyped:
+            raise
+        raise InvalidInput(refused.user_message, details=refused.details + mistyped) from None
     except (ValueError, TypeError, KeyError, IndexError) as error:
         raise InvalidInput(
             f"The model could not score the evaluation data: {str(error)[:300]}. Check that the "
-            "columns and their types match what the model was trained on."
+            "columns and their types match what the model was trained on.",
+            details=_text_in_numeric_columns(frame, features),
         ) from None
+
+
+def _text_in_numeric_columns(frame: pd.DataFrame, features: dict[str, str]) -> list[str]:
+    """Columns that are mostly numbers but hold some text: the usual cause of a scoring error."""
+    problems = []
+    for name, kind in features.items():
+        present = frame[name].dropna() if kind == "categorical" else frame[name].iloc[:0]
+        parsed = pd.to_numeric(present, errors="coerce")
+        if present.empty or parsed.notna().mean() < 0.5:
+            continue
+        bad = present[parsed.isna()]
+        problems.append(
+            f"column '{name}' should be numeric but has text values such as "
+            f"{str(bad.iloc[0])[:40]!r} (row {int(bad.index[0]) + 1})"
+        )
+    return problems
 
 
 def _reference(
