@@ -10,7 +10,12 @@ from sqlmodel import select
 from core.auth import Principal
 from core.db import Database
 from core.demo import DEMO_TEAM
-from core.demo_data import DemoModel, demo_models
+from core.demo_data import (
+    DemoModel,
+    bike_demand_model,
+    credit_risk_model,
+    iris_or_breast_cancer_model,
+)
 from core.models import MLModel
 from core.services import registry, users, versions
 
@@ -22,14 +27,22 @@ GOAL_DESCRIPTIONS = {
 }
 
 
+DEMO_BUILDERS = (
+    ("credit-default-scorer", credit_risk_model),
+    ("bike-demand-forecaster", bike_demand_model),
+    ("tumour-benchmark-classifier", iris_or_breast_cancer_model),
+)
+
+
 def seed_models(db: Database) -> list[str]:
     owner = users.principal_by_email(db, OWNER)
     with db.read() as session:
         existing = {m.name for m in session.exec(select(MLModel))}
     created: list[str] = []
-    for demo in demo_models():
-        if demo.name in existing:
+    for name, build in DEMO_BUILDERS:
+        if name in existing:
             continue
+        demo = build()
         registry.create_model(db, owner, _spec(demo))
         created.append(f"model {demo.name}")
         created += _register_versions(db, owner, demo)

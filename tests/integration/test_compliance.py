@@ -511,9 +511,9 @@ def test_cli_pack_writes_the_file_as_the_token_user(
 def test_demo_seed_fills_checklists_with_expired_and_revoked_signoffs(seeded_db: Database) -> None:
     from core.demo_compliance import seed_compliance
 
-    assert seed_compliance(seeded_db)
     with seeded_db.read() as session:
         count = session.exec(select(func.count()).select_from(Signoff)).one()
+    assert count > 0, "the demo seed signs off demo versions"
     assert seed_compliance(seeded_db) == []
     with seeded_db.read() as session:
         assert session.exec(select(func.count()).select_from(Signoff)).one() == count

@@ -1,0 +1,253 @@
+"""The hash-chained audit trail (R6): verify, tamper detection, concurrent appends."""
+
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import col, select
+
+from core import audit
+from core.audit import GENESIS_HASH
+from core.auth import SYSTEM, Principal
+from core.db import Database
+from core.errors import PermissionDenied
+from core.models import AuditEvent, Role
+from core.services import audit_trail
+
+PrincipalFactory = Callable[[Role | None], Principal]
+
+
+def append(database: Database, count: int, label: str = "test") -> None:
+    for i in range(count):
+        with database.write() as session:
+            audit.record(
+                session,
+                SYSTEM,
+                "test.appended",
+                object_type="test",
+                object_id=f"{label}-{i}",
+                summary=f"event {label}-{i}",
+                details={"i": i, "label": label},
+            )
+
+
+def append_in_process(url: str, count: int) -> int:
+    database = Database(url)
+    try:
+        append(database, count, label=f"process-{multiprocessing.current_process().pid}")
+    finally:
+        database.dispose()
+    return count
+
+
+def events(database: Database) -> list[AuditEvent]:
+    with database.read() as session:
+        return list(session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all())
+
+
+def report(database: Database) -> audit.ChainReport:
+    with database.read() as session:
+        return audit.verify(session)
+
+
+def execute(database: Database, sql: str, **params: object) -> None:
+    with database.engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+# --- record and verify ---------------------------------------------------------------------
+
+
+def test_empty_trail_is_intact(db: Database) -> None:
+    result = report(db)
+    assert result.intact and result.checked == 0
+
+
+def test_events_chain_each_to_the_previous_hash(db: Database) -> None:
+    append(db, 5)
+    rows = events(db)
+    assert [e.seq for e in rows] == [1, 2, 3, 4, 5]
+    assert rows[0].prev_hash == GENESIS_HASH
+    for before, after in zip(rows, rows[1:], strict=False):
+        assert after.prev_hash == before.hash
+    assert all(audit.compute_hash(e) == e.hash for e in rows)
+    assert rows[2].actor_label == SYSTEM.label and rows[2].details == {"i": 2, "label": "test"}
+    assert rows[0].created_at.tzinfo is not None
+    assert abs(datetime.now(UTC) - rows[0].created_at) < timedelta(minutes=1)
+    result = report(db)
+    assert result.intact and result.checked == 5
+    assert "intact" in result.message
+
+
+def test_a_failed_transaction_leaves_no_event(db: Database) -> None:
+    append(db, 1)
+    with pytest.raises(RuntimeError), db.write() as session:
+        audit.record(session, SYSTEM, "test.lost", object_type="test", summary="rolled back")
+        raise RuntimeError("abort")
+    assert [e.action for e in events(db)] == ["test.appended"]
+    assert report(db).intact
+
+
+# --- tampering -----------------------------------------------------------------------------
+
+
+def test_edited_summary_names_that_event(db: Database) -> None:
+    append(db, 5)
+    execute(db, "UPDATE audit_event SET summary = 'nothing happened' WHERE seq = 3")
+    result = report(db)
+    assert not result.intact
+    assert result.first_broken_seq == 3 and result.checked == 2
+    assert "edited" in result.problem
+    assert "#3" in result.message
+
+
+def test_edited_details_names_that_event(db: Database) -> None:
+    append(db, 4)
+    row = events(db)[1]
+    execute(db, "UPDATE audit_event SET actor_label = 'someone else' WHERE id = :id", id=row.id)
+    result = report(db)
+    assert (result.intact, result.first_broken_seq, result.first_broken_id) == (False, 2, row.id)
+
+
+def test_edit_with_recomputed_hash_breaks_the_next_link(db: Database) -> None:
+    append(db, 5)
+    forged = events(db)[2]
+    forged.summary = "forged"
+    new_hash = audit.compute_hash(forged)
+    execute(
+        db,
+        "UPDATE audit_event SET summary = 'forged', hash = :h WHERE seq = 3",
+        h=new_hash,
+    )
+    result = report(db)
+    assert not result.intact and result.first_broken_seq == 4
+    assert "link" in result.problem
+
+
+def test_deleted_event_names_the_one_after_the_gap(db: Database) -> None:
+    append(db, 5)
+    execute(db, "DELETE FROM audit_event WHERE seq = 3")
+    result = report(db)
+    assert not result.intact
+    assert result.first_broken_seq == 4 and result.checked == 2
+    assert "removed" in result.problem
+
+
+def test_deleted_first_event_is_detected(db: Database) -> None:
+    append(db, 3)
+    execute(db, "DELETE FROM audit_event WHERE seq = 1")
+    result = report(db)
+    assert not result.intact and result.first_broken_seq == 2
+
+
+def test_swapped_events_name_the_first_moved_one(db: Database) -> None:
+    append(db, 5)
+    execute(db, "UPDATE audit_event SET seq = -1 WHERE seq = 2")
+    execute(db, "UPDATE audit_event SET seq = 2 WHERE seq = 3")
+    execute(db, "UPDATE audit_event SET seq = 3 WHERE seq = -1")
+    result = report(db)
+    assert not result.intact
+    assert result.first_broken_seq == 2 and result.checked == 1
+    assert "reordered" in result.problem
+
+
+# --- concurrent appends --------------------------------------------------------------------
+
+
+def _assert_contiguous_valid_chain(database: Database, expected: int) -> None:
+    rows = events(database)
+    assert [e.seq for e in rows] == list(range(1, expected + 1))
+    result = report(database)
+    assert result.intact, result.message
+    assert result.checked == expected
+
+
+def test_eight_threads_appending_keep_the_chain_valid(db: Database) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            append(db, 15, label=f"thread-{n}")
+        except BaseException as error:  # noqa: BLE001  (collected and asserted below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    _assert_contiguous_valid_chain(db, 8 * 15)
+
+
+def test_four_processes_appending_keep_the_chain_valid(db: Database) -> None:
+    db.dispose()  # forked children open their own connections; share none
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=4, mp_context=context) as pool:
+        done = list(pool.map(append_in_process, [db.url] * 4, [30] * 4))
+    assert done == [30] * 4
+    _assert_contiguous_valid_chain(db, 4 * 30)
+    assert len({e.actor_label for e in events(db)}) == 1
+    assert len({e.details["label"] for e in events(db)}) == 4
+
+
+# --- the audit trail as a service ----------------------------------------------------------
+
+
+def test_verify_and_search_need_the_audit_permission(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    before = len(events(people_db))
+    for role in (Role.COMPLIANCE, Role.REVIEWER, Role.ADMIN):
+        assert audit_trail.verify(people_db, principal(role)).intact
+    for role in (Role.DATA_SCIENTIST, Role.BUSINESS, None):
+        with pytest.raises(PermissionDenied):
+            audit_trail.verify(people_db, principal(role))
+        with pytest.raises(PermissionDenied):
+            audit_trail.search(people_db, principal(role))
+    denied = [e for e in events(people_db)[before:] if e.action == "permission.denied"]
+    assert len(denied) == 6
+    assert report(people_db).intact
+
+
+def test_search_filters_by_model_actor_action_and_date(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    casey = principal(Role.COMPLIANCE)
+    dana = principal(Role.DATA_SCIENTIST)
+    everything = audit_trail.search(people_db, casey)
+    assert [e.seq for e in everything] == sorted((e.seq for e in everything), reverse=True)
+    created = audit_trail.search(people_db, casey, action="model.created")
+    assert {e.summary.split()[1] for e in created} == {
+        "credit-default-scorer",
+        "bike-demand-forecaster",
+    }
+    model_id = created[0].model_id
+    assert model_id is not None
+    for_model = audit_trail.search(people_db, casey, model_id=model_id)
+    assert for_model and all(e.model_id == model_id for e in for_model)
+    by_dana = audit_trail.search(people_db, casey, actor_id=dana.user_id)
+    assert len(by_dana) == 2 and all(e.actor_id == dana.user_id for e in by_dana)
+    today = datetime.now(UTC).date()
+    assert len(audit_trail.search(people_db, casey, start=today, end=today)) == len(everything)
+    yesterday = today - timedelta(days=1)
+    assert audit_trail.search(people_db, casey, start=yesterday, end=yesterday) == []
+
+
+def test_csv_export_has_every_event_and_defuses_formulas(db: Database) -> None:
+    with db.write() as session:
+        audit.record(session, SYSTEM, "test.csv", object_type="test", summary="=HYPERLINK(1)")
+        audit.record(session, SYSTEM, "test.csv", object_type="test", summary="plain, text")
+    rows = list(csv.DictReader(io.StringIO(audit_trail.to_csv(events(db)))))
+    assert [r["seq"] for r in rows] == ["1", "2"]
+    assert rows[0]["summary"] == "'=HYPERLINK(1)"
+    assert rows[1]["summary"] == "plain, text"
+    assert rows[1]["prev_hash"] == rows[0]["hash"]

@@ -1,0 +1,226 @@
+"""Every page x every demo role through AppTest: content for those allowed, the refusal for
+the rest (a deep link cannot skip the gate), and the demo sign-in list when signed out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from sqlmodel import select
+from streamlit.testing.v1 import AppTest
+
+from core import config, demo, migrate
+from core.db import Database
+from core.models import Role, User
+from core.ui import nav
+from core.ui.session import USER_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 60
+NO_ROLE_EMAIL = "nobody@demo.quorum"
+EMAIL_BY_ROLE: dict[Role | None, str] = {
+    Role.DATA_SCIENTIST: "dana@demo.quorum",
+    Role.REVIEWER: "riley@demo.quorum",
+    Role.COMPLIANCE: "casey@demo.quorum",
+    Role.BUSINESS: "blake@demo.quorum",
+    Role.ADMIN: "ada@demo.quorum",
+    None: NO_ROLE_EMAIL,
+}
+ROLES = list(EMAIL_BY_ROLE)
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    url: str
+    user_ids: dict[Role | None, int]
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
+    """The full demo store (trained versions included), built once; pages only read it."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'quorum.db'}"
+    migrate.upgrade(url)
+    database = Database(url)
+    demo.seed(database, with_models=True)
+    with database.write() as session:
+        session.add(User(email=NO_ROLE_EMAIL, name="Nora Noroles", is_demo=True))
+    with database.read() as session:
+        ids = {
+            role: session.exec(select(User.id).where(User.email == email)).one()
+            for role, email in EMAIL_BY_ROLE.items()
+        }
+    database.dispose()
+    return DemoStore(url, ids)
+
+
+@pytest.fixture(autouse=True)
+def _clean_streamlit(demo_store: DemoStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("QUORUM_ENV", "QUORUM_AUTH", "QUORUM_SECRET_KEY", "QUORUM_COOKIE_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("QUORUM_DATABASE_URL", demo_store.url)
+    config.reset_settings()
+    st.session_state.clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.session_state.clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    config.reset_settings()
+
+
+def open_page(path: str, user_id: int | None) -> AppTest:
+    """A fresh session (empty st.session_state) that deep-links straight to `path`."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if user_id is not None:
+        at.session_state[USER_KEY] = user_id
+    if path != "app.py":
+        at.switch_page(path)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [
+        e.value
+        for kind in ("title", "header", "subheader", "caption", "markdown", "text")
+        for e in at.get(kind)
+        if isinstance(getattr(e, "value", None), str)
+    ]
+    return "\n".join(parts)
+
+
+def labels(at: AppTest, kind: str) -> set[str]:
+    return {e.proto.label for e in at.get(kind)}
+
+
+def frame_values(at: AppTest) -> str:
+    return "\n".join(df.value.to_csv() for df in at.dataframe)
+
+
+# --- a content signal for each page ----------------------------------------------------------
+
+
+def home_content(at: AppTest) -> None:
+    subheaders = [s.value for s in at.subheader]
+    assert "Waiting for me" in subheaders and "Portfolio" in subheaders
+    assert [m.label for m in at.metric][:2] == ["Models", "Live deployments"]
+    assert "credit-default-scorer" in frame_values(at)
+
+
+def models_content(at: AppTest) -> None:
+    box = at.selectbox(key="models_choice")
+    assert "credit-default-scorer" in box.options
+    assert "bike-demand-forecaster" in frame_values(at)
+
+
+def audit_content(at: AppTest) -> None:
+    assert at.button(key="audit_verify").proto.label == "Verify the chain"
+    assert "model.created" in at.selectbox(key="audit_action").options
+    assert "events (newest first" in texts(at)
+    assert "Export CSV" in labels(at, "download_button")
+
+
+def admin_content(at: AppTest) -> None:
+    assert "ada@demo.quorum" in frame_values(at)
+    assert {"Grant role", "Add person", "Create team"} <= labels(at, "button")
+
+
+def profile_content(at: AppTest) -> None:
+    assert "Personal access tokens" in [s.value for s in at.subheader]
+    assert "Create token" in labels(at, "button")
+    assert at.text_input(key="token_name") is not None
+
+
+def some_content(at: AppTest) -> None:
+    """Pages outside the foundation: more than a title on the page."""
+    assert len(list(at.main)) > 1
+
+
+CONTENT: dict[str, Callable[[AppTest], None]] = {
+    "app.py": home_content,
+    "pages/1_Models.py": models_content,
+    "pages/7_Audit.py": audit_content,
+    "pages/8_Admin.py": admin_content,
+    "pages/9_Profile.py": profile_content,
+}
+
+
+def may_open(spec: nav.PageSpec, role: Role | None) -> bool:
+    if spec.permission is None:
+        return True
+    from core.auth import ROLE_PERMISSIONS
+
+    return role is not None and spec.permission in ROLE_PERMISSIONS[role]
+
+
+CASES = [
+    pytest.param(spec, role, id=f"{spec.path}-{'no_role' if role is None else role.value}")
+    for spec in nav.PAGES
+    for role in ROLES
+]
+
+
+@pytest.mark.parametrize(("spec", "role"), CASES)
+def test_page_for_role(spec: nav.PageSpec, role: Role | None, demo_store: DemoStore) -> None:
+    at = open_page(spec.path, demo_store.user_ids[role])
+    assert [t.value for t in at.title][:1] == [spec.label]
+    sidebar = "\n".join(e.value for e in at.sidebar.get("text"))
+    assert EMAIL_BY_ROLE[role] in sidebar
+    refusal = [e.value for e in at.error if e.value.startswith(f"You cannot open {spec.label}")]
+    if may_open(spec, role):
+        assert refusal == []
+        CONTENT.get(spec.path, some_content)(at)
+    else:
+        assert len(refusal) == 1 and "Ask an admin" in refusal[0]
+        assert len(at.title) == 1 and at.dataframe.len == 0 and at.button.len <= 1
+
+
+def test_every_page_file_is_gated_by_the_nav_table() -> None:
+    files = {"app.py"} | {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
+    assert files == {spec.path for spec in nav.PAGES}
+    for path in files:
+        assert f'page("{path}"' in (ROOT / path).read_text()
+
+
+@pytest.mark.parametrize("path", [spec.path for spec in nav.PAGES])
+def test_signed_out_sees_the_demo_sign_in_list(path: str) -> None:
+    at = open_page(path, None)
+    assert [t.value for t in at.title] == ["Quorum"]
+    assert "Sign in as a demo user" in [s.value for s in at.subheader]
+    assert any("Demo mode" in w.value for w in at.warning)
+    listed = texts(at)
+    emails = {person.email for person in demo.DEMO_PEOPLE} | {NO_ROLE_EMAIL}
+    for email in emails:
+        assert email in listed
+    assert "Reviewer" in listed
+    assert sum(1 for b in at.button if b.proto.label == "Sign in") == len(emails)
+    assert at.dataframe.len == 0
+
+
+def test_demo_sign_in_then_sign_out(demo_store: DemoStore) -> None:
+    at = open_page("app.py", None)
+    at.button(key=f"demo_sign_in_{demo_store.user_ids[Role.REVIEWER]}").click().run()
+    assert at.session_state[USER_KEY] == demo_store.user_ids[Role.REVIEWER]
+    assert [t.value for t in at.title][:1] == ["Home"]
+    assert "Welcome, Riley Reviewer." in texts(at)
+    at.sidebar.button(key="sign_out").click().run()
+    assert USER_KEY not in at.session_state
+    assert "Sign in as a demo user" in [s.value for s in at.subheader]
+
+
+def test_sidebar_lists_only_pages_the_role_may_open(demo_store: DemoStore) -> None:
+    for role in (Role.BUSINESS, Role.ADMIN):
+        at = open_page("app.py", demo_store.user_ids[role])
+        links = {link.proto.label for link in at.sidebar.get("page_link")}
+        assert links == {s.label for s in nav.PAGES if may_open(s, role)}
+
+
+def test_unknown_user_id_falls_back_to_sign_in() -> None:
+    at = open_page("pages/8_Admin.py", 987654)
+    assert "Sign in as a demo user" in [s.value for s in at.subheader]
+    assert USER_KEY not in at.session_state
