@@ -392,8 +392,10 @@ def _accept_json(*commands: argparse.ArgumentParser) -> None:
 
 def _extensions() -> list[Callable[[Any], None]]:
     from core.cli_compliance import register_cli as compliance_cli
+    from core.cli_maintenance import register_cli as maintenance_cli
+    from core.cli_monitoring import register_cli as monitoring_cli
 
-    return [compliance_cli]
+    return [compliance_cli, maintenance_cli, monitoring_cli]
 
 
 def _print(result: Any, as_json: bool) -> None:

@@ -42,11 +42,13 @@ def seed(db: Database, *, with_models: bool = True) -> list[str]:
     created = _seed_people(db)
     if with_models:
         from core.demo_compliance import seed_compliance
+        from core.demo_monitoring import seed_monitoring
         from core.demo_seed import seed_models, seed_reviews
 
         created += seed_models(db)
         created += seed_reviews(db)
         created += seed_compliance(db)
+        created += seed_monitoring(db)
     return created
 
 

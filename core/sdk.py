@@ -8,6 +8,7 @@ model = quorum.load_model("churn", env="production")
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Mapping
@@ -138,6 +139,28 @@ class Client:
 
     def deploy_status(self, model: str) -> dict[str, int | None]:
         return deployments.status(self.db, model)
+
+    # --- production data ----------------------------------------------------------------------
+
+    def log_predictions(
+        self, model: str, dataframe: pd.DataFrame, env: str = "production"
+    ) -> dict[str, Any]:
+        """Record production predictions (features, prediction, prediction_id, timestamp)."""
+        from core.sdk_monitoring import log_predictions
+
+        return _plain(log_predictions(self.db, self.principal, model, dataframe, env=env))
+
+    def log_labels(
+        self, model: str, dataframe: pd.DataFrame, env: str = "production"
+    ) -> dict[str, Any]:
+        """Join late labels (prediction_id, label) to recorded predictions."""
+        from core.sdk_monitoring import log_labels
+
+        return _plain(log_labels(self.db, self.principal, model, dataframe, env=env))
+
+
+def _plain(result: Any) -> dict[str, Any]:
+    return dataclasses.asdict(result)
 
 
 def _model_bytes(estimator_or_path: Any) -> tuple[bytes, str]:

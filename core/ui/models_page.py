@@ -10,17 +10,17 @@ from core.errors import QuorumError
 from core.models import Task
 from core.services import compare, model_view, registry
 from core.services import portfolio as pf
+from core.ui.home import page_of
 from core.ui.session import PageContext, fail, flash
 
 MODEL_PARAM = "model"
 
 
 def render(ctx: PageContext) -> None:
-    data = pf.portfolio(ctx.db, recent=0)
-    if not data.models:
+    names = pf.model_names(ctx.db)
+    if not names:
         st.info("No models are registered yet. Data scientists register them on the Register page.")
         return
-    names = [m.name for m in data.models]
     wanted = st.query_params.get(MODEL_PARAM)
     index = names.index(wanted) if wanted in names else None
     choice = st.selectbox(
@@ -31,7 +31,7 @@ def render(ctx: PageContext) -> None:
         placeholder="Choose a model to see its versions",
     )
     if choice is None:
-        _table(data)
+        _table(pf.portfolio(ctx.db, recent=0))
         return
     st.query_params[MODEL_PARAM] = choice
     try:
@@ -56,7 +56,7 @@ def _table(data: pf.Portfolio) -> None:
                     "State": m.latest_state,
                     "Live": ", ".join(f"{e}: v{n}" for e, n in sorted(m.live.items())) or "—",
                 }
-                for m in data.models
+                for m in page_of(data.models, "models_table_page")
             ]
         ),
         hide_index=True,
@@ -215,8 +215,10 @@ def _fairness(result: dict) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _cached_compare(
-    url: str, model: str, candidate: int, champion: int | None, _fingerprint: str
+    url: str, model: str, candidate: int, champion: int | None, fingerprint: str
 ) -> compare.Comparison:
+    """Cached per inputs: `fingerprint` carries the artifact hash and what is live in
+    production, so a promotion or rollback in any process gives a fresh comparison."""
     from core.ui.session import database
 
     return compare.compare(database(), model, candidate, champion)
@@ -244,7 +246,7 @@ def compare_section(
                 detail.model.name,
                 view.version.number,
                 pick,
-                view.version.artifact_sha256,
+                f"{view.version.artifact_sha256}:{detail.live.get('production')}",
             )
     except QuorumError as error:
         fail(error)

@@ -18,6 +18,13 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("app.py", "Home", ":material/home:"),
     PageSpec("pages/1_Models.py", "Models", ":material/model_training:"),
+    PageSpec("pages/5_Monitoring.py", "Monitoring", ":material/monitoring:"),
+    PageSpec(
+        "pages/45_Batch_scoring.py",
+        "Batch scoring",
+        ":material/batch_prediction:",
+        Permission.SCORE,
+    ),
     PageSpec(
         "pages/2_Register.py", "Register a version", ":material/upload:", Permission.REGISTER_MODEL
     ),
