@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 SECRETS_ARG = $(if $(filter oidc,$(QUORUM_AUTH)),--secrets.files=var/secrets.toml,)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run migrate seed test lint typecheck unit e2e oidc-demo bench clean
+.PHONY: install run migrate seed test lint typecheck cluster clean
+N ?= 2
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: install it or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -32,6 +33,9 @@ run: seed
 	@echo "Quorum is starting at http://127.0.0.1:$(PORT)  (Ctrl+C stops it)"
 	$(BIN)/streamlit run app.py --server.port=$(PORT) --server.address=127.0.0.1 \
 		--server.headless=true --browser.gatherUsageStats=false $(SECRETS_ARG) $(STREAMLIT_ARGS)
+
+cluster: seed
+	N=$(N) BASE=$(PORT) scripts/run_cluster.sh
 
 lint: install
 	$(BIN)/ruff check core pages app.py tests benchmarks

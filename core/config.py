@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import ConfigurationError
 
@@ -24,6 +26,9 @@ class Settings:
 
     database_url: str = field(default_factory=_default_database_url)
     artifact_store: str = str(PROJECT_ROOT / "var" / "artifacts")
+    artifact_store_options: dict[str, Any] = field(
+        default_factory=dict, hash=False, compare=False, repr=False
+    )
     env: str = "development"
     auth: str = "demo"
     secret_key: str = DEFAULT_SECRET
@@ -48,6 +53,9 @@ class Settings:
         settings = cls(
             database_url=get("DATABASE_URL", defaults.database_url),
             artifact_store=get("ARTIFACT_STORE", defaults.artifact_store),
+            artifact_store_options=_json_object(
+                get("ARTIFACT_STORE_OPTIONS", ""), "ARTIFACT_STORE_OPTIONS"
+            ),
             env=get("ENV", defaults.env).lower(),
             auth=get("AUTH", defaults.auth).lower(),
             secret_key=get("SECRET_KEY", defaults.secret_key),
@@ -132,6 +140,11 @@ def describe() -> list[tuple[str, str, str]]:
     return [
         ("QUORUM_DATABASE_URL", "sqlite:///var/quorum.db", "SQLAlchemy URL of the store"),
         ("QUORUM_ARTIFACT_STORE", "var/artifacts", "directory or fsspec URL for artifacts"),
+        (
+            "QUORUM_ARTIFACT_STORE_OPTIONS",
+            "(empty)",
+            "JSON object of fsspec storage options, e.g. endpoint_url, key, secret",
+        ),
         ("QUORUM_ENV", "development", "development or production"),
         ("QUORUM_AUTH", "demo", "demo (pick a demo user) or oidc"),
         ("QUORUM_SECRET_KEY", "(development value)", "pepper for token hashes"),
@@ -148,6 +161,24 @@ def _int(value: str, name: str) -> int:
         return int(value)
     except ValueError:
         raise ConfigurationError(f"QUORUM_{name} must be a whole number, not {value!r}.") from None
+
+
+def _json_object(value: str, name: str) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(
+            f"QUORUM_{name} must be a JSON object such as "
+            '{"endpoint_url": "https://s3.example.com", "key": "...", "secret": "..."}; '
+            f"it is not valid JSON ({error.msg} at character {error.pos})."
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ConfigurationError(
+            f"QUORUM_{name} must be a JSON object ({{...}}), not a {type(parsed).__name__}."
+        )
+    return parsed
 
 
 def _toml_string(value: str) -> str:
