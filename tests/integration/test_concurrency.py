@@ -234,9 +234,9 @@ def approve_in_process(
         db.dispose()
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_two_processes_approving_on_postgres(store: Database) -> None:
-    if store.sqlite:
-        pytest.skip("the process race runs on PostgreSQL; SQLite is covered by the threads")
+    assert not store.sqlite
     number = register(store, HIGH, 0)
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
