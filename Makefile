@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 SECRETS_ARG = $(if $(filter oidc,$(QUORUM_AUTH)),--secrets.files=var/secrets.toml,)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run migrate seed test lint typecheck cluster clean
+.PHONY: install run migrate seed test lint typecheck cluster oidc-demo clean
+OIDC_PORT ?= 9400
 N ?= 2
 
 $(BIN)/python:
@@ -33,6 +34,10 @@ run: seed
 	@echo "Quorum is starting at http://127.0.0.1:$(PORT)  (Ctrl+C stops it)"
 	$(BIN)/streamlit run app.py --server.port=$(PORT) --server.address=127.0.0.1 \
 		--server.headless=true --browser.gatherUsageStats=false $(SECRETS_ARG) $(STREAMLIT_ARGS)
+
+oidc-demo: seed
+	@echo "Local OpenID Connect provider on http://127.0.0.1:$(OIDC_PORT); Quorum on http://127.0.0.1:$(PORT)"
+	$(BIN)/python -m core.oidc_dev --port $(OIDC_PORT) --app-port $(PORT) --run-app
 
 cluster: seed
 	N=$(N) BASE=$(PORT) scripts/run_cluster.sh

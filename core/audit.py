@@ -168,5 +168,16 @@ def query(session: Session, f: AuditFilter) -> list[AuditEvent]:
     return list(session.exec(stmt.order_by(col(AuditEvent.seq).desc()).limit(f.limit)).all())
 
 
+_DISTINCT_ACTIONS = text(
+    "WITH RECURSIVE found(action) AS ("
+    " SELECT MIN(action) FROM audit_event"
+    " UNION ALL"
+    " SELECT (SELECT MIN(action) FROM audit_event WHERE action > found.action)"
+    " FROM found WHERE found.action IS NOT NULL)"
+    " SELECT action FROM found WHERE action IS NOT NULL"
+)
+
+
 def actions(session: Session) -> list[str]:
-    return sorted(session.exec(select(AuditEvent.action).distinct()).all())
+    """The distinct actions, one index seek each (not a scan of the whole trail)."""
+    return sorted(str(a) for a in session.connection().execute(_DISTINCT_ACTIONS).scalars())

@@ -145,7 +145,11 @@ class ModelVersion(SQLModel, table=True):
     """One trained artifact of a model, with what it is, where it came from and its state."""
 
     __tablename__ = "model_version"
-    __table_args__ = (UniqueConstraint("model_id", "number", name="uq_version_number"),)
+    __table_args__ = (
+        UniqueConstraint("model_id", "number", name="uq_version_number"),
+        Index("ix_version_latest_state", "model_id", "number", "state"),
+        Index("ix_version_author_state", "registered_by_id", "state"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="ml_model.id", index=True)
     number: int
@@ -208,6 +212,7 @@ class Decision(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("version_id", "review_round", "reviewer_id", name="uq_one_decision"),
+        Index("ix_decision_reviewer", "reviewer_id", "version_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     version_id: int = Field(foreign_key="model_version.id", index=True)
@@ -406,8 +411,7 @@ class WindowAggregateRow(SQLModel, table=True):
 
     __tablename__ = "window_aggregate"
     __table_args__ = (
-        UniqueConstraint("model_id", "version_id", "environment", "window_start",
-                         name="uq_window"),
+        UniqueConstraint("model_id", "version_id", "environment", "window_start", name="uq_window"),
     )
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="ml_model.id", index=True)

@@ -12,6 +12,7 @@ from core.db import Database
 from core.models import Evaluation, MLModel, ModelVersion, Team, User
 from core.services.compare import live_version
 from core.services.registry import CARD_SECTIONS, get_model, state_label, versions_of
+from core.services.reviews import user_names
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def model_detail(db: Database, name: str, environments: tuple[str, ...]) -> Mode
         team = session.get(Team, model.team_id)
         owner = session.get(User, model.owner_id)
         rows = versions_of(session, model.id or 0)
-        people = {u.id: u.name for u in session.exec(select(User))}
+        people = user_names(session, {v.registered_by_id for v in rows})
         numbers = {v.id: v.number for v in rows}
         evaluations = {
             e.version_id: e

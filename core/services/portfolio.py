@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
 from core import audit
@@ -42,69 +44,157 @@ class Portfolio:
     state_counts: dict[str, int]
     live_count: int
     recent: list[AuditEvent]
+    total_models: int = 0
 
 
-def portfolio(db: Database, *, recent: int = 10) -> Portfolio:
+def portfolio(
+    db: Database, *, recent: int = 10, limit: int | None = None, offset: int = 0
+) -> Portfolio:
+    """Counts over every active model; rows for one page of them (all when `limit` is None)."""
     with db.read() as session:
-        rows = _model_rows(session)
-        counts: dict[str, int] = {}
-        for row in rows:
-            if row.latest_version is not None:
-                counts[row.latest_state] = counts.get(row.latest_state, 0) + 1
-        events = list(
-            session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(recent))
+        rows = _model_rows(session, limit, offset)
+        events = (
+            list(
+                session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(recent))
+            )
+            if recent > 0
+            else []
         )
-        live = sum(len(r.live) for r in rows)
-        return Portfolio(rows, counts, live, events)
-
-
-def _model_rows(session: Session) -> list[ModelRow]:
-    models = session.exec(
-        select(MLModel).where(col(MLModel.archived_at).is_(None)).order_by(col(MLModel.name))
-    ).all()
-    teams = {t.id: t.name for t in session.exec(select(Team))}
-    owners = {u.id: u.name for u in session.exec(select(User))}
-    latest = _latest_versions(session)
-    live = _live_versions(session)
-    return [
-        ModelRow(
-            name=m.name,
-            team=teams.get(m.team_id, "?"),
-            owner=owners.get(m.owner_id, "?"),
-            risk_tier=m.risk_tier,
-            task=m.task,
-            latest_version=latest[m.id][0] if m.id in latest else None,
-            latest_state=state_label(latest[m.id][1]) if m.id in latest else "No versions",
-            live=live.get(m.id or 0, {}),
+        return Portfolio(
+            rows,
+            _state_counts(session),
+            _live_count(session),
+            events,
+            total_models=_active_model_count(session),
         )
-        for m in models
-    ]
 
 
-def _latest_versions(session: Session) -> dict[int | None, tuple[int, str]]:
-    newest = (
+def model_names(db: Database) -> list[str]:
+    """Names of the active models, sorted: what a model picker needs and nothing more."""
+    with db.read() as session:
+        return list(
+            session.exec(
+                select(MLModel.name)
+                .where(col(MLModel.archived_at).is_(None))
+                .order_by(col(MLModel.name))
+            ).all()
+        )
+
+
+def _active_model_count(session: Session) -> int:
+    stmt = select(func.count()).select_from(MLModel).where(col(MLModel.archived_at).is_(None))
+    return int(session.exec(stmt).one())
+
+
+def _newest_numbers() -> Any:
+    return (
         select(col(ModelVersion.model_id), func.max(ModelVersion.number).label("n"))
         .group_by(col(ModelVersion.model_id))
         .subquery()
     )
+
+
+def _state_counts(session: Session) -> dict[str, int]:
+    newest = _newest_numbers()
     rows = session.exec(
-        select(ModelVersion.model_id, ModelVersion.number, ModelVersion.state).join(
+        select(ModelVersion.state, func.count())
+        .join(
             newest,
             (col(ModelVersion.model_id) == newest.c.model_id)
             & (col(ModelVersion.number) == newest.c.n),
+        )
+        .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
+        .where(col(MLModel.archived_at).is_(None))
+        .group_by(col(ModelVersion.state))
+    ).all()
+    counts: dict[str, int] = {}
+    for state, n in rows:
+        label = state_label(state)
+        counts[label] = counts.get(label, 0) + int(n)
+    return counts
+
+
+def _live_count(session: Session) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Deployment)
+        .join(MLModel, col(MLModel.id) == Deployment.model_id)
+        .where(col(Deployment.live_until).is_(None), col(MLModel.archived_at).is_(None))
+    )
+    return int(session.exec(stmt).one())
+
+
+def _model_rows(session: Session, limit: int | None, offset: int) -> list[ModelRow]:
+    stmt = (
+        sa_select(
+            col(MLModel.id),
+            col(MLModel.name),
+            col(Team.name),
+            col(User.name),
+            col(MLModel.risk_tier),
+            col(MLModel.task),
+        )
+        .join(Team, col(Team.id) == MLModel.team_id, isouter=True)
+        .join(User, col(User.id) == MLModel.owner_id, isouter=True)
+        .where(col(MLModel.archived_at).is_(None))
+        .order_by(col(MLModel.name))
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(max(offset, 0))
+    models = session.execute(stmt).tuples().all()
+    ids = [m[0] for m in models]
+    latest = _latest_versions(session, ids if limit is not None else None)
+    live = _live_versions(session, ids if limit is not None else None)
+    labels: dict[str, str] = {}
+    rows = []
+    for model_id, name, team, owner, risk_tier, task in models:
+        newest = latest.get(model_id)
+        state = "No versions"
+        if newest is not None:
+            state = labels.get(newest[1]) or labels.setdefault(newest[1], state_label(newest[1]))
+        rows.append(
+            ModelRow(
+                name=name,
+                team=team or "?",
+                owner=owner or "?",
+                risk_tier=risk_tier,
+                task=task,
+                latest_version=newest[0] if newest else None,
+                latest_state=state,
+                live=live.get(model_id or 0, {}),
+            )
+        )
+    return rows
+
+
+def _latest_versions(
+    session: Session, model_ids: list[int | None] | None = None
+) -> dict[int | None, tuple[int, str]]:
+    newest = select(col(ModelVersion.model_id), func.max(ModelVersion.number).label("n"))
+    if model_ids is not None:
+        newest = newest.where(col(ModelVersion.model_id).in_(model_ids))
+    sub = newest.group_by(col(ModelVersion.model_id)).subquery()
+    rows = session.exec(
+        select(ModelVersion.model_id, ModelVersion.number, ModelVersion.state).join(
+            sub,
+            (col(ModelVersion.model_id) == sub.c.model_id) & (col(ModelVersion.number) == sub.c.n),
         )
     ).all()
     return {model_id: (number, state) for model_id, number, state in rows}
 
 
-def _live_versions(session: Session) -> dict[int, dict[str, int]]:
-    rows = session.exec(
+def _live_versions(
+    session: Session, model_ids: list[int | None] | None = None
+) -> dict[int, dict[str, int]]:
+    stmt = (
         select(Deployment.model_id, Deployment.environment, ModelVersion.number)
         .join(ModelVersion, col(ModelVersion.id) == Deployment.version_id)
         .where(col(Deployment.live_until).is_(None))
-    ).all()
+    )
+    if model_ids is not None:
+        stmt = stmt.where(col(Deployment.model_id).in_(model_ids))
     result: dict[int, dict[str, int]] = {}
-    for model_id, env, number in rows:
+    for model_id, env, number in session.exec(stmt).all():
         result.setdefault(model_id, {})[env] = number
     return result
 

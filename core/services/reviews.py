@@ -140,6 +140,14 @@ class PolicyStatus:
         return lines
 
 
+def user_names(session: Session, user_ids: set[int]) -> dict[int | None, str]:
+    """Names of just these people (never the whole user table)."""
+    if not user_ids:
+        return {}
+    rows = session.exec(select(User.id, User.name).where(col(User.id).in_(sorted(user_ids))))
+    return dict(rows.all())
+
+
 def current_evaluation_hash(session: Session, version: ModelVersion) -> str:
     ev = session.exec(
         select(Evaluation)
@@ -159,7 +167,7 @@ def policy_status(session: Session, model: MLModel, version: ModelVersion) -> Po
         )
     ).all()
     eval_hash = current_evaluation_hash(session, version)
-    names = {u.id: u.name for u in session.exec(select(User))}
+    names = user_names(session, {d.reviewer_id for d in approvals})
     valid: list[Decision] = []
     stale: list[Decision] = []
     for d in approvals:
@@ -522,12 +530,12 @@ def comments_of(db: Database, model_name: str, number: int) -> list[CommentView]
     with db.read() as session:
         model = get_model(session, model_name)
         version = get_version(session, model, number)
-        names = {u.id: u.name for u in session.exec(select(User))}
         rows = session.exec(
             select(Comment)
             .where(Comment.version_id == version.id)
             .order_by(col(Comment.created_at))
         ).all()
+        names = user_names(session, {c.author_id for c in rows})
         return [CommentView(c, names.get(c.author_id, "?")) for c in rows]
 
 
@@ -554,10 +562,15 @@ def review_queue(db: Database, actor: Principal) -> list[QueueItem]:
             .where(ModelVersion.state == VersionState.IN_REVIEW)
             .order_by(col(ModelVersion.updated_at))
         ).all()
-        names = {u.id: u.name for u in session.exec(select(User))}
+        names = user_names(session, {v.registered_by_id for v, _ in rows})
         mine = {
-            (d.version_id, d.review_round)
-            for d in session.exec(select(Decision).where(Decision.reviewer_id == me.user_id))
+            (version_id, review_round)
+            for version_id, review_round in session.exec(
+                select(Decision.version_id, Decision.review_round).where(
+                    Decision.reviewer_id == me.user_id,
+                    col(Decision.version_id).in_([v.id for v, _ in rows]),
+                )
+            )
         }
         return [
             QueueItem(
@@ -589,7 +602,8 @@ def review_detail(
         version = get_version(session, model, number)
         status = policy_status(session, model, version)
         eval_hash = current_evaluation_hash(session, version)
-        names = {u.id: u.name for u in session.exec(select(User))}
+        decisions = decisions_of(session, version.id or 0)
+        names = user_names(session, {d.reviewer_id for d in decisions})
         views = [
             DecisionView(
                 d,
@@ -598,6 +612,6 @@ def review_detail(
                 and d.artifact_sha256 == version.artifact_sha256
                 and d.evaluation_sha256 == eval_hash,
             )
-            for d in decisions_of(session, version.id or 0)
+            for d in decisions
         ]
         return model, version, status, views

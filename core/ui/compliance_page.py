@@ -10,7 +10,7 @@ from core.auth import Permission
 from core.errors import QuorumError
 from core.services import compliance, model_view
 from core.services import portfolio as pf
-from core.ui.session import PageContext, fail, flash
+from core.ui.session import PageContext, fail, flash, open_version
 
 STATUS_BY_LABEL = {label: key for key, label in compliance.STATUS_LABELS.items()}
 NOBODY = "—"
@@ -69,8 +69,7 @@ def _queue(ctx: PageContext) -> None:
         )
         cols[1].text("\n".join(row.waiting_for))
         if cols[2].button("Open", key=f"comp_queue_{row.model}_{row.number}"):
-            st.query_params.update({"model": row.model, "version": str(row.number)})
-            st.rerun()
+            open_version(row.model, row.number, "comp_model", "comp_version")
 
 
 def _pick(ctx: PageContext) -> tuple[str, int] | None:
@@ -83,7 +82,9 @@ def _pick(ctx: PageContext) -> tuple[str, int] | None:
     name = cols[0].selectbox(
         "Model",
         names,
-        index=names.index(wanted) if wanted in names else None,
+        index=None
+        if "comp_model" in st.session_state
+        else (names.index(wanted) if wanted in names else None),
         key="comp_model",
         placeholder="Choose a model",
     )
@@ -99,7 +100,7 @@ def _pick(ctx: PageContext) -> tuple[str, int] | None:
     number = cols[1].selectbox(
         "Version",
         numbers,
-        index=index,
+        index=0 if "comp_version" in st.session_state else index,
         key="comp_version",
         format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
     )

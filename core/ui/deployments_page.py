@@ -72,7 +72,7 @@ def _promote(ctx: PageContext, detail: model_view.ModelDetail) -> None:
                 st.text(f"• {line}")
         else:
             st.success("Ready for production: approvals and compliance requirements are met.")
-    with st.form("promote"):
+    with st.form("promote", clear_on_submit=True):
         reason = st.text_input("Reason (optional)", key="promote_reason")
         if st.form_submit_button(f"Promote v{number} to {env}", type="primary"):
             try:

@@ -84,10 +84,31 @@ def _kind_label(kind: str) -> str:
     }.get(kind, kind.replace("_", " ").capitalize())
 
 
+PAGE_ROWS = 50
+
+
+def page_of(rows: list[pf.ModelRow], key: str) -> list[pf.ModelRow]:
+    """One page of a long model list, with a page picker when there is more than one page."""
+    pages = max((len(rows) + PAGE_ROWS - 1) // PAGE_ROWS, 1)
+    if pages == 1:
+        return rows
+    number = int(
+        st.number_input(
+            f"Page (of {pages}, {PAGE_ROWS} models each)",
+            min_value=1,
+            max_value=pages,
+            value=1,
+            step=1,
+            key=key,
+        )
+    )
+    return rows[(number - 1) * PAGE_ROWS : number * PAGE_ROWS]
+
+
 def portfolio_section(data: pf.Portfolio) -> None:
     st.subheader("Portfolio")
     cols = st.columns(4)
-    cols[0].metric("Models", len(data.models))
+    cols[0].metric("Models", data.total_models or len(data.models))
     cols[1].metric("Live deployments", data.live_count)
     cols[2].metric("Awaiting review", data.state_counts.get("In review", 0))
     cols[3].metric("Approved, not live", data.state_counts.get("Approved", 0))
@@ -108,6 +129,11 @@ def portfolio_section(data: pf.Portfolio) -> None:
             ]
         )
         st.dataframe(frame, hide_index=True, width="stretch")
+        if data.total_models > len(data.models):
+            st.caption(
+                f"The first {len(data.models)} of {data.total_models} models; the Models page "
+                "lists them all."
+            )
     else:
         st.info("No models yet. A data scientist can register one on the Register page.")
     st.subheader("Recent activity")

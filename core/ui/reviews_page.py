@@ -11,7 +11,7 @@ from core.errors import QuorumError
 from core.models import DecisionKind, VersionState
 from core.services import model_view, reviews
 from core.ui.models_page import compare_section
-from core.ui.session import PageContext, fail, flash
+from core.ui.session import PageContext, fail, flash, open_version
 
 DECISION_LABELS = {
     DecisionKind.APPROVE: "Approve",
@@ -65,8 +65,7 @@ def _queue(ctx: PageContext) -> None:
         cols[0].text(f"{item.model} v{item.number}\nby {item.registered_by}, {item.submitted}")
         cols[1].text("\n".join(item.status))
         if cols[2].button("Open", key=f"queue_{item.model}_{item.number}"):
-            st.query_params.update({"model": item.model, "version": str(item.number)})
-            st.rerun()
+            open_version(item.model, item.number, "review_model", "review_version")
 
 
 def _pick(ctx: PageContext) -> tuple[str, int] | None:
@@ -78,7 +77,9 @@ def _pick(ctx: PageContext) -> tuple[str, int] | None:
     name = cols[0].selectbox(
         "Model",
         names,
-        index=names.index(wanted) if wanted in names else None,
+        index=None
+        if "review_model" in st.session_state
+        else (names.index(wanted) if wanted in names else None),
         key="review_model",
         placeholder="Choose a model",
     )
@@ -94,7 +95,7 @@ def _pick(ctx: PageContext) -> tuple[str, int] | None:
     number = cols[1].selectbox(
         "Version",
         numbers,
-        index=index,
+        index=0 if "review_version" in st.session_state else index,
         key="review_version",
         format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
     )

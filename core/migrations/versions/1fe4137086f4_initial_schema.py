@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a868f9b32833
+Revision ID: 1fe4137086f4
 Revises: 
-Create Date: 2026-11-26 07:20:16.694054
+Create Date: 2026-11-26 07:55:32.123904
 """
 from typing import Sequence, Union
 
@@ -12,7 +12,7 @@ import sqlmodel
 import sqlmodel.sql.sqltypes
 
 
-revision: str = 'a868f9b32833'
+revision: str = '1fe4137086f4'
 down_revision: Union[str, None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -192,6 +192,8 @@ def upgrade() -> None:
     with op.batch_alter_table('model_version', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_version_model_id'), ['model_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_model_version_state'), ['state'], unique=False)
+        batch_op.create_index('ix_version_author_state', ['registered_by_id', 'state'], unique=False)
+        batch_op.create_index('ix_version_latest_state', ['model_id', 'number', 'state'], unique=False)
 
     op.create_table('alert',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -270,6 +272,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('version_id', 'review_round', 'reviewer_id', name='uq_one_decision')
     )
     with op.batch_alter_table('decision', schema=None) as batch_op:
+        batch_op.create_index('ix_decision_reviewer', ['reviewer_id', 'version_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_decision_version_id'), ['version_id'], unique=False)
 
     op.create_table('deployment',
@@ -496,6 +499,7 @@ def downgrade() -> None:
     op.drop_table('deployment')
     with op.batch_alter_table('decision', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_decision_version_id'))
+        batch_op.drop_index('ix_decision_reviewer')
 
     op.drop_table('decision')
     with op.batch_alter_table('comment', schema=None) as batch_op:
@@ -511,6 +515,8 @@ def downgrade() -> None:
 
     op.drop_table('alert')
     with op.batch_alter_table('model_version', schema=None) as batch_op:
+        batch_op.drop_index('ix_version_latest_state')
+        batch_op.drop_index('ix_version_author_state')
         batch_op.drop_index(batch_op.f('ix_model_version_state'))
         batch_op.drop_index(batch_op.f('ix_model_version_model_id'))
 

@@ -1,0 +1,421 @@
+"""Browser fixtures: a seeded demo store, a `streamlit run` server per test module, Chromium.
+
+Each test module starts one server on its own copy of the store (copies are cheap; seeding
+is not, so the seeded store is built once per session). Pages are found by role and label.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page
+
+    from core.db import Database
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+REQUIRE_BROWSER_ENV = "QUORUM_REQUIRE_BROWSER"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+SKELETON = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]'
+STALE = '[data-stale="true"]'
+TIMEOUT_MS = 30_000
+
+DEMO_NAMES = {
+    "dana": "Dana Scientist",
+    "sam": "Sam Scientist",
+    "riley": "Riley Reviewer",
+    "morgan": "Morgan Validator",
+    "casey": "Casey Compliance",
+    "blake": "Blake Business",
+    "ada": "Ada Admin",
+}
+
+
+# --- stores ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Store:
+    """A SQLite store and its artifact directory, owned by one test module."""
+
+    directory: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.directory / "quorum.db"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.db_path}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.directory / "artifacts"
+
+    def env(self) -> dict[str, str]:
+        return {"QUORUM_DATABASE_URL": self.url, "QUORUM_ARTIFACT_STORE": str(self.artifacts)}
+
+    def database(self) -> Database:
+        from core.db import Database
+
+        return Database(self.url)
+
+
+def _quorum(args: list[str], store: Store, log: Path) -> None:
+    env = {**os.environ, **store.env(), "OMP_NUM_THREADS": "1"}
+    with log.open("a") as out:
+        done = subprocess.run(
+            [str(BIN / "quorum"), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+            timeout=300,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"quorum {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """The demo portfolio (people, three models, reviews, deployments), built once.
+
+    QUORUM_E2E_SEEDED_DIR=DIR reuses (or first fills) a seeded store in DIR across runs.
+    """
+    reuse = os.environ.get("QUORUM_E2E_SEEDED_DIR")
+    if reuse and Store(Path(reuse)).db_path.exists():
+        return Store(Path(reuse))
+    store = Store(Path(reuse) if reuse else tmp_path_factory.mktemp("seeded"))
+    store.directory.mkdir(parents=True, exist_ok=True)
+    log = store.directory / "seed.log"
+    _quorum(["db", "upgrade"], store, log)
+    _quorum(["demo", "seed"], store, log)
+    return store
+
+
+def copy_store(source: Store, destination: Path) -> Store:
+    destination.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(f"{source.db_path}{suffix}")
+        if path.exists():
+            shutil.copy2(path, f"{destination / 'quorum.db'}{suffix}")
+    if source.artifacts.exists():
+        shutil.copytree(source.artifacts, destination / "artifacts")
+    return Store(destination)
+
+
+@pytest.fixture(scope="module")
+def module_store(seeded_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """A private copy of the seeded store for one test module (tests there may change it)."""
+    return copy_store(seeded_store, tmp_path_factory.mktemp("store"))
+
+
+# --- the app server --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class AppServer:
+    """`streamlit run app.py` on a free port; output goes to `log`."""
+
+    store: Store
+    log: Path
+    auth: str = "demo"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    secrets_file: Path | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def page_url(self, name: str = "") -> str:
+        return f"{self.url}/{name}"
+
+    def start(self, timeout: float = 60.0) -> AppServer:
+        command = [
+            str(BIN / "streamlit"),
+            "run",
+            "app.py",
+            "--server.headless=true",
+            f"--server.port={self.port}",
+            "--server.address=127.0.0.1",
+            "--browser.gatherUsageStats=false",
+            "--server.fileWatcherType=none",
+            "--server.runOnSave=false",
+        ]
+        if self.secrets_file is not None:
+            command.append(f"--secrets.files={self.secrets_file}")
+        env = {
+            **os.environ,
+            **self.store.env(),
+            "QUORUM_AUTH": self.auth,
+            "OMP_NUM_THREADS": "1",
+            **self.extra_env,
+        }
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"streamlit was not healthy in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def demo_app(module_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """Quorum with demo sign-in on this module's store copy."""
+    log = tmp_path_factory.mktemp("logs") / "streamlit.log"
+    server = AppServer(store=module_store, log=log).start()
+    yield server
+    server.stop()
+
+
+# --- the browser -----------------------------------------------------------------------------
+
+
+def _browser_missing(reason: str) -> None:
+    if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_BROWSER_ENV}=1 requires the browser tests to run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless; expectations wait up to TIMEOUT_MS."""
+    if not CHROMIUM.exists():
+        _browser_missing(f"{CHROMIUM} is missing: install Debian's chromium package")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_missing("playwright for Python is not installed")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser context (no cookies, its own Streamlit session)."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    ctx.set_default_timeout(TIMEOUT_MS)
+    yield ctx
+    ctx.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page; when the test fails, its last state is saved as screenshots/FAILED-<test>.png."""
+    browser_page = context.new_page()
+    yield browser_page
+    if request.node.stash.get(_FAILED, False):
+        screenshot(browser_page, f"FAILED-{request.node.name}")
+
+
+# --- page helpers ----------------------------------------------------------------------------
+
+
+def wait_idle(page: Page, settle_ms: int = 250) -> None:
+    """Wait until the run triggered by the last action is over and its output is drawn:
+    the script is not running, no element is stale (left from the previous run) and no
+    lazily loaded widget still shows its skeleton."""
+    page.wait_for_timeout(settle_ms)
+    page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        f"""() => document.querySelector('{IDLE}') !== null
+            && document.querySelectorAll('{SKELETON}, {STALE}').length === 0""",
+        timeout=TIMEOUT_MS,
+    )
+
+
+def open_app(page: Page, app: AppServer, path: str = "") -> None:
+    """Load a page in a new Streamlit session and wait until its first run is done."""
+    page.goto(app.page_url(path))
+    page.get_by_role("heading", level=1).first.wait_for()
+    wait_idle(page)
+
+
+def sign_in_demo(page: Page, who: str) -> None:
+    """On the demo sign-in screen, press Sign in in the row of `who` (a key of DEMO_NAMES)."""
+    name = DEMO_NAMES[who]
+    row = page.get_by_test_id("stHorizontalBlock").filter(has_text=name)
+    row.get_by_role("button", name="Sign in").click()
+    wait_idle(page)
+    page.get_by_test_id("stSidebar").get_by_text(name).wait_for()
+    wait_idle(page)
+
+
+def as_demo_user(page: Page, app: AppServer, who: str, path: str = "") -> None:
+    open_app(page, app, path)
+    sign_in_demo(page, who)
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+    wait_idle(page)
+
+
+def go_to(page: Page, label: str) -> None:
+    """Follow the sidebar link `label`, keeping the session."""
+    page.get_by_test_id("stSidebar").get_by_role("link", name=label).click()
+    page.get_by_role("heading", level=1, name=label).wait_for()
+    wait_idle(page)
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label` (retries if the list did not open)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.get_by_role("combobox", name=label, exact=True)
+    if box.input_value() == option:
+        return
+    for _ in range(3):
+        box.click()
+        target = page.get_by_role("option", name=option).first
+        try:
+            target.wait_for(timeout=5_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            wait_idle(page)
+            continue
+        target.click()
+        wait_idle(page)
+        return
+    raise AssertionError(f"the selectbox {label!r} offered no option {option!r}")
+
+
+def fill(page: Page, label: str, text: str) -> None:
+    """Type into the visible text input or text area labelled `label`."""
+    page.get_by_role("textbox", name=label, exact=True).fill(text)
+
+
+def upload(page: Page, label: str, path: Path) -> None:
+    """Put `path` in the file uploader whose label starts with `label`; wait until it is in."""
+    from playwright.sync_api import expect
+
+    region = page.get_by_role("region", name=label)
+    region.locator("input[type=file]").set_input_files(path)
+    expect(region.get_by_role("button", name=f"Remove {path.name}")).to_be_visible()
+
+
+def open_tab(page: Page, name: str) -> None:
+    """Select the tab `name` and wait until it is the selected one."""
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name=name, exact=True)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
+    wait_idle(page, settle_ms=100)
+
+
+def click_button(page: Page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+    wait_idle(page)
+
+
+def expect_text(page: Page, text: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text(text).first).to_be_visible()
+
+
+def screenshot(page: Page, name: str, top: Locator | None = None) -> Path:
+    """Save screenshots/<name>.png; with `top`, scroll so that element starts the view."""
+    if top is not None:
+        top.first.evaluate("element => element.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def assert_accessible_basics(page: Page) -> None:
+    """One h1 per page; every visible text input, text area and select has a label."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)
+    unlabeled = page.evaluate(
+        """() => [...document.querySelectorAll(
+                'input:not([type=hidden]):not([type=file]):not([tabindex="-1"]), textarea, [role=combobox]')]
+            .filter(el => el.offsetParent !== null)
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                          && !el.getAttribute('aria-labelledby'))
+            .map(el => el.outerHTML.slice(0, 120))"""
+    )
+    assert unlabeled == [], f"inputs without a label: {unlabeled}"
