@@ -8,9 +8,9 @@ import streamlit as st
 
 from core.auth import Permission
 from core.errors import QuorumError
-from core.services import compliance, model_view
-from core.services import portfolio as pf
-from core.ui.session import PageContext, fail, flash, open_version
+from core.services import compliance
+from core.ui.pickers import open_version, pick_version
+from core.ui.session import PageContext, fail, flash
 
 STATUS_BY_LABEL = {label: key for key, label in compliance.STATUS_LABELS.items()}
 NOBODY = "—"
@@ -18,7 +18,7 @@ NOBODY = "—"
 
 def render(ctx: PageContext) -> None:
     _queue(ctx)
-    picked = _pick(ctx)
+    picked = pick_version(ctx, "comp")
     if picked is None:
         _templates(ctx)
         return
@@ -69,43 +69,7 @@ def _queue(ctx: PageContext) -> None:
         )
         cols[1].text("\n".join(row.waiting_for))
         if cols[2].button("Open", key=f"comp_queue_{row.model}_{row.number}"):
-            open_version(row.model, row.number, "comp_model", "comp_version")
-
-
-def _pick(ctx: PageContext) -> tuple[str, int] | None:
-    names = [m.name for m in pf.portfolio(ctx.db, recent=0).models]
-    if not names:
-        st.info("No models are registered yet.")
-        return None
-    wanted = st.query_params.get("model")
-    cols = st.columns(2)
-    name = cols[0].selectbox(
-        "Model",
-        names,
-        index=None
-        if "comp_model" in st.session_state
-        else (names.index(wanted) if wanted in names else None),
-        key="comp_model",
-        placeholder="Choose a model",
-    )
-    if name is None:
-        return None
-    detail = model_view.model_detail(ctx.db, name, ctx.settings.environments)
-    numbers = [v.version.number for v in detail.versions]
-    if not numbers:
-        st.info(f"{name} has no versions yet.")
-        return None
-    asked = st.query_params.get("version")
-    index = numbers.index(int(asked)) if asked and asked.isdigit() and int(asked) in numbers else 0
-    number = cols[1].selectbox(
-        "Version",
-        numbers,
-        index=0 if "comp_version" in st.session_state else index,
-        key="comp_version",
-        format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
-    )
-    st.query_params.update({"model": name, "version": str(number)})
-    return name, int(number or numbers[0])
+            open_version(row.model, row.number, "comp")
 
 
 def _frameworks(status: compliance.VersionCompliance) -> None:

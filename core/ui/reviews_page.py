@@ -11,7 +11,8 @@ from core.errors import QuorumError
 from core.models import DecisionKind, VersionState
 from core.services import model_view, reviews
 from core.ui.models_page import compare_section
-from core.ui.session import PageContext, fail, flash, open_version
+from core.ui.pickers import open_version, pick_version
+from core.ui.session import PageContext, fail, flash
 
 DECISION_LABELS = {
     DecisionKind.APPROVE: "Approve",
@@ -22,7 +23,7 @@ DECISION_LABELS = {
 
 def render(ctx: PageContext) -> None:
     _queue(ctx)
-    detail = _pick(ctx)
+    detail = pick_version(ctx, "review")
     if detail is None:
         return
     model, number = detail
@@ -65,42 +66,7 @@ def _queue(ctx: PageContext) -> None:
         cols[0].text(f"{item.model} v{item.number}\nby {item.registered_by}, {item.submitted}")
         cols[1].text("\n".join(item.status))
         if cols[2].button("Open", key=f"queue_{item.model}_{item.number}"):
-            open_version(item.model, item.number, "review_model", "review_version")
-
-
-def _pick(ctx: PageContext) -> tuple[str, int] | None:
-    from core.services import portfolio as pf
-
-    names = [m.name for m in pf.portfolio(ctx.db, recent=0).models]
-    wanted = st.query_params.get("model")
-    cols = st.columns(2)
-    name = cols[0].selectbox(
-        "Model",
-        names,
-        index=None
-        if "review_model" in st.session_state
-        else (names.index(wanted) if wanted in names else None),
-        key="review_model",
-        placeholder="Choose a model",
-    )
-    if name is None:
-        return None
-    detail = model_view.model_detail(ctx.db, name, ctx.settings.environments)
-    numbers = [v.version.number for v in detail.versions]
-    if not numbers:
-        st.info(f"{name} has no versions yet.")
-        return None
-    asked = st.query_params.get("version")
-    index = numbers.index(int(asked)) if asked and asked.isdigit() and int(asked) in numbers else 0
-    number = cols[1].selectbox(
-        "Version",
-        numbers,
-        index=0 if "review_version" in st.session_state else index,
-        key="review_version",
-        format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
-    )
-    st.query_params.update({"model": name, "version": str(number)})
-    return name, int(number or numbers[0])
+            open_version(item.model, item.number, "review")
 
 
 def _policy(status: reviews.PolicyStatus, state: str) -> None:

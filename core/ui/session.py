@@ -63,14 +63,6 @@ def page(path: str, *, layout: Literal["centered", "wide"] = "wide") -> PageCont
     return PageContext(db, principal, settings)
 
 
-def open_version(model: str, number: int, model_key: str, version_key: str) -> None:
-    """Point a page's model and version pickers at one version, then rerun to show it."""
-    st.session_state[model_key] = model
-    st.session_state[version_key] = number
-    st.query_params.update({"model": model, "version": str(number)})
-    st.rerun()
-
-
 def flash(message: str) -> None:
     """Show `message` at the top of the next run (use before st.rerun)."""
     st.session_state[FLASH_KEY] = message
