@@ -17,6 +17,12 @@ from core.services import monitoring
 from core.ui.session import PageContext, database, fail, flash
 
 MODEL_PARAM = "model"
+STATUS_SENTENCES = {
+    monitoring.HEALTHY: "Working as intended: goal met, inputs as expected.",
+    monitoring.AT_RISK: "Watch closely: the inputs or their quality have changed.",
+    monitoring.FAILING: "Needs action: the model does not meet its goal.",
+    monitoring.NO_DATA: "No production data yet: nothing to judge.",
+}
 STATUS_ICONS = {
     monitoring.HEALTHY: ":material/check_circle:",
     monitoring.AT_RISK: ":material/warning:",
@@ -102,7 +108,14 @@ def render(ctx: PageContext) -> None:
 def _health(card: monitoring.HealthCard) -> None:
     with st.container(border=True):
         st.subheader(f"Health: {card.status}")
-        st.markdown(STATUS_ICONS.get(card.status, ""))
+        show = {
+            monitoring.HEALTHY: st.success,
+            monitoring.AT_RISK: st.warning,
+            monitoring.FAILING: st.error,
+        }.get(card.status, st.info)
+        show(
+            STATUS_SENTENCES.get(card.status, "No verdict yet."), icon=STATUS_ICONS.get(card.status)
+        )
         st.text(card.headline)
         st.text(card.goal)
         for reason in card.reasons:
