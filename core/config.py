@@ -22,7 +22,7 @@ def _default_database_url() -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting Quorum reads; `describe()` documents them for the README."""
+    """Every setting Quorum reads (the README's settings table documents each one)."""
 
     database_url: str = field(default_factory=_default_database_url)
     artifact_store: str = str(PROJECT_ROOT / "var" / "artifacts")
@@ -133,23 +133,6 @@ class Settings:
         }
         lines = ["[auth]"] + [f"{key} = {_toml_string(value)}" for key, value in values.items()]
         return "\n".join(lines) + "\n"
-
-
-def describe() -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) for every setting."""
-    return [
-        ("QUORUM_DATABASE_URL", "sqlite:///var/quorum.db", "SQLAlchemy URL of the store"),
-        ("QUORUM_ARTIFACT_STORE", "var/artifacts", "directory or fsspec URL for artifacts"),
-        (
-            "QUORUM_ARTIFACT_STORE_OPTIONS",
-            "(empty)",
-            "JSON object of fsspec storage options, e.g. endpoint_url, key, secret",
-        ),
-        ("QUORUM_ENV", "development", "development or production"),
-        ("QUORUM_AUTH", "demo", "demo (pick a demo user) or oidc"),
-        ("QUORUM_SECRET_KEY", "(development value)", "pepper for token hashes"),
-        ("QUORUM_COOKIE_SECRET", "(empty)", "signs the login cookie"),
-    ]
 
 
 def _split(value: str) -> tuple[str, ...]:

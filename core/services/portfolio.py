@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
-from core import audit
 from core.auth import Principal
 from core.db import Database
 from core.errors import NotFound, PermissionDenied
@@ -252,11 +251,6 @@ def since(when: datetime) -> str:
     if hours:
         return f"{hours} h ago"
     return f"{max(delta.seconds // 60, 0)} min ago"
-
-
-def activity_count(db: Database) -> int:
-    with db.read() as session:
-        return audit.count(session)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -404,11 +404,3 @@ def authenticate_token(db: Database, secret: str) -> Principal:
         token.last_used_at = now
         session.add(token)
         return principal_for(session, user)
-
-
-def describe_grants(session: Session, grants: Iterable[RoleGrant]) -> list[str]:
-    teams = {t.id: t.name for t in list_teams(session)}
-    return [
-        f"{g.role}" + ("" if g.team_id is None else f" @ {teams.get(g.team_id, g.team_id)}")
-        for g in grants
-    ]
