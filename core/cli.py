@@ -15,7 +15,7 @@ from core import migrate
 from core.auth import Principal
 from core.config import get_settings
 from core.db import Database
-from core.errors import AuthenticationFailed, InvalidInput, QuorumError
+from core.errors import AuthenticationFailed, ConfigurationError, InvalidInput, QuorumError
 
 Handler = Callable[[argparse.Namespace, Database], Any]
 
@@ -40,7 +40,15 @@ def acting_user(db: Database) -> Principal:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, db: Database) -> dict[str, str]:
-    migrate.upgrade(db.url)
+    from alembic.util.exc import CommandError
+
+    try:
+        migrate.upgrade(db.url)
+    except CommandError as error:
+        raise ConfigurationError(
+            f"The store's schema cannot be migrated: {error}. It was made by another version "
+            "of Quorum; point QUORUM_DATABASE_URL at its own store or a new one."
+        ) from None
     return {"status": "ok", "message": "Schema is at the latest revision."}
 
 
