@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SECRETS_ARG = $(if $(filter oidc,$(QUORUM_AUTH)),--secrets.files=var/secrets.toml,)
 export OMP_NUM_THREADS ?= 1
+# PostgreSQL tests use the local server when one answers (CI sets the URL explicitly).
+QUORUM_TEST_POSTGRES_URL ?= $(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo postgresql+psycopg://postgres@127.0.0.1:5432/test)
+export QUORUM_TEST_POSTGRES_URL
 
 .PHONY: install run migrate seed test lint typecheck cluster oidc-demo clean
 OIDC_PORT ?= 9400
