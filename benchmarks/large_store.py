@@ -96,7 +96,7 @@ def use_store(url: str, artifacts: Path) -> None:
 
 def build_demo_store(url: str, artifacts: Path) -> float:
     """The small store: the demo seed plus a real ingest of the credit production stream."""
-    from core.demo_data import CREDIT_TARGET, credit_production_stream
+    from core.demo.data import CREDIT_TARGET, credit_production_stream
     from core.services import monitoring, users
 
     started = time.perf_counter()

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from core.monitoring.windows import WindowAggregate
 
 TASKS = ("classification", "regression")
 CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1", "log_loss"]
@@ -221,7 +218,20 @@ def cbpe_estimate(
     }
 
 
-def performance_table(windows: Mapping[date, WindowAggregate], task: str) -> pd.DataFrame:
+class LabelledWindow(Protocol):
+    """What performance_table reads of a window aggregate."""
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def labels(self) -> Mapping[str, Any]: ...
+
+    @property
+    def cbpe(self) -> Mapping[str, float]: ...
+
+
+def performance_table(windows: Mapping[date, LabelledWindow], task: str) -> pd.DataFrame:
     """Per window: realised metrics where labels were joined, else the CBPE estimate."""
     _check_task(task)
     names = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.auth import Permission
 from core.errors import QuorumError
-from core.services import compliance
+from core.services import compliance, packs
 from core.ui.pickers import open_version, pick_version
 from core.ui.session import PageContext, fail, flash
 
@@ -361,7 +361,7 @@ def _pack(ctx: PageContext, model: str, number: int) -> None:
         if col.button(f"Export pack ({fmt.upper()})", key=f"{state_key}_make"):
             try:
                 with st.spinner("Building the approval pack…"):
-                    st.session_state[state_key] = compliance.export_pack(
+                    st.session_state[state_key] = packs.export_pack(
                         ctx.db, ctx.principal, model, number, fmt
                     )
             except QuorumError as error:

@@ -17,7 +17,7 @@ import skops.io as sio
 from playwright.sync_api import Page, expect
 from sklearn.linear_model import LogisticRegression
 
-from core import demo_data
+from core.demo import data as demo_data
 from core.services import compliance, users
 from tests.e2e.conftest import (
     ROOT,

@@ -19,9 +19,9 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sqlmodel import select
 
-from core import audit, cli, config, demo, maintenance, migrate
+from core import audit, config, demo, maintenance, migrate
 from core.artifacts import ArtifactStore, default_store
-from core.cli_maintenance import register_cli
+from core.cli import main as cli
 from core.db import Database
 from core.errors import ConfigurationError, NotFound, QuorumError
 from core.models import AuditEvent, Evaluation, ModelVersion
@@ -281,7 +281,6 @@ def test_maintenance_sweep_command_prints_json(
     monkeypatch.setenv("QUORUM_ARTIFACT_STORE", str(store.root))
     config.reset_settings()
     orphan = store.put(b"orphan", kind="models")
-    monkeypatch.setattr(cli, "_extensions", lambda: [register_cli])  # the line cli.py adds
 
     code = cli.main(["maintenance", "sweep", "--dry-run", "--older-than", "0", "--json"])
     result = json.loads(capsys.readouterr().out)

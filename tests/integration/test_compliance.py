@@ -24,7 +24,7 @@ from core.checklists import load_templates
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.models import AuditEvent, ChecklistTemplateRecord, Notification, Signoff, utcnow
-from core.services import compliance, registry, reviews, versions
+from core.services import compliance, packs, registry, reviews, versions
 from core.services import users as users_service
 
 MODEL = "eu-credit-scorer"
@@ -292,7 +292,7 @@ def test_permission_refusals_are_audited(world: World) -> None:
         ),  # fmt: skip
         lambda: compliance.sign(world.db, world.riley, MODEL, 1, "validated", "Riley Reviewer"),
         lambda: compliance.sign(world.db, world.dana, MODEL, 1, "validated", "Dana Scientist"),
-        lambda: compliance.export_pack(world.db, world.blake, MODEL, 1, "html"),
+        lambda: packs.export_pack(world.db, world.blake, MODEL, 1, "html"),
         lambda: compliance.save_template(world.db, world.casey, "{}"),
     ]
     for attempt in attempts:
@@ -404,7 +404,7 @@ def _row_version(w: World) -> int:
 
 def test_html_pack_has_every_section_escaped_and_its_fingerprint(world: World) -> None:
     _pack_world(world)
-    pack = compliance.export_pack(world.db, world.casey, MODEL, 2, "html")
+    pack = packs.export_pack(world.db, world.casey, MODEL, 2, "html")
     text = pack.data.decode()
     assert pack.mime == "text/html" and pack.filename.endswith(".html")
     assert "<script>" not in text
@@ -429,7 +429,7 @@ def test_html_pack_has_every_section_escaped_and_its_fingerprint(world: World) -
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_pdf_pack_pages_render_with_texts_and_charts(world: World, tmp_path: Path) -> None:
     _pack_world(world)
-    pack = compliance.export_pack(world.db, world.casey, MODEL, 2, "pdf")
+    pack = packs.export_pack(world.db, world.casey, MODEL, 2, "pdf")
     assert pack.data.startswith(b"%PDF")
     pdf = tmp_path / "pack.pdf"
     pdf.write_bytes(pack.data)
@@ -491,7 +491,7 @@ def test_cli_pack_writes_the_file_as_the_token_user(
 ) -> None:
     import argparse
 
-    from core.cli_compliance import register_cli
+    from core.cli.compliance import register_cli
 
     parser = argparse.ArgumentParser(prog="quorum")
     register_cli(parser.add_subparsers(dest="group", required=True))
@@ -509,7 +509,7 @@ def test_cli_pack_writes_the_file_as_the_token_user(
 
 @pytest.mark.slow
 def test_demo_seed_fills_checklists_with_expired_and_revoked_signoffs(seeded_db: Database) -> None:
-    from core.demo_compliance import seed_compliance
+    from core.demo.compliance import seed_compliance
 
     with seeded_db.read() as session:
         count = session.exec(select(func.count()).select_from(Signoff)).one()

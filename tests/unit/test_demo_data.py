@@ -11,8 +11,8 @@ from scipy import stats
 from sklearn import metrics
 from threadpoolctl import threadpool_limits
 
-from core import demo_data
-from core.demo_data import (
+from core.demo import data as demo_data
+from core.demo.data import (
     DemoModel,
     bike_demand_model,
     bikeshare_production_stream,

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlmodel import select
 
 from core import audit
 from core.auth import SYSTEM
 from core.db import Database
+from core.demo.compliance import seed_compliance
+from core.demo.models import seed_models, seed_reviews
+from core.demo.monitoring import seed_monitoring
+from core.demo.people import DEMO_PEOPLE, DEMO_TEAM
 from core.models import Role, RoleGrant, Team, User
 from core.services import users
-
-
-@dataclass(frozen=True)
-class DemoPerson:
-    email: str
-    name: str
-    roles: tuple[Role, ...]
-
-
-DEMO_TEAM = "risk-analytics"
-DEMO_PEOPLE = (
-    DemoPerson("dana@demo.quorum", "Dana Scientist", (Role.DATA_SCIENTIST,)),
-    DemoPerson("sam@demo.quorum", "Sam Scientist", (Role.DATA_SCIENTIST,)),
-    DemoPerson("riley@demo.quorum", "Riley Reviewer", (Role.REVIEWER,)),
-    DemoPerson("morgan@demo.quorum", "Morgan Validator", (Role.REVIEWER,)),
-    DemoPerson("casey@demo.quorum", "Casey Compliance", (Role.COMPLIANCE,)),
-    DemoPerson("blake@demo.quorum", "Blake Business", (Role.BUSINESS,)),
-    DemoPerson("ada@demo.quorum", "Ada Admin", (Role.ADMIN,)),
-)
 
 
 def is_empty(db: Database) -> bool:
@@ -41,10 +24,6 @@ def seed(db: Database, *, with_models: bool = True) -> list[str]:
     """Create whatever part of the demo is missing; returns what it created."""
     created = _seed_people(db)
     if with_models:
-        from core.demo_compliance import seed_compliance
-        from core.demo_monitoring import seed_monitoring
-        from core.demo_seed import seed_models, seed_reviews
-
         created += seed_models(db)
         created += seed_reviews(db)
         created += seed_compliance(db)

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlmodel import select
 
 from core.db import Database
-from core.demo_data import (
+from core.demo.data import (
     BIKE_TARGET,
     CREDIT_TARGET,
     bikeshare_production_stream,

@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from core.errors import InvalidInput, NotFound
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CREDIT_FILE = "credit_risk.csv"
 BIKESHARE_FILE = "bikeshare_2011_hourly.csv"
 

@@ -9,13 +9,13 @@ from sqlmodel import select
 
 from core.auth import Principal
 from core.db import Database
-from core.demo import DEMO_TEAM
-from core.demo_data import (
+from core.demo.data import (
     DemoModel,
     bike_demand_model,
     credit_risk_model,
     iris_or_breast_cancer_model,
 )
+from core.demo.people import DEMO_TEAM
 from core.models import MLModel
 from core.services import registry, users, versions
 

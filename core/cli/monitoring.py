@@ -19,7 +19,7 @@ def _file(path: str) -> Path:
 
 
 def cmd_monitor_ingest(args: argparse.Namespace, db: Database) -> dict[str, Any]:
-    from core.cli import acting_user
+    from core.cli.common import acting_user
     from core.services import monitoring
 
     file = _file(args.file)
@@ -30,7 +30,7 @@ def cmd_monitor_ingest(args: argparse.Namespace, db: Database) -> dict[str, Any]
 
 
 def cmd_monitor_labels(args: argparse.Namespace, db: Database) -> dict[str, Any]:
-    from core.cli import acting_user
+    from core.cli.common import acting_user
     from core.services import monitoring
 
     file = _file(args.file)
@@ -55,7 +55,7 @@ def _result(result: Any) -> dict[str, Any]:
 
 
 def cmd_monitor_report(args: argparse.Namespace, db: Database) -> dict[str, Any]:
-    from core.cli import acting_user
+    from core.cli.common import acting_user
     from core.services import monitoring
 
     acting_user(db)

@@ -11,16 +11,16 @@ from core.errors import InvalidInput
 
 
 def cmd_compliance_pack(args: argparse.Namespace, db: Database) -> dict[str, Any]:
-    from core.cli import acting_user
-    from core.services import compliance
+    from core.cli.common import acting_user
+    from core.services import packs
 
     out = Path(args.out)
     fmt = out.suffix.lower().lstrip(".")
-    if fmt not in compliance.PACK_FORMATS:
+    if fmt not in packs.PACK_FORMATS:
         raise InvalidInput(f"--out {out} must end in .pdf or .html to choose the pack format.")
     if not out.parent.is_dir():
         raise InvalidInput(f"The folder {out.parent} does not exist; create it or choose another.")
-    pack = compliance.export_pack(db, acting_user(db), args.model, args.version, fmt)
+    pack = packs.export_pack(db, acting_user(db), args.model, args.version, fmt)
     out.write_bytes(pack.data)
     return {
         "file": str(out),

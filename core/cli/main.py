@@ -1,0 +1,115 @@
+"""The `quorum` command. Operator commands use the store directly; user commands a token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.cli import compliance, maintenance, monitoring
+from core.cli.common import Fail, show, store
+from core.cli.operator import (
+    cmd_audit_verify,
+    cmd_config_check,
+    cmd_db_upgrade,
+    cmd_demo_seed,
+    cmd_users_create,
+    cmd_users_grant,
+    cmd_users_token,
+)
+from core.cli.registry import (
+    add_deploy_commands,
+    add_model_commands,
+    add_review_commands,
+    cmd_whoami,
+)
+from core.errors import QuorumError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quorum", description="Quorum from the shell.")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    dbp = groups.add_parser("db", help="schema").add_subparsers(dest="command", required=True)
+    dbp.add_parser("upgrade", help="migrate the store to the latest schema").set_defaults(
+        handler=cmd_db_upgrade
+    )
+
+    demo = groups.add_parser("demo", help="demo data").add_subparsers(dest="command", required=True)
+    seed = demo.add_parser("seed", help="create the demo team, people and models")
+    seed.add_argument("--if-empty", action="store_true", help="only when the store is empty")
+    seed.set_defaults(handler=cmd_demo_seed)
+
+    config = groups.add_parser("config", help="settings").add_subparsers(
+        dest="command", required=True
+    )
+    check = config.add_parser("check", help="validate settings; write the OIDC secrets file")
+    check.add_argument("--secrets-out", default="var/secrets.toml")
+    check.set_defaults(handler=cmd_config_check)
+
+    aud = groups.add_parser("audit", help="audit trail").add_subparsers(
+        dest="command", required=True
+    )
+    aud.add_parser("verify", help="check the hash chain").set_defaults(handler=cmd_audit_verify)
+
+    usr = groups.add_parser("users", help="people and roles").add_subparsers(
+        dest="command", required=True
+    )
+    token = usr.add_parser("token", help="(operator) print a new access token for EMAIL")
+    token.add_argument("email")
+    token.add_argument("--name", default="cli")
+    token.set_defaults(handler=cmd_users_token)
+    create = usr.add_parser("create", help="(operator) add a person")
+    create.add_argument("email")
+    create.add_argument("name")
+    create.set_defaults(handler=cmd_users_create)
+    grant = usr.add_parser("grant", help="grant ROLE to EMAIL, globally or in --team")
+    grant.add_argument("email")
+    grant.add_argument("role")
+    grant.add_argument("--team")
+    grant.add_argument(
+        "--as-operator",
+        action="store_true",
+        help="act as the operator instead of the QUORUM_TOKEN user",
+    )
+    grant.set_defaults(handler=cmd_users_grant)
+
+    groups.add_parser("whoami", help="the user QUORUM_TOKEN acts as").set_defaults(
+        handler=cmd_whoami
+    )
+    add_model_commands(groups)
+    add_review_commands(groups)
+    add_deploy_commands(groups)
+    for extend in (compliance.register_cli, maintenance.register_cli, monitoring.register_cli):
+        extend(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        db = store()
+        result = args.handler(args, db)
+    except Fail as failed:
+        show(failed.result, args.json)
+        return 1
+    except QuorumError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        print(
+            f"error: the store could not be used ({reason}); check QUORUM_DATABASE_URL "
+            "and run `quorum db upgrade`",
+            file=sys.stderr,
+        )
+        return 3
+    show(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Compliance: checklists from framework templates with evidence, electronic sign-offs bound to
+the artifact, the production gate, the compliance queue and the model timeline."""
+
+from __future__ import annotations
+
+from core.services.compliance.checklists import (
+    EvidenceView,
+    ItemView,
+    TemplateChecklist,
+    add_evidence,
+    applicable_for,
+    checklists,
+    evidence_document,
+    evidence_hash,
+    update_item,
+    version_checklists,
+)
+from core.services.compliance.common import (
+    EVIDENCE_KINDS,
+    EXPIRY_NOTICE_DAYS,
+    LINK_KINDS,
+    MAX_DOCUMENT_BYTES,
+    MAX_EXPIRY_DAYS,
+    MEANINGS,
+    QUEUE_STATES,
+    REVOCATION,
+    SIGNATURE,
+    STATUS_LABELS,
+    STATUSES,
+)
+from core.services.compliance.gate import (
+    FrameworkStatus,
+    QueueRow,
+    VersionCompliance,
+    compliance_queue,
+    meanings_for,
+    people,
+    production_gate,
+    signer_view,
+    version_compliance,
+)
+from core.services.compliance.signoffs import (
+    SignoffView,
+    remind_expiring,
+    revoke,
+    sign,
+    signoff_views,
+    signoffs,
+)
+from core.services.compliance.templates import (
+    TemplateRow,
+    list_templates,
+    save_template,
+    stored_templates,
+    sync_templates,
+)
+from core.services.compliance.timeline import (
+    TimelineEntry,
+    model_timeline,
+    timeline,
+)
+
+__all__ = [
+    "MEANINGS",
+    "STATUSES",
+    "STATUS_LABELS",
+    "EVIDENCE_KINDS",
+    "LINK_KINDS",
+    "EXPIRY_NOTICE_DAYS",
+    "MAX_EXPIRY_DAYS",
+    "MAX_DOCUMENT_BYTES",
+    "SIGNATURE",
+    "REVOCATION",
+    "QUEUE_STATES",
+    "sync_templates",
+    "stored_templates",
+    "TemplateRow",
+    "list_templates",
+    "save_template",
+    "EvidenceView",
+    "ItemView",
+    "TemplateChecklist",
+    "applicable_for",
+    "version_checklists",
+    "checklists",
+    "update_item",
+    "add_evidence",
+    "evidence_document",
+    "evidence_hash",
+    "SignoffView",
+    "signoff_views",
+    "sign",
+    "revoke",
+    "signoffs",
+    "remind_expiring",
+    "production_gate",
+    "FrameworkStatus",
+    "VersionCompliance",
+    "version_compliance",
+    "QueueRow",
+    "compliance_queue",
+    "meanings_for",
+    "people",
+    "signer_view",
+    "TimelineEntry",
+    "timeline",
+    "model_timeline",
+]

@@ -1,0 +1,211 @@
+"""The production gate: what policy and compliance still require, and the compliance queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core.auth import Permission, Principal
+from core.db import Database
+from core.models import (
+    MLModel,
+    ModelVersion,
+    Signoff,
+    User,
+    utcnow,
+)
+from core.services.compliance.checklists import (
+    TemplateChecklist,
+    _template_checklist,
+    evidence_hash,
+    version_checklists,
+)
+from core.services.compliance.common import EXPIRY_NOTICE_DAYS, MEANINGS, QUEUE_STATES
+from core.services.compliance.signoffs import SignoffView, _aware, _utc, signoff_views
+from core.services.compliance.templates import stored_templates
+from core.services.registry import get_model, get_version
+from core.services.reviews import policy_for
+
+# --- the gate, status and the queue ---------------------------------------------------------
+
+
+def production_gate(session: Session, model: MLModel, version: ModelVersion) -> list[str]:
+    """What the approval policy still needs before production, in plain words; [] = open."""
+    policy = policy_for(session, model.risk_tier)
+    missing: list[str] = []
+    templates = {t.key: t for t in stored_templates(session)}
+    for key in policy.required_checklists:
+        template = templates.get(key)
+        if template is None:
+            missing.append(
+                f"checklist {key!r} is required by the {model.risk_tier}-risk policy but no such "
+                "template exists; an admin must add it or change the policy"
+            )
+            continue
+        checklist = _template_checklist(session, version, template)
+        open_items = checklist.required_open
+        if open_items:
+            missing.append(
+                f"checklist '{template.name}': {len(open_items)} of {checklist.required_total} "
+                "required items not met or marked not applicable with a reason ("
+                + ", ".join(i.key for i in open_items)
+                + ")"
+            )
+    views = signoff_views(session, version) if policy.required_signoffs else []
+    for meaning in policy.required_signoffs:
+        mine = [v for v in views if v.signoff.meaning == meaning]
+        if any(v.counts for v in mine):
+            continue
+        why = "; ".join(
+            f"{v.signoff.printed_name}'s signature is {v.status}: {v.problem}"
+            for v in mine
+            if v.status != "superseded"
+        )
+        missing.append(f"sign-off '{meaning}' missing" + (f" ({why})" if why else ""))
+    return missing
+
+
+@dataclass(frozen=True)
+class FrameworkStatus:
+    key: str
+    name: str
+    required_total: int
+    done: int
+    open_items: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return not self.open_items
+
+    @property
+    def label(self) -> str:
+        if self.complete:
+            return "complete"
+        return f"{len(self.open_items)} open items"
+
+
+@dataclass(frozen=True)
+class VersionCompliance:
+    model: MLModel
+    version: ModelVersion
+    frameworks: list[FrameworkStatus]
+    signoffs: list[SignoffView]
+    expiring: list[SignoffView]
+    gate: list[str]
+    evidence_sha256: str
+    required_checklists: list[str] = field(default_factory=list)
+    required_signoffs: list[str] = field(default_factory=list)
+
+
+def _framework(checklist: TemplateChecklist) -> FrameworkStatus:
+    open_items = [i.key for i in checklist.required_open]
+    return FrameworkStatus(
+        checklist.key,
+        checklist.name,
+        checklist.required_total,
+        checklist.required_total - len(open_items),
+        open_items,
+    )
+
+
+def _expiring(views: Iterable[SignoffView], now: datetime) -> list[SignoffView]:
+    horizon = now + timedelta(days=EXPIRY_NOTICE_DAYS)
+    return [
+        v
+        for v in views
+        if v.counts and v.signoff.expires_at and (_aware(v.signoff.expires_at) or now) <= horizon
+    ]
+
+
+def version_compliance(db: Database, model_name: str, number: int) -> VersionCompliance:
+    """Status by framework, sign-offs, what expires soon, and what the gate still needs."""
+    with db.read() as session:
+        model = get_model(session, model_name)
+        version = get_version(session, model, number)
+        views = signoff_views(session, version)
+        policy = policy_for(session, model.risk_tier)
+        return VersionCompliance(
+            model=model,
+            version=version,
+            frameworks=[_framework(c) for c in version_checklists(session, model, version)],
+            signoffs=views,
+            expiring=_expiring(views, utcnow()),
+            gate=production_gate(session, model, version),
+            evidence_sha256=evidence_hash(session, version),
+            required_checklists=list(policy.required_checklists),
+            required_signoffs=list(policy.required_signoffs),
+        )
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    model: str
+    number: int
+    state: str
+    risk_tier: str
+    open_items: int
+    waiting_for: list[str]
+
+
+def compliance_queue(db: Database) -> list[QueueRow]:
+    """Versions in review or approved whose checklists are incomplete or lack sign-offs."""
+    with db.read() as session:
+        rows = session.exec(
+            select(ModelVersion, MLModel)
+            .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
+            .where(col(ModelVersion.state).in_(list(QUEUE_STATES)))
+            .where(col(MLModel.archived_at).is_(None))
+            .order_by(col(MLModel.name), col(ModelVersion.number))
+        ).all()
+        queue = []
+        for version, model in rows:
+            frameworks = [_framework(c) for c in version_checklists(session, model, version)]
+            waiting = [f"{f.name}: {f.label}" for f in frameworks if not f.complete]
+            gate_signoffs = [g for g in production_gate(session, model, version) if "sign-off" in g]
+            if not any(v.counts for v in signoff_views(session, version)):
+                gate_signoffs = gate_signoffs or ["no sign-off that still counts"]
+            waiting += gate_signoffs
+            if waiting:
+                queue.append(
+                    QueueRow(
+                        model.name,
+                        version.number,
+                        version.state,
+                        model.risk_tier,
+                        sum(len(f.open_items) for f in frameworks),
+                        waiting,
+                    )
+                )
+        return queue
+
+
+def meanings_for(principal: Principal, team_id: int | None) -> tuple[str, ...]:
+    return MEANINGS if principal.can(Permission.SIGN_OFF, team_id) else ()
+
+
+def people(db: Database) -> list[tuple[int, str]]:
+    """Active people who may own a checklist item."""
+    with db.read() as session:
+        users = session.exec(select(User).where(col(User.is_active)).order_by(col(User.name)))
+        return [(u.id or 0, u.name) for u in users]
+
+
+def signer_view(s: Signoff) -> dict[str, Any]:
+    """The printed record of a signature or revocation, as every view and export shows it."""
+    return {
+        "id": s.id,
+        "kind": s.kind,
+        "meaning": s.meaning,
+        "printed_name": s.printed_name,
+        "role": s.role,
+        "signed_at_utc": _utc(s.signed_at),
+        "expires_at_utc": _utc(s.expires_at) if s.expires_at else "",
+        "artifact_sha256": s.artifact_sha256,
+        "evidence_sha256": s.evidence_sha256,
+        "reason": s.reason,
+        "supersedes_id": s.supersedes_id,
+    }

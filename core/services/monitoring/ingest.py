@@ -1,0 +1,558 @@
+"""Ingest production predictions: validate, score, store rows and merge per-window aggregates."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core import audit, evaluation, tables
+from core.auth import Principal
+from core.db import Database
+from core.errors import Conflict, InvalidInput
+from core.models import (
+    InferenceBatch,
+    ModelVersion,
+    Prediction,
+    Task,
+    WindowAggregateRow,
+    utcnow,
+)
+from core.monitoring.performance import (
+    as_labels,
+)
+from core.monitoring.windows import (
+    SeenIds,
+    WindowAggregate,
+    aggregate_chunk,
+    merge_windows,
+)
+from core.services import unit_of_work
+from core.services.monitoring.common import (
+    _ESTIMATORS,
+    _INSERT_COLUMNS,
+    CHUNK_ROWS,
+    ID_BATCH,
+    ID_COL,
+    LABEL_COL,
+    MAX_LISTED,
+    MAX_TEXT,
+    OPTIONAL_COLUMNS,
+    PRED_COL,
+    PREDICTIONS,
+    SCORE_COL,
+    TS_COL,
+    Progress,
+    Source,
+    _as_date,
+    _as_datetime,
+    _Target,
+    _target,
+)
+from core.services.monitoring.incidents import evaluate_windows
+from core.services.registry import get_model
+from core.services.versions import load_estimator
+
+# --- ingest ------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    batch_id: int
+    model: str
+    environment: str
+    version: int
+    kind: str
+    n_rows: int
+    windows: list[date]
+    alerts: list[str] = field(default_factory=list)
+    retraining_task_id: int | None = None
+    message: str = ""
+
+
+def ingest(
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    data: Source,
+    *,
+    env: str = "production",
+    source: str = "upload",
+    filename: str = "",
+    progress: Progress | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> IngestResult:
+    """Store one batch of production predictions, all or nothing, and update the windows."""
+    name = filename or _default_name(data)
+    digest = _sha256(data)
+    try:
+        with unit_of_work(db, actor) as session:
+            target = _target(session, actor, model_name, env, "ingest production data into")
+            _refuse_repeat(session, target, PREDICTIONS, digest)
+            batch = _new_batch(session, actor, target, PREDICTIONS, source, digest, name)
+            windows, n_rows, span = _ingest_rows(
+                session, target, batch, data, name, progress, chunk_rows
+            )
+            _store_windows(session, target, windows)
+            return _finish(session, actor, target, batch, sorted(windows), n_rows, span, source)
+    except IntegrityError as error:
+        if "prediction" not in str(error.orig).lower():
+            raise
+        raise _existing_ids_error(db, model_name, env, data, name, chunk_rows) from None
+
+
+def _default_name(data: Source) -> str:
+    if isinstance(data, str | os.PathLike):
+        return os.path.basename(os.fspath(data))
+    return "dataframe" if isinstance(data, pd.DataFrame) else "upload.csv"
+
+
+def _sha256(data: Source) -> str:
+    if isinstance(data, pd.DataFrame):
+        return evaluation.data_hash(data)
+    digest = hashlib.sha256()
+    if isinstance(data, bytes):
+        digest.update(data)
+        return digest.hexdigest()
+    with open(data, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _chunks(data: Source, name: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    if isinstance(data, pd.DataFrame):
+        if data.empty:
+            raise InvalidInput("The data has no rows. Send a table with at least one row.")
+        frame = data.rename(columns=str)
+        for start in range(0, len(frame), chunk_rows):
+            chunk = frame.iloc[start : start + chunk_rows].copy()
+            chunk.index = pd.RangeIndex(start, start + len(chunk))
+            yield chunk
+        return
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    yield from tables.iter_table_chunks(source, name, chunk_rows)
+
+
+def _refuse_repeat(session: Session, target: _Target, kind: str, digest: str) -> None:
+    earlier = session.exec(
+        select(InferenceBatch).where(
+            InferenceBatch.model_id == target.model.id,
+            InferenceBatch.environment == target.environment,
+            InferenceBatch.kind == kind,
+            InferenceBatch.file_sha256 == digest,
+        )
+    ).first()
+    if earlier is not None:
+        raise Conflict(
+            f"This file was already ingested as batch #{earlier.id} "
+            f"({earlier.filename or 'no name'}, {earlier.n_rows:,} rows, "
+            f"{_day(earlier.created_at)}). Nothing was stored again; upload only new data.",
+            details=[f"sha256 {digest}"],
+        )
+
+
+def _day(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M UTC") if when else "unknown time"
+
+
+def _new_batch(
+    session: Session,
+    actor: Principal,
+    target: _Target,
+    kind: str,
+    source: str,
+    digest: str,
+    name: str,
+) -> InferenceBatch:
+    batch = InferenceBatch(
+        model_id=target.model.id or 0,
+        version_id=target.version.id or 0,
+        environment=target.environment,
+        kind=kind,
+        source=source[:20],
+        file_sha256=digest,
+        filename=name[:255],
+        created_by_id=actor.user_id,
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def _ingest_rows(
+    session: Session,
+    target: _Target,
+    batch: InferenceBatch,
+    data: Source,
+    name: str,
+    progress: Progress | None,
+    chunk_rows: int,
+) -> tuple[dict[date, WindowAggregate], int, tuple[datetime, datetime] | None]:
+    features = dict(target.version.feature_types)
+    seen = SeenIds()
+    windows: dict[date, WindowAggregate] = {}
+    estimator: Any = None
+    n_rows, low, high = 0, None, None
+    total = _size_hint(data)
+    row_bytes = 0.0
+    for chunk in _chunks(data, name, chunk_rows):
+        stamps = _check_chunk(chunk, features, name, target)
+        _refuse_repeated_ids(chunk, seen)
+        if PRED_COL not in chunk.columns:
+            estimator = estimator if estimator is not None else _estimator(target.version)
+            _score_chunk(chunk, estimator, features, target.model.task)
+        chunk[TS_COL] = stamps
+        _insert_predictions(session, batch, target, chunk, features)
+        part = aggregate_chunk(chunk, target.profile, window=target.settings.window)
+        windows = merge_windows(windows, part)
+        n_rows += len(chunk)
+        low = min(low, stamps.min()) if low is not None else stamps.min()
+        high = max(high, stamps.max()) if high is not None else stamps.max()
+        if progress is not None:
+            row_bytes = row_bytes or _bytes_per_row(chunk)
+            progress(_fraction(n_rows, total, data, row_bytes), f"{n_rows:,} rows read")
+    span = _span(low, high)
+    return windows, n_rows, span
+
+
+def _span(low: Any, high: Any) -> tuple[datetime, datetime] | None:
+    if low is None or high is None:
+        return None
+    return pd.Timestamp(low).to_pydatetime(), pd.Timestamp(high).to_pydatetime()
+
+
+def _size_hint(data: Source) -> int:
+    if isinstance(data, pd.DataFrame):
+        return len(data)
+    if isinstance(data, bytes):
+        return len(data)
+    return os.path.getsize(data)
+
+
+def _bytes_per_row(chunk: pd.DataFrame) -> float:
+    sample = chunk.head(200)
+    return len(sample.to_csv(index=False).encode()) / max(len(sample), 1)
+
+
+def _fraction(n_rows: int, total: int, data: Source, row_bytes: float) -> float:
+    """Share done: rows for a DataFrame, estimated bytes read for a file."""
+    if isinstance(data, pd.DataFrame):
+        return min(n_rows / max(total, 1), 1.0)
+    return min(0.99, n_rows * row_bytes / max(total, 1))
+
+
+def _check_chunk(
+    chunk: pd.DataFrame, features: dict[str, str], name: str, target: _Target
+) -> pd.Series:
+    problems = [
+        f"column '{column}' is missing ({why})"
+        for column, why in ((TS_COL, "when each prediction was made"), (ID_COL, "its unique id"))
+        if column not in chunk.columns
+    ]
+    try:
+        tables.check_columns(chunk, features, allow_extra=[TS_COL, ID_COL, *OPTIONAL_COLUMNS])
+    except InvalidInput as refused:
+        problems += refused.details
+    stamps = pd.Series(pd.NaT, index=chunk.index, dtype="datetime64[ns, UTC]")
+    if TS_COL in chunk.columns:
+        stamps = pd.to_datetime(chunk[TS_COL], errors="coerce", utc=True)
+        problems += _listed(stamps.isna(), chunk.index, f"column '{TS_COL}' is empty or unreadable")
+    if ID_COL in chunk.columns:
+        ids = chunk[ID_COL]
+        problems += _listed(ids.isna().to_numpy(), chunk.index, f"column '{ID_COL}' is empty")
+        too_long = ids.astype(str).str.len().to_numpy() > MAX_TEXT
+        problems += _listed(too_long, chunk.index, f"'{ID_COL}' is over {MAX_TEXT} characters")
+    if PRED_COL in chunk.columns:
+        empty = chunk[PRED_COL].isna().to_numpy()
+        problems += _listed(empty, chunk.index, f"column '{PRED_COL}' is empty")
+    if problems:
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        raise InvalidInput(
+            f"The file '{name}' does not match {target.model.name} v{target.version.number} "
+            f"({count}). Nothing was stored; fix what is listed and upload it again.",
+            details=problems,
+        )
+    return stamps
+
+
+def _listed(mask: Any, index: pd.Index, what: str) -> list[str]:
+    flags = np.asarray(mask, dtype=bool)
+    if not flags.any():
+        return []
+    rows = [str(int(i) + 1) for i in index[flags][:MAX_LISTED]]
+    more = f" and {int(flags.sum()) - MAX_LISTED} more" if flags.sum() > MAX_LISTED else ""
+    return [f"{what} (row(s) {', '.join(rows)}{more})"]
+
+
+def _refuse_repeated_ids(chunk: pd.DataFrame, seen: SeenIds) -> None:
+    ids = chunk[ID_COL].astype(str)
+    hashes = pd.util.hash_pandas_object(ids, index=False).to_numpy()
+    repeated = seen.check_and_add(hashes)
+    if repeated.any():
+        listed = ", ".join(repr(i) for i in pd.unique(ids[repeated])[:MAX_LISTED])
+        raise InvalidInput(
+            f"The batch repeats {int(repeated.sum())} prediction id(s): {listed}. "
+            "Every prediction needs its own id; nothing was stored."
+        )
+
+
+def _estimator(version: ModelVersion) -> Any:
+    """The version's estimator, loaded (and hash-checked) once per process."""
+    key = version.artifact_sha256
+    if key not in _ESTIMATORS:
+        if len(_ESTIMATORS) >= 8:
+            _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
+        _ESTIMATORS[key] = load_estimator(version)
+    return _ESTIMATORS[key]
+
+
+def _score_chunk(chunk: pd.DataFrame, estimator: Any, features: dict[str, str], task: str) -> None:
+    x = chunk[list(features)]
+    try:
+        chunk[PRED_COL] = estimator.predict(x)
+        if task != Task.REGRESSION and hasattr(estimator, "predict_proba"):
+            chunk[SCORE_COL] = np.asarray(estimator.predict_proba(x))[:, -1]
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise InvalidInput(
+            f"The live model could not score the rows: {str(error)[:300]}. Check that the "
+            "columns hold the values the model was trained on, or send a prediction column."
+        ) from None
+
+
+def _text(values: pd.Series, task: str) -> np.ndarray:
+    if task == Task.REGRESSION:
+        numbers = pd.to_numeric(values, errors="coerce")
+        return numbers.astype(str).to_numpy()
+    return np.asarray(as_labels(values), dtype=object)
+
+
+def _nullable_text(values: pd.Series, task: str) -> list[Any]:
+    text = _text(values, task)
+    missing = values.isna().to_numpy()
+    return [None if gone else value for value, gone in zip(text.tolist(), missing, strict=True)]
+
+
+def _timestamp_text(stamps: pd.Series) -> list[str]:
+    raw = stamps.dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+    text = np.datetime_as_string(raw, unit="us").astype("U26")
+    text.view("U1").reshape(-1, 26)[:, 10] = " "
+    return text.tolist()
+
+
+def _prediction_rows(
+    batch: InferenceBatch, target: _Target, chunk: pd.DataFrame, features: dict[str, str]
+) -> Iterable[tuple[Any, ...]]:
+    task = target.model.task
+    predictions = _text(chunk[PRED_COL], task)
+    if (np.char.str_len(predictions.astype(str)) > MAX_TEXT).any():
+        raise InvalidInput(f"Some predictions are over {MAX_TEXT} characters; shorten the labels.")
+    scores: list[Any] = [None] * len(chunk)
+    if SCORE_COL in chunk.columns:
+        values = pd.to_numeric(chunk[SCORE_COL], errors="coerce").to_numpy(dtype=float)
+        scores = [float(v) if math.isfinite(v) else None for v in values.tolist()]
+    labels: list[Any] = [None] * len(chunk)
+    if LABEL_COL in chunk.columns:
+        labels = _nullable_text(chunk[LABEL_COL], task)
+    encoded = chunk[list(features)].to_json(orient="records", lines=True, double_precision=15)
+    return zip(
+        repeat(batch.id),
+        repeat(target.model.id),
+        repeat(target.version.id),
+        repeat(target.environment),
+        chunk[ID_COL].astype(str).tolist(),
+        _timestamp_text(chunk[TS_COL]),
+        predictions.tolist(),
+        scores,
+        labels,
+        encoded.rstrip("\n").split("\n"),
+        strict=False,
+    )
+
+
+def _insert_predictions(
+    session: Session,
+    batch: InferenceBatch,
+    target: _Target,
+    chunk: pd.DataFrame,
+    features: dict[str, str],
+) -> None:
+    rows = _prediction_rows(batch, target, chunk, features)
+    raw = session.connection().connection
+    cursor = raw.cursor()
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            _copy_rows(cursor, rows)
+        else:
+            marks = ", ".join("?" for _ in _INSERT_COLUMNS)
+            cursor.executemany(
+                f"INSERT INTO prediction ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})",
+                rows,  # type: ignore[arg-type]  # any iterable of rows works with sqlite3
+            )
+    except Exception as error:  # the driver's own error types; re-raised as SQLAlchemy's
+        if "unique" in str(error).lower() or "duplicate" in str(error).lower():
+            raise IntegrityError("INSERT INTO prediction", None, error) from None
+        raise
+    finally:
+        cursor.close()
+
+
+def _copy_rows(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> None:
+    with cursor.copy(f"COPY prediction ({', '.join(_INSERT_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _existing_ids_error(
+    db: Database, model_name: str, env: str, data: Source, name: str, chunk_rows: int
+) -> InvalidInput:
+    found: list[str] = []
+    with db.read() as session:
+        model = get_model(session, model_name)
+        for chunk in _chunks(data, name, chunk_rows):
+            ids = chunk[ID_COL].astype(str).unique().tolist()
+            found += _stored_ids(session, model.id or 0, env, ids)
+            if len(found) >= MAX_LISTED:
+                break
+    listed = ", ".join(repr(i) for i in found[:MAX_LISTED]) or "(not found again)"
+    return InvalidInput(
+        f"Some prediction ids were already ingested for {model_name} in {env}: {listed}. "
+        "Nothing of this batch was stored. Send only new predictions (labels for earlier "
+        "predictions go through the labels upload).",
+    )
+
+
+def _stored_ids(session: Session, model_id: int, env: str, ids: list[str]) -> list[str]:
+    table = Prediction.__table__  # type: ignore[attr-defined]
+    found: list[str] = []
+    for start in range(0, len(ids), ID_BATCH):
+        part = ids[start : start + ID_BATCH]
+        found += (
+            session.connection()
+            .execute(
+                select(table.c.prediction_id).where(
+                    table.c.model_id == model_id,
+                    table.c.environment == env,
+                    table.c.prediction_id.in_(part),
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return found
+
+
+def _finish(
+    session: Session,
+    actor: Principal,
+    target: _Target,
+    batch: InferenceBatch,
+    touched: list[date],
+    n_rows: int,
+    span: tuple[datetime, datetime] | None,
+    source: str,
+) -> IngestResult:
+    batch.n_rows = n_rows
+    if span is not None:
+        batch.window_start, batch.window_end = span
+    session.add(batch)
+    kind = batch.kind
+    audit.record(
+        session,
+        actor,
+        f"monitoring.{kind}_ingested",
+        object_type="inference_batch",
+        object_id=batch.id,
+        model_id=target.model.id,
+        summary=f"{n_rows:,} {kind} ingested for {target.model.name} "
+        f"v{target.version.number} in {target.environment} ({batch.filename}, from {source})",
+        details={"sha256": batch.file_sha256, "rows": n_rows, "windows": len(touched)},
+    )
+    opened, task_id = evaluate_windows(session, actor, target, touched)
+    first, last = (touched[0], touched[-1]) if touched else (None, None)
+    message = (
+        f"Batch #{batch.id}: {n_rows:,} {kind} for {target.model.name} v{target.version.number} "
+        f"in {target.environment}, {len(touched)} window(s) from {first} to {last} updated."
+    )
+    if opened:
+        message += f" {len(opened)} alert(s) opened."
+    return IngestResult(
+        batch_id=batch.id or 0,
+        model=target.model.name,
+        environment=target.environment,
+        version=target.version.number,
+        kind=kind,
+        n_rows=n_rows,
+        windows=touched,
+        alerts=[a.message for a in opened],
+        retraining_task_id=task_id,
+        message=message,
+    )
+
+
+def _window_json(agg: WindowAggregate) -> dict[str, Any]:
+    """`WindowAggregate.to_dict` without the deep copies (the lists are only serialised)."""
+    return {
+        "window_start": agg.window_start.isoformat(),
+        "n_rows": agg.n_rows,
+        "columns": {name: dict(vars(column)) for name, column in agg.columns.items()},
+        "duplicate_ids": agg.duplicate_ids,
+        "unexpected_columns": list(agg.unexpected_columns),
+        "cbpe": dict(agg.cbpe),
+        "labels": dict(agg.labels),
+    }
+
+
+def _store_windows(
+    session: Session, target: _Target, windows: Mapping[date, WindowAggregate]
+) -> None:
+    if not windows:
+        return
+    starts = [_as_datetime(day) for day in windows]
+    existing = {
+        _as_date(row.window_start): row
+        for row in session.exec(
+            select(WindowAggregateRow)
+            .where(
+                WindowAggregateRow.model_id == target.model.id,
+                WindowAggregateRow.version_id == target.version.id,
+                WindowAggregateRow.environment == target.environment,
+                col(WindowAggregateRow.window_start).in_(starts),
+            )
+            .with_for_update()
+        )
+    }
+    now = utcnow()
+    for day, agg in windows.items():
+        row = existing.get(day)
+        if row is None:
+            session.add(
+                WindowAggregateRow(
+                    model_id=target.model.id or 0,
+                    version_id=target.version.id or 0,
+                    environment=target.environment,
+                    window_start=_as_datetime(day),
+                    n_rows=agg.n_rows,
+                    data=_window_json(agg),
+                    updated_at=now,
+                )
+            )
+            continue
+        merged = WindowAggregate.from_dict(row.data).merge(agg)
+        row.data = _window_json(merged)
+        row.n_rows = merged.n_rows
+        row.updated_at = now
+        row.row_version += 1
+        session.add(row)
+    session.flush()

@@ -1,0 +1,423 @@
+"""Reads for the monitoring page, from stored window aggregates only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from core import evaluation
+from core.db import Database
+from core.errors import NotFound
+from core.models import (
+    Alert,
+    MLModel,
+    ModelVersion,
+    RetrainingTask,
+    Task,
+    WindowAggregateRow,
+)
+from core.monitoring.performance import (
+    cbpe_estimate,
+    performance_table,
+)
+from core.monitoring.profile import NUMERIC, PREDICTION, ReferenceProfile
+from core.monitoring.quality import quality_table
+from core.monitoring.stats import FeatureDrift
+from core.monitoring.windows import (
+    WindowAggregate,
+    drift_table,
+    window_drift,
+)
+from core.services.compare import live_version
+from core.services.monitoring.common import (
+    ACKNOWLEDGED,
+    AT_RISK,
+    FAILING,
+    HEALTHY,
+    NO_DATA,
+    OPEN,
+    MonitoringSettings,
+    _as_date,
+    _target_for,
+)
+from core.services.monitoring.incidents import (
+    WindowStatus,
+    _all_windows,
+    series_frame,
+    window_status,
+)
+from core.services.registry import get_model, get_version
+
+# --- reads for the page (window aggregates only) ------------------------------------------
+
+
+@dataclass
+class MonitoringData:
+    """Everything the monitoring page draws for one model, version and environment."""
+
+    model: str
+    task: str
+    environment: str
+    version: int
+    goal_description: str
+    profile: ReferenceProfile
+    settings: MonitoringSettings
+    windows: dict[date, WindowAggregate]
+
+    @property
+    def empty(self) -> bool:
+        return not self.windows
+
+
+def monitored_models(db: Database) -> list[str]:
+    """Models with data to monitor or a live version somewhere."""
+    from core.models import Deployment
+
+    with db.read() as session:
+        live = select(Deployment.model_id).where(col(Deployment.live_until).is_(None))
+        ids = set(session.exec(live).all())
+        ids |= set(session.exec(select(WindowAggregateRow.model_id).distinct()).all())
+        models = session.exec(
+            select(MLModel).where(col(MLModel.id).in_(ids)).order_by(col(MLModel.name))
+        ).all()
+        return [m.name for m in models]
+
+
+def data_fingerprint(db: Database, model_name: str, env: str) -> tuple[Any, ...]:
+    """Changes whenever anything the page shows changes (cache key, seen across processes)."""
+    with db.read() as session:
+        model = get_model(session, model_name)
+        windows = session.exec(
+            select(func.count(), func.max(WindowAggregateRow.updated_at)).where(
+                WindowAggregateRow.model_id == model.id,
+                WindowAggregateRow.environment == env,
+            )
+        ).one()
+        alerts = session.exec(
+            select(func.count(), func.max(Alert.id), func.max(Alert.resolved_at)).where(
+                Alert.model_id == model.id
+            )
+        ).one()
+        statuses = session.exec(
+            select(func.count()).where(Alert.model_id == model.id, Alert.status == OPEN)
+        ).one()
+        tasks = session.exec(
+            select(func.count(), func.max(RetrainingTask.updated_at)).where(
+                RetrainingTask.model_id == model.id
+            )
+        ).one()
+        live = live_version(session, model, env)
+        return (
+            tuple(windows),
+            tuple(alerts),
+            statuses,
+            tuple(tasks),
+            live.id if live else None,
+            model.row_version,
+        )
+
+
+def monitoring_data(
+    db: Database, model_name: str, env: str = "production", version: int | None = None
+) -> MonitoringData:
+    """The stored windows of the live version (or `version`) in `env`, with its reference."""
+    with db.read() as session:
+        model = get_model(session, model_name)
+        chosen = _monitored_version(session, model, env, version)
+        target = _target_for(session, model, chosen, env)
+        windows = _all_windows(session, target)
+    goal = target.settings.goal
+    return MonitoringData(
+        model=model.name,
+        task=model.task,
+        environment=env,
+        version=chosen.number,
+        goal_description=(
+            f"{evaluation.METRIC_LABELS.get(goal.metric, goal.metric)} {goal.operator} "
+            f"{goal.target:.4g} ({goal.basis})"
+            if goal
+            else "No performance goal can be checked for this model."
+        ),
+        profile=target.profile,
+        settings=target.settings,
+        windows=windows,
+    )
+
+
+def _monitored_version(
+    session: Session, model: MLModel, env: str, number: int | None
+) -> ModelVersion:
+    if number is not None:
+        return get_version(session, model, number)
+    live = live_version(session, model, env)
+    if live is not None:
+        return live
+    latest = session.exec(
+        select(WindowAggregateRow.version_id)
+        .where(WindowAggregateRow.model_id == model.id, WindowAggregateRow.environment == env)
+        .order_by(col(WindowAggregateRow.window_start).desc())
+        .limit(1)
+    ).first()
+    version = session.get(ModelVersion, latest) if latest else None
+    if version is None:
+        raise NotFound(
+            f"Nothing of {model.name} is live in '{env}' and no production data was ingested "
+            "there. Choose another environment, or deploy a version first."
+        )
+    return version
+
+
+def drift_results(data: MonitoringData) -> pd.DataFrame:
+    """One row per window and column: test, why, value, threshold, verdict (the heat map)."""
+    return drift_table(data.profile, data.windows, data.settings.drift)
+
+
+def quality_results(data: MonitoringData) -> pd.DataFrame:
+    return quality_table(data.profile, data.windows, data.settings.quality)
+
+
+def performance_results(data: MonitoringData) -> pd.DataFrame:
+    """Realised metrics where labels were joined, else the CBPE estimate; both when possible."""
+    task = "regression" if data.task == Task.REGRESSION else "classification"
+    table = performance_table(data.windows, task)
+    if task == "classification":
+        estimates = [cbpe_estimate(data.windows[w].cbpe) for w in table["window"]]
+        for metric in ("accuracy", "precision", "recall", "f1"):
+            table[f"estimated_{metric}"] = [e.get(metric, np.nan) for e in estimates]
+    return table
+
+
+def statuses(data: MonitoringData) -> list[WindowStatus]:
+    return [
+        window_status(data.profile, data.settings, day, agg) for day, agg in data.windows.items()
+    ]
+
+
+def metric_series(data: MonitoringData) -> pd.DataFrame:
+    """Per window: rows, drift share, goal metric, quality issues, each with anomaly flags."""
+    return series_frame(statuses(data), data.settings)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    feature: str
+    window: date
+    kind: str
+    bins: list[Any]
+    reference: list[float]
+    current: list[float]
+    drift: FeatureDrift | None
+
+
+def distribution(data: MonitoringData, feature: str, window: date) -> Distribution:
+    """Reference and window counts of one feature on the reference's bins."""
+    refs = dict(data.profile.features)
+    if data.profile.prediction is not None:
+        refs[PREDICTION] = data.profile.prediction
+    if feature not in refs:
+        raise NotFound(f"{data.model} has no monitored feature '{feature}'.")
+    if window not in data.windows:
+        raise NotFound(f"There is no data for the window of {window}.")
+    ref = refs[feature]
+    column = data.windows[window].columns.get(feature)
+    current = list(column.counts) if column and column.counts else [0] * len(ref.counts)
+    drift = next(
+        (
+            r
+            for r in window_drift(data.profile, data.windows[window], data.settings.drift)
+            if r.column == feature
+        ),
+        None,
+    )
+    if ref.kind == NUMERIC:
+        edges = list(ref.edges)
+        span = (edges[-1] - edges[0]) or 1.0
+        low = min(edges[0] - 0.05 * span, column.min if column and column.min is not None else 0)
+        high = max(edges[-1] + 0.05 * span, column.max if column and column.max is not None else 0)
+        bins: list[Any] = [min(low, edges[0] - 1e-9), *edges, max(high, edges[-1] + 1e-9)]
+    else:
+        bins = list(ref.categories)
+    return Distribution(
+        feature,
+        window,
+        ref.kind,
+        bins,
+        [float(c) for c in ref.counts],
+        [float(c) for c in current],
+        drift,
+    )
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    window: date
+    kind: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    message: str
+    status: str
+    version: int
+    created_at: datetime
+
+
+def alerts(
+    db: Database, model_name: str, env: str | None = None, *, open_only: bool = True
+) -> list[AlertView]:
+    with db.read() as session:
+        model = get_model(session, model_name)
+        stmt = (
+            select(Alert, ModelVersion.number)
+            .join(ModelVersion, col(ModelVersion.id) == Alert.version_id)
+            .where(Alert.model_id == model.id)
+        )
+        if env is not None:
+            stmt = stmt.where(Alert.environment == env)
+        if open_only:
+            stmt = stmt.where(col(Alert.status).in_([OPEN, ACKNOWLEDGED]))
+        rows = session.exec(stmt.order_by(col(Alert.window_start).desc(), col(Alert.id))).all()
+        return [
+            AlertView(
+                a.id or 0,
+                _as_date(a.window_start),
+                a.kind,
+                a.metric,
+                a.value,
+                a.threshold,
+                a.message,
+                a.status,
+                number,
+                a.created_at,
+            )
+            for a, number in rows
+        ]
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: int
+    version: int
+    reason: str
+    status: str
+    result_version: int | None
+    created_at: datetime
+
+
+def retraining_tasks(db: Database, model_name: str) -> list[TaskView]:
+    with db.read() as session:
+        model = get_model(session, model_name)
+        numbers = {
+            v.id: v.number
+            for v in session.exec(select(ModelVersion).where(ModelVersion.model_id == model.id))
+        }
+        tasks = session.exec(
+            select(RetrainingTask)
+            .where(RetrainingTask.model_id == model.id)
+            .order_by(col(RetrainingTask.id).desc())
+        ).all()
+        return [
+            TaskView(
+                t.id or 0,
+                numbers.get(t.version_id, 0),
+                t.reason,
+                t.status,
+                numbers.get(t.result_version_id) if t.result_version_id else None,
+                t.created_at,
+            )
+            for t in tasks
+        ]
+
+
+@dataclass(frozen=True)
+class HealthCard:
+    model: str
+    environment: str
+    version: int | None
+    status: str
+    headline: str
+    goal: str
+    goal_met: bool | None
+    since: date | None
+    reasons: list[str]
+    last_window: date | None
+
+
+def health_card(data: MonitoringData) -> HealthCard:
+    """Healthy / at risk / failing in plain words, for people who do not read charts."""
+    if data.empty:
+        return HealthCard(
+            data.model,
+            data.environment,
+            data.version,
+            NO_DATA,
+            f"{data.model} v{data.version} has no production data in {data.environment} yet.",
+            "Performance cannot be judged until data arrives.",
+            None,
+            None,
+            [],
+            None,
+        )
+    states = statuses(data)
+    latest = states[-1]
+    since = latest.window
+    for state in reversed(states):
+        if state.status != latest.status:
+            break
+        since = state.window
+    goal_words, goal_met = _goal_words(data, states)
+    reasons = _reasons(latest, data.settings)
+    headline = {
+        HEALTHY: "is healthy: its inputs look like the reference data and it meets its goal.",
+        AT_RISK: "is at risk: its inputs or data quality have changed; watch it closely.",
+        FAILING: "is failing: it does not meet its goal.",
+    }[latest.status]
+    return HealthCard(
+        data.model,
+        data.environment,
+        data.version,
+        latest.status,
+        f"{data.model} v{data.version} in {data.environment} {headline} "
+        f"This has been so since {since} (latest data: {latest.window}).",
+        goal_words,
+        goal_met,
+        since,
+        reasons,
+        latest.window,
+    )
+
+
+def _goal_words(data: MonitoringData, states: list[WindowStatus]) -> tuple[str, bool | None]:
+    goal = data.settings.goal
+    if goal is None:
+        return "No goal that production data can check is set for this model.", None
+    judged = [s for s in states if s.goal_value is not None]
+    if not judged:
+        return "No labels or scores have arrived yet, so the goal cannot be checked.", None
+    last = judged[-1]
+    basis = "measured on labelled data" if last.goal_source == "realised" else "estimated"
+    return (
+        f"Goal {'met' if last.goal_met else 'not met'} on {last.window} ({basis}): "
+        f"{goal.describe(last.goal_value)}",
+        last.goal_met,
+    )
+
+
+def _reasons(state: WindowStatus, settings: MonitoringSettings) -> list[str]:
+    reasons = []
+    if state.goal_met is False and settings.goal is not None:
+        reasons.append(settings.goal.describe(state.goal_value))
+    if state.dataset_drifted or state.feature_drifted:
+        reasons.append(
+            f"{state.drift_share:.0%} of the inputs changed compared with the reference data "
+            f"({', '.join(state.drifted[:6])})."
+        )
+    if state.quality_problems:
+        reasons.append("Data quality: " + "; ".join(state.quality_problems[:3]) + ".")
+    return reasons

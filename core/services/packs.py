@@ -1,0 +1,78 @@
+"""The approval pack of a version as PDF or HTML, exported and audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import audit, reports
+from core.artifacts import ArtifactStore
+from core.auth import Permission, Principal, require
+from core.db import Database
+from core.errors import InvalidInput
+from core.services import read_as, unit_of_work
+from core.services.registry import get_model, get_version
+
+# --- the approval pack ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportedPack:
+    filename: str
+    mime: str
+    data: bytes
+    fingerprint: str
+
+
+PACK_FORMATS = {"pdf": "application/pdf", "html": "text/html"}
+
+
+def export_pack(
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    fmt: str,
+    *,
+    store: ArtifactStore | None = None,
+) -> ExportedPack:
+    """The approval pack of a version as PDF or HTML; the export and its fingerprint are audited."""
+    kind = (fmt or "").strip().lower().lstrip(".")
+    if kind not in PACK_FORMATS:
+        raise InvalidInput(f"{fmt!r} is not a pack format; use pdf or html.")
+    with read_as(db, actor) as session:
+        model = get_model(session, model_name)
+        require(
+            session,
+            actor,
+            Permission.EXPORT_REPORTS,
+            team_id=model.team_id,
+            what=f"of {model.name}",
+            model_id=model.id,
+        )
+    pack = reports.build_pack(db, model_name, number, generated_by=actor.label, store=store)
+    data = reports.render_pdf(pack) if kind == "pdf" else reports.render_html(pack).encode()
+    with unit_of_work(db, actor) as session:
+        model = get_model(session, model_name)
+        require(
+            session,
+            actor,
+            Permission.EXPORT_REPORTS,
+            team_id=model.team_id,
+            what=f"of {model.name}",
+            model_id=model.id,
+        )
+        version = get_version(session, model, number)
+        audit.record(
+            session,
+            actor,
+            "pack.exported",
+            object_type="version",
+            object_id=version.id,
+            model_id=model.id,
+            summary=f"Approval pack of {model.name} v{number} exported as {kind.upper()} "
+            f"(fingerprint {pack.fingerprint[:16]}…)",
+            details={"fingerprint": pack.fingerprint, "format": kind, "bytes": len(data)},
+        )
+    return ExportedPack(
+        f"{model_name}-v{number}-approval-pack.{kind}", PACK_FORMATS[kind], data, pack.fingerprint
+    )
