@@ -4,7 +4,7 @@ The store starts as the demo store (`quorum demo seed`: real versions registered
 `register_version`, reviews, deployments) plus one real ingest of the credit model's
 production stream. On top of it come cloned history: teams, users with grants, models,
 versions (JSON fields and evaluations copied from a real credit version, metrics varied),
-decisions, comments, deployments, a hash-chained audit trail (`core.audit.compute_hash`)
+decisions, comments, deployments, a keyed, hash-chained audit trail (`core.audit_format.keyed_hash`)
 and inference rows with their per-window aggregates. Everything is inserted in big
 batches (executemany, or COPY for inference rows on PostgreSQL), never row by row through
 the ORM. Cloned versions share the real version's artifact key.
@@ -36,6 +36,9 @@ from sqlalchemy import Connection, func, insert, select, text, update
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core import audit, config, demo, migrate  # noqa: E402
+from core.audit_format import KEYED, keyed_hash  # noqa: E402
+from core.audit_keys import mac_key  # noqa: E402
+from core.config import get_settings  # noqa: E402
 from core.db import Database  # noqa: E402
 from core.models import (  # noqa: E402
     AuditEvent,
@@ -417,6 +420,7 @@ class Grower:
         if when.tzinfo is None:
             when = when.replace(tzinfo=self.now.tzinfo)
         n = max(self.sizes.events - self.count(AuditEvent), 0)
+        key = mac_key(get_settings(), str(self.conn.engine.url))
         rows: list[dict[str, Any]] = []
         for i in range(n):
             model = models[self.rng.randrange(len(models))]
@@ -435,8 +439,9 @@ class Grower:
                 details={"bench": i, "note": "cloned history"},
                 prev_hash=prev,
                 hash="",
+                mac=KEYED,
             )
-            event.hash = audit.compute_hash(event)
+            event.hash = keyed_hash(key, audit.event_fields(event))
             prev = event.hash
             rows.append(event.model_dump(exclude={"id"}))
             if len(rows) >= BATCH:

@@ -1,8 +1,8 @@
-"""Hash-chained audit events, written in the caller's transaction, and their verifier."""
+"""Keyed, hash-chained audit events, written in the caller's transaction (verified by
+`core.audit_anchor`, which also checks them against signed checkpoints)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,15 +12,24 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from core.auth import Principal
+from core.audit_format import (
+    GENESIS_HASH,
+    KEYED,
+    LEGACY,
+    REKEYED_ACTION,
+    keyed_hash,
+)
+from core.audit_keys import mac_key
+from core.auth import SYSTEM, Principal
+from core.config import get_settings
 from core.models import AuditEvent, utcnow
 
-GENESIS_HASH = "0" * 64
 _PG_AUDIT_LOCK = 7_302_114  # advisory lock key that serialises appends on PostgreSQL
 
 
-def _canonical(event: AuditEvent) -> bytes:
-    payload = {
+def event_fields(event: AuditEvent) -> dict[str, Any]:
+    """The event as plain values, exactly as hashed and exported."""
+    return {
         "seq": event.seq,
         "created_at": event.created_at.isoformat(timespec="microseconds"),
         "actor_id": event.actor_id,
@@ -32,12 +41,14 @@ def _canonical(event: AuditEvent) -> bytes:
         "summary": event.summary,
         "details": event.details,
         "prev_hash": event.prev_hash,
+        "hash": event.hash,
+        "mac": event.mac,
     }
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def compute_hash(event: AuditEvent) -> str:
-    return hashlib.sha256(_canonical(event)).hexdigest()
+def store_url(session: Session) -> str:
+    """The URL of the session's store (password hidden): it names the store's audit keys."""
+    return str(session.get_bind().engine.url)
 
 
 def _lock_chain(session: Session) -> None:
@@ -46,6 +57,10 @@ def _lock_chain(session: Session) -> None:
         session.connection().execute(
             text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK}
         )
+
+
+def _last(session: Session) -> AuditEvent | None:
+    return session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
 
 
 def record(
@@ -59,8 +74,58 @@ def record(
     model_id: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    """Append one event, keyed with the server's audit key, in the caller's transaction."""
     _lock_chain(session)
-    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+    last = _last(session)
+    if last is not None and last.mac == LEGACY:
+        last = _append(session, last, SYSTEM, REKEYED_ACTION, **_rekey_fields(last))
+    return _append(
+        session,
+        last,
+        actor,
+        action,
+        object_type=object_type,
+        object_id=object_id,
+        summary=summary,
+        model_id=model_id,
+        details=details,
+    )
+
+
+def rekey(session: Session) -> AuditEvent | None:
+    """Switch a legacy SHA-256 chain to the keyed one (the migration calls this); None if
+    the trail is empty or already keyed."""
+    _lock_chain(session)
+    last = _last(session)
+    if last is None or last.mac != LEGACY:
+        return None
+    return _append(session, last, SYSTEM, REKEYED_ACTION, **_rekey_fields(last))
+
+
+def _rekey_fields(last: AuditEvent) -> dict[str, Any]:
+    return {
+        "object_type": "audit",
+        "object_id": last.seq,
+        "summary": (
+            f"The audit chain is keyed from here on; events #1–#{last.seq} keep their "
+            "SHA-256 hashes and end in the head named in the details."
+        ),
+        "details": {"last_sha256_seq": last.seq, "last_sha256_head": last.hash},
+    }
+
+
+def _append(
+    session: Session,
+    last: AuditEvent | None,
+    actor: Principal | None,
+    action: str,
+    *,
+    object_type: str,
+    object_id: Any = "",
+    summary: str,
+    model_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
     event = AuditEvent(
         seq=(last.seq + 1) if last else 1,
         created_at=utcnow(),
@@ -74,8 +139,9 @@ def record(
         details=_json_safe(details or {}),
         prev_hash=last.hash if last else GENESIS_HASH,
         hash="",
+        mac=KEYED,
     )
-    event.hash = compute_hash(event)
+    event.hash = keyed_hash(mac_key(get_settings(), store_url(session)), event_fields(event))
     session.add(event)
     session.flush()
     return event
@@ -85,58 +151,24 @@ def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(value, default=str))
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    intact: bool
-    checked: int
-    first_broken_seq: int | None = None
-    first_broken_id: int | None = None
-    problem: str = ""
-
-    @property
-    def message(self) -> str:
-        if self.intact:
-            return f"Audit trail intact: {self.checked} events, every hash matches its chain."
-        return (
-            f"Audit trail broken at event #{self.first_broken_seq} (id {self.first_broken_id}): "
-            f"{self.problem}. Events before it are intact; investigate from this event on."
-        )
-
-
-def _iter_events(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
-    last_seq = 0
+def iter_events(
+    session: Session, batch: int = 5000, after: int = 0, through: int | None = None
+) -> Iterator[AuditEvent]:
+    """Every event in sequence order, read in batches."""
+    last_seq = after
     while True:
-        rows = session.exec(
-            select(AuditEvent)
-            .where(AuditEvent.seq > last_seq)
-            .order_by(col(AuditEvent.seq))
-            .limit(batch)
-        ).all()
+        stmt = select(AuditEvent).where(AuditEvent.seq > last_seq)
+        if through is not None:
+            stmt = stmt.where(AuditEvent.seq <= through)
+        rows = session.exec(stmt.order_by(col(AuditEvent.seq)).limit(batch)).all()
         if not rows:
             return
         yield from rows
         last_seq = rows[-1].seq
 
 
-def verify(session: Session) -> ChainReport:
-    """Walk the chain by sequence; name the first event that was edited, removed or moved."""
-    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
-    for event in _iter_events(session):
-        problem = _check(event, prev_hash, expected_seq)
-        if problem:
-            return ChainReport(False, checked, event.seq, event.id, problem)
-        prev_hash, expected_seq, checked = event.hash, event.seq + 1, checked + 1
-    return ChainReport(True, checked)
-
-
-def _check(event: AuditEvent, prev_hash: str, expected_seq: int) -> str:
-    if event.seq != expected_seq:
-        return f"expected event #{expected_seq} next but found #{event.seq}: events were removed"
-    if event.prev_hash != prev_hash:
-        return "its link to the previous event does not match: events were removed or reordered"
-    if compute_hash(event) != event.hash:
-        return "its content does not match its hash: the event was edited"
-    return ""
+def last_seq(session: Session) -> int:
+    return int(session.exec(select(func.coalesce(func.max(AuditEvent.seq), 0))).one())
 
 
 def count(session: Session) -> int:
@@ -181,3 +213,11 @@ _DISTINCT_ACTIONS = text(
 def actions(session: Session) -> list[str]:
     """The distinct actions, one index seek each (not a scan of the whole trail)."""
     return sorted(str(a) for a in session.connection().execute(_DISTINCT_ACTIONS).scalars())
+
+
+def verify(session: Session) -> Any:
+    """The full verification (`core.audit_anchor.verify`) with this process's settings;
+    kept here because reports and many tests ask `audit.verify(session)`."""
+    from core import audit_anchor  # audit_anchor builds on this module
+
+    return audit_anchor.verify(session, get_settings())

@@ -41,6 +41,16 @@ class Settings:
     admin_emails: tuple[str, ...] = ()
     environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS
     max_upload_mb: int = 200
+    audit_key: str = field(default="", repr=False)
+    audit_signing_key: str = field(default="", repr=False)
+    audit_dir: str = str(PROJECT_ROOT / "var" / "audit")
+    audit_checkpoint_store: str = ""
+    audit_checkpoint_store_options: dict[str, Any] = field(
+        default_factory=dict, hash=False, compare=False, repr=False
+    )
+    audit_checkpoint_events: int = 100
+    audit_checkpoint_minutes: int = 5
+    scheduler: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -68,6 +78,22 @@ class Settings:
             admin_emails=_split(get("ADMIN_EMAILS", "")),
             environments=_split(get("ENVIRONMENTS", ",".join(DEFAULT_ENVIRONMENTS))),
             max_upload_mb=_int(get("MAX_UPLOAD_MB", str(defaults.max_upload_mb)), "MAX_UPLOAD_MB"),
+            audit_key=get("AUDIT_KEY", ""),
+            audit_signing_key=get("AUDIT_SIGNING_KEY", ""),
+            audit_dir=get("AUDIT_DIR", defaults.audit_dir),
+            audit_checkpoint_store=get("AUDIT_CHECKPOINT_STORE", ""),
+            audit_checkpoint_store_options=_json_object(
+                get("AUDIT_CHECKPOINT_STORE_OPTIONS", ""), "AUDIT_CHECKPOINT_STORE_OPTIONS"
+            ),
+            audit_checkpoint_events=_int(
+                get("AUDIT_CHECKPOINT_EVENTS", str(defaults.audit_checkpoint_events)),
+                "AUDIT_CHECKPOINT_EVENTS",
+            ),
+            audit_checkpoint_minutes=_int(
+                get("AUDIT_CHECKPOINT_MINUTES", str(defaults.audit_checkpoint_minutes)),
+                "AUDIT_CHECKPOINT_MINUTES",
+            ),
+            scheduler=_switch(get("SCHEDULER", "on"), "SCHEDULER"),
         )
         settings.validate()
         return settings
@@ -95,8 +121,37 @@ class Settings:
             found.append(
                 "set QUORUM_ENVIRONMENTS to a comma-separated list such as staging,production"
             )
+        if self.audit_checkpoint_events < 1 or self.audit_checkpoint_minutes < 1:
+            found.append(
+                "set QUORUM_AUDIT_CHECKPOINT_EVENTS and QUORUM_AUDIT_CHECKPOINT_MINUTES to "
+                "whole numbers of at least 1"
+            )
+        found.extend(self._audit_key_problems())
         if self.is_production:
             found.extend(self._production_problems())
+        return found
+
+    def _audit_key_problems(self) -> list[str]:
+        found = []
+        key = self.audit_key
+        if self.is_production and len(key) < MIN_SECRET_LENGTH:
+            found.append(
+                f"set QUORUM_AUDIT_KEY to its own random value of at least {MIN_SECRET_LENGTH} "
+                "characters; it keys the audit chain and only the server may hold it"
+            )
+        elif key and len(key) < MIN_SECRET_LENGTH:
+            found.append(f"QUORUM_AUDIT_KEY is shorter than {MIN_SECRET_LENGTH} characters")
+        if key and key in (self.secret_key, self.cookie_secret):
+            found.append(
+                "QUORUM_AUDIT_KEY must differ from QUORUM_SECRET_KEY and QUORUM_COOKIE_SECRET"
+            )
+        if self.is_production and not self.audit_signing_key:
+            found.append(
+                "set QUORUM_AUDIT_SIGNING_KEY to an Ed25519 private key (PEM or base64); it "
+                "signs the audit checkpoints (quorum audit keygen prints one)"
+            )
+        elif self.audit_signing_key and not _is_signing_key(self.audit_signing_key):
+            found.append("QUORUM_AUDIT_SIGNING_KEY is not an Ed25519 private key in PEM or base64")
         return found
 
     def _production_problems(self) -> list[str]:
@@ -137,6 +192,25 @@ class Settings:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _switch(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ConfigurationError(f"QUORUM_{name} must be 'on' or 'off', not {value!r}.")
+
+
+def _is_signing_key(value: str) -> bool:
+    from core.audit_format import load_private_key
+
+    try:
+        load_private_key(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _int(value: str, name: str) -> int:

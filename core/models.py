@@ -297,6 +297,31 @@ class AuditEvent(SQLModel, table=True):
     details: dict[str, Any] = json_column()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    mac: str = Field(default="hmac-sha256", max_length=16)  # "sha256" before the keyed chain
+
+
+class JobLock(SQLModel, table=True):
+    """Who runs a periodic job now, until when (SQLite's lease; PostgreSQL uses advisory locks)."""
+
+    __tablename__ = "job_lock"
+    name: str = Field(primary_key=True, max_length=80)
+    holder: str = Field(default="", max_length=120)
+    lease_until: datetime = Field(default_factory=utcnow)
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a periodic job: when, where, and how it ended."""
+
+    __tablename__ = "job_run"
+    __table_args__ = (Index("ix_job_run_job_started", "job", "started_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=80)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = Field(default=None)
+    status: str = Field(default="running", max_length=20)  # running, succeeded, failed
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    host: str = Field(default="", max_length=120)
+    pid: int = Field(default=0)
 
 
 class ChecklistTemplateRecord(SQLModel, table=True):

@@ -47,6 +47,21 @@ def _artifact_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["QUORUM_ARTIFACT_STORE"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _audit_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Development audit keys and checkpoints go to a temporary directory, never to var/;
+    no test process starts the background scheduler unless a test asks for one."""
+    saved = {name: os.environ.get(name) for name in ("QUORUM_AUDIT_DIR", "QUORUM_SCHEDULER")}
+    os.environ["QUORUM_AUDIT_DIR"] = str(tmp_path_factory.mktemp("audit"))
+    os.environ["QUORUM_SCHEDULER"] = "off"
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     """Settings are cached per process; every test starts and ends without a cached copy."""
@@ -153,6 +168,8 @@ def _truncate_all(url: str) -> None:
     database = Database(url)
     try:
         with database.engine.begin() as conn:
+            # the audit table refuses TRUNCATE by trigger; a test reset is the one exception
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             names = conn.exec_driver_sql(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
                 "AND tablename <> 'alembic_version'"

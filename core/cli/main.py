@@ -11,10 +11,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.cli import compliance, maintenance, monitoring
 from core.cli.common import Fail, show, store
 from core.cli.operator import (
+    cmd_audit_checkpoint,
+    cmd_audit_export,
+    cmd_audit_keygen,
+    cmd_audit_public_key,
     cmd_audit_verify,
     cmd_config_check,
     cmd_db_upgrade,
     cmd_demo_seed,
+    cmd_jobs_list,
+    cmd_jobs_run,
     cmd_users_create,
     cmd_users_grant,
     cmd_users_token,
@@ -53,7 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     aud = groups.add_parser("audit", help="audit trail").add_subparsers(
         dest="command", required=True
     )
-    aud.add_parser("verify", help="check the hash chain").set_defaults(handler=cmd_audit_verify)
+    add_audit_commands(aud)
+    admin = groups.add_parser("admin", help="(operator) audit trail and jobs").add_subparsers(
+        dest="area", required=True
+    )
+    add_audit_commands(
+        admin.add_parser("audit", help="audit trail").add_subparsers(dest="command", required=True)
+    )
+    jobs = admin.add_parser("jobs", help="periodic jobs").add_subparsers(
+        dest="command", required=True
+    )
+    run_job = jobs.add_parser("run", help="run a periodic job once, now")
+    run_job.add_argument("name")
+    run_job.set_defaults(handler=cmd_jobs_run)
+    jobs.add_parser("list", help="the jobs and their recent runs").set_defaults(
+        handler=cmd_jobs_list
+    )
 
     usr = groups.add_parser("users", help="people and roles").add_subparsers(
         dest="command", required=True
@@ -86,6 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     for extend in (compliance.register_cli, maintenance.register_cli, monitoring.register_cli):
         extend(groups)
     return parser
+
+
+def add_audit_commands(aud: argparse._SubParsersAction) -> None:
+    aud.add_parser(
+        "verify", help="check every MAC and link against the signed checkpoints"
+    ).set_defaults(handler=cmd_audit_verify)
+    aud.add_parser("checkpoint", help="write a signed checkpoint now").set_defaults(
+        handler=cmd_audit_checkpoint
+    )
+    export = aud.add_parser("export", help="events and checkpoints for the offline verifier")
+    export.add_argument("directory")
+    export.set_defaults(handler=cmd_audit_export)
+    aud.add_parser("public-key", help="the key that verifies checkpoints").set_defaults(
+        handler=cmd_audit_public_key
+    )
+    aud.add_parser("keygen", help="print a new checkpoint signing key").set_defaults(
+        handler=cmd_audit_keygen
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

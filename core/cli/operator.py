@@ -41,20 +41,102 @@ def cmd_demo_seed(args: argparse.Namespace, db: Database) -> dict[str, Any]:
 
 
 def cmd_audit_verify(args: argparse.Namespace, db: Database) -> dict[str, Any]:
-    from core import audit
+    """(operator) Every MAC and link, against the signed checkpoints; names what changed."""
+    from core import audit_anchor
 
     with db.read() as session:
-        report = audit.verify(session)
-    result = {
-        "intact": report.intact,
-        "checked": report.checked,
-        "first_broken_seq": report.first_broken_seq,
-        "problem": report.problem,
-        "message": report.message,
-    }
+        report = audit_anchor.verify(session, get_settings())
+    result = report.as_dict()
     if not report.intact:
         raise Fail(result)
     return result
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    """(operator) Write the next signed checkpoint now."""
+    from core import audit_anchor
+
+    outcome = audit_anchor.checkpoint(db, get_settings(), force=True)
+    made = outcome.checkpoint
+    return {
+        "number": made.number if made else None,
+        "seq": made.seq if made else None,
+        "message": outcome.message,
+    }
+
+
+def cmd_audit_export(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    """(operator) events.jsonl + checkpoints + public key, for python -m core.audit_offline."""
+    from core import audit_anchor
+
+    with db.read() as session:
+        written = audit_anchor.export(session, get_settings(), args.directory)
+    return {
+        **written,
+        "message": (
+            f"Exported {written['events']} events and {written['checkpoints']} checkpoints to "
+            f"{args.directory}; check them with: python -m core.audit_offline {args.directory} "
+            f"--public-key {written['public_key']}"
+        ),
+    }
+
+
+def cmd_audit_public_key(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from core import audit_anchor
+
+    with db.read() as session:
+        status = audit_anchor.status(session, get_settings())
+    return {"public_key": status.public_key, "key_id": status.key_id, "message": status.public_key}
+
+
+def cmd_audit_keygen(args: argparse.Namespace, db: Database | None) -> dict[str, Any]:
+    """Print a new Ed25519 signing key (for QUORUM_AUDIT_SIGNING_KEY) and its public key."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    from core.audit_format import public_key_text
+
+    key = Ed25519PrivateKey.generate()
+    private = base64.b64encode(
+        key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    ).decode()
+    public = public_key_text(key.public_key())
+    return {
+        "signing_key": private,
+        "public_key": public,
+        "message": f"QUORUM_AUDIT_SIGNING_KEY={private}  (public key: {public})",
+    }
+
+
+def cmd_jobs_run(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    """(operator) Run one periodic job now, under the same cluster lock as the scheduler."""
+    from core import scheduler
+
+    outcome = scheduler.run_job(db, args.name, get_settings(), force=True)
+    result = {"job": outcome.job, "status": outcome.status, "message": outcome.message}
+    if outcome.status == "failed":
+        raise Fail(result)
+    return result
+
+
+def cmd_jobs_list(args: argparse.Namespace, db: Database) -> dict[str, Any]:
+    from core import scheduler
+
+    with db.read() as session:
+        runs = scheduler.recent_runs(session, 10)
+    names = [f"{j.name} (every {j.every})" for j in scheduler.jobs()]
+    lines = [f"{r.started_at:%Y-%m-%d %H:%M:%S} {r.job} {r.status}: {r.message}" for r in runs]
+    return {
+        "jobs": names,
+        "recent": [{"job": r.job, "status": r.status, "message": r.message} for r in runs],
+        "message": "\n".join(["Jobs: " + ", ".join(names), *lines]),
+    }
 
 
 def cmd_config_check(args: argparse.Namespace, db: Database) -> dict[str, Any]:

@@ -6,10 +6,12 @@ import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 
-from core import audit
+from core import audit, audit_anchor, scheduler
+from core.audit_check import TrailReport
 from core.auth import Permission, Principal, require
+from core.config import get_settings
 from core.db import Database
-from core.models import AuditEvent
+from core.models import AuditEvent, JobRun
 from core.services import read_as
 
 CSV_COLUMNS = (
@@ -54,10 +56,24 @@ def search(
         )
 
 
-def verify(db: Database, actor: Principal) -> audit.ChainReport:
+def verify(db: Database, actor: Principal) -> TrailReport:
+    """Every MAC and link, checked against the signed checkpoints."""
     with read_as(db, actor) as session:
         require(session, actor, Permission.VIEW_AUDIT, what="verify the audit trail", anywhere=True)
-        return audit.verify(session)
+        return audit_anchor.verify(session, get_settings())
+
+
+def anchor_status(db: Database, actor: Principal) -> audit_anchor.AnchorStatus:
+    """The public key that checks checkpoints, the last checkpoint and what is not yet in one."""
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.VIEW_AUDIT, what="read the audit anchors", anywhere=True)
+        return audit_anchor.status(session, get_settings())
+
+
+def recent_job_runs(db: Database, actor: Principal, limit: int = 20) -> list[JobRun]:
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.VIEW_AUDIT, what="read the job runs", anywhere=True)
+        return scheduler.recent_runs(session, limit)
 
 
 def action_names(db: Database) -> list[str]:

@@ -25,6 +25,72 @@ def verify_section(ctx: PageContext) -> None:
             st.success(report.message, icon=":material/check_circle:")
         else:
             st.error(report.message, icon=":material/gpp_bad:")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "What": f.kind,
+                            "From #": f.first_seq,
+                            "To #": f.last_seq,
+                            "Finding": f.message,
+                        }
+                        for f in report.findings
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+
+
+def anchors_section(ctx: PageContext) -> None:
+    """The public key, the last signed checkpoint, and the scheduler's recent runs."""
+    try:
+        status = audit_trail.anchor_status(ctx.db, ctx.principal)
+        runs = audit_trail.recent_job_runs(ctx.db, ctx.principal, limit=10)
+    except QuorumError as error:
+        fail(error)
+        return
+    st.subheader("Checkpoints")
+    latest = status.last_checkpoint
+    if latest is None:
+        st.warning(
+            f"No checkpoint yet: {status.pending} events are not anchored. The scheduler writes "
+            "one within minutes; an operator can run `quorum audit checkpoint` now.",
+            icon=":material/schedule:",
+        )
+    else:
+        st.caption(
+            f"Checkpoint {latest.number} ({latest.created_at} UTC) anchors events up to "
+            f"#{latest.seq}; {status.pending} newer events wait for the next one. "
+            f"Checkpoints are kept in {status.location}."
+        )
+    st.text_input(
+        "Public key that verifies checkpoints (Ed25519, base64)",
+        value=status.public_key,
+        disabled=True,
+        key="audit_public_key",
+        help=f"Key id {status.key_id}. Verify an export anywhere with: "
+        "python -m core.audit_offline EXPORT_DIR --public-key KEY",
+    )
+    if runs:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "Job": r.job,
+                        "Started (UTC)": r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                        "Status": r.status,
+                        "Message": r.message,
+                        "Host / pid": f"{r.host} / {r.pid}",
+                    }
+                    for r in runs
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.caption("No periodic job has run yet.")
 
 
 def search_section(ctx: PageContext) -> None:

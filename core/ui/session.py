@@ -35,6 +35,14 @@ def database() -> Database:
     return _database(get_settings().database_url)
 
 
+@st.cache_resource(show_spinner=False)
+def _scheduler(url: str) -> bool:
+    """Start this server process's scheduler once (core.scheduler.start is idempotent)."""
+    from core import scheduler
+
+    return scheduler.start(get_settings()) is not None
+
+
 def page(path: str, *, layout: Literal["centered", "wide"] = "wide") -> PageContext:
     """Set up a page: sign-in gate, sidebar, permission check. Stops the script if refused."""
     spec = spec_for(path)
@@ -43,6 +51,8 @@ def page(path: str, *, layout: Literal["centered", "wide"] = "wide") -> PageCont
     )
     settings = _settings_or_stop()
     db = database()
+    if settings.scheduler:
+        _scheduler(settings.database_url)
     principal = _signed_in(db, settings)
     if principal is None:
         _sign_in_screen(db, settings)

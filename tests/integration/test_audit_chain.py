@@ -1,8 +1,10 @@
-"""The hash-chained audit trail (R6): verify, tamper detection, concurrent appends."""
+"""The keyed audit chain (R6, R11): the server's key, append-only triggers, tamper detection
+by an attacker without the key, concurrent appends."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import multiprocessing
 import threading
@@ -12,11 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
-from core import audit
-from core.audit import GENESIS_HASH
+from core import audit, audit_anchor, audit_keys
+from core.audit_check import TrailReport
+from core.audit_format import GENESIS_HASH, KEYED, LEGACY, canonical, keyed_hash, legacy_hash
 from core.auth import SYSTEM, Principal
+from core.config import get_settings
 from core.db import Database
 from core.errors import PermissionDenied
 from core.models import AuditEvent, Role
@@ -53,14 +58,31 @@ def events(database: Database) -> list[AuditEvent]:
         return list(session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all())
 
 
-def report(database: Database) -> audit.ChainReport:
+def report(database: Database) -> TrailReport:
     with database.read() as session:
-        return audit.verify(session)
+        return audit_anchor.verify(session, get_settings())
 
 
 def execute(database: Database, sql: str, **params: object) -> None:
     with database.engine.begin() as conn:
         conn.execute(text(sql), params)
+
+
+def tamper(database: Database, *statements: str, **params: object) -> None:
+    """Change the trail as an insider with the database's owner rights would: past the
+    append-only triggers (SQLite: drop them; PostgreSQL: replica mode skips them)."""
+    with database.engine.begin() as conn:
+        if database.sqlite:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_event_no_update")
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_event_no_delete")
+        else:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        for statement in statements:
+            conn.execute(text(statement), params)
+
+
+def server_key(database: Database) -> bytes:
+    return audit_keys.mac_key(get_settings(), str(database.engine.url))
 
 
 # --- record and verify ---------------------------------------------------------------------
@@ -69,16 +91,21 @@ def execute(database: Database, sql: str, **params: object) -> None:
 def test_empty_trail_is_intact(db: Database) -> None:
     result = report(db)
     assert result.intact and result.checked == 0
+    assert "No checkpoint has been written yet" in result.message
 
 
-def test_events_chain_each_to_the_previous_hash(db: Database) -> None:
+def test_events_chain_each_to_the_previous_hash_under_the_server_key(db: Database) -> None:
     append(db, 5)
     rows = events(db)
     assert [e.seq for e in rows] == [1, 2, 3, 4, 5]
     assert rows[0].prev_hash == GENESIS_HASH
     for before, after in zip(rows, rows[1:], strict=False):
         assert after.prev_hash == before.hash
-    assert all(audit.compute_hash(e) == e.hash for e in rows)
+    key = server_key(db)
+    assert all(e.mac == KEYED for e in rows)
+    assert all(keyed_hash(key, audit.event_fields(e)) == e.hash for e in rows)
+    assert all(legacy_hash(audit.event_fields(e)) != e.hash for e in rows)
+    assert all(keyed_hash(b"w" * 32, audit.event_fields(e)) != e.hash for e in rows)
     assert rows[2].actor_label == SYSTEM.label and rows[2].details == {"i": 2, "label": "test"}
     assert rows[0].created_at.tzinfo is not None
     assert abs(datetime.now(UTC) - rows[0].created_at) < timedelta(minutes=1)
@@ -96,67 +123,137 @@ def test_a_failed_transaction_leaves_no_event(db: Database) -> None:
     assert report(db).intact
 
 
+# --- the table refuses changes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_event SET summary = 'nothing happened' WHERE seq = 2",
+        "DELETE FROM audit_event WHERE seq = 3",
+        "DELETE FROM audit_event",
+    ],
+)
+def test_the_audit_table_refuses_update_and_delete(db: Database, statement: str) -> None:
+    append(db, 3)
+    before = [(e.seq, e.summary, e.hash) for e in events(db)]
+    with pytest.raises(DBAPIError, match="append-only"):
+        execute(db, statement)
+    assert [(e.seq, e.summary, e.hash) for e in events(db)] == before
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_truncate_of_the_audit_table(postgres_url: str) -> None:
+    from tests.conftest import _truncate_all
+
+    _truncate_all(postgres_url)
+    database = Database(postgres_url)
+    try:
+        append(database, 2)
+        with pytest.raises(DBAPIError, match="append-only: TRUNCATE"):
+            execute(database, "TRUNCATE audit_event")
+        assert len(events(database)) == 2
+    finally:
+        database.dispose()
+
+
 # --- tampering -----------------------------------------------------------------------------
 
 
 def test_edited_summary_names_that_event(db: Database) -> None:
     append(db, 5)
-    execute(db, "UPDATE audit_event SET summary = 'nothing happened' WHERE seq = 3")
+    tamper(db, "UPDATE audit_event SET summary = 'nothing happened' WHERE seq = 3")
     result = report(db)
     assert not result.intact
-    assert result.first_broken_seq == 3 and result.checked == 2
-    assert "edited" in result.problem
+    assert result.first_broken_seq == 3
+    assert [(f.kind, f.first_seq, f.last_seq) for f in result.findings] == [("rewritten", 3, 3)]
+    assert "MAC does not match" in result.problem
     assert "#3" in result.message
 
 
-def test_edited_details_names_that_event(db: Database) -> None:
+def test_edited_actor_names_that_event_and_its_row(db: Database) -> None:
     append(db, 4)
     row = events(db)[1]
-    execute(db, "UPDATE audit_event SET actor_label = 'someone else' WHERE id = :id", id=row.id)
+    tamper(db, "UPDATE audit_event SET actor_label = 'someone else' WHERE id = :id", id=row.id)
     result = report(db)
     assert (result.intact, result.first_broken_seq, result.first_broken_id) == (False, 2, row.id)
 
 
-def test_edit_with_recomputed_hash_breaks_the_next_link(db: Database) -> None:
+def test_rewrite_with_recomputed_sha256_is_named(db: Database) -> None:
+    """The attacker edits #3 and recomputes plain SHA-256 hashes from #3 on (the old chain's
+    scheme): without the key, every rewritten event is named."""
     append(db, 5)
-    forged = events(db)[2]
-    forged.summary = "forged"
-    new_hash = audit.compute_hash(forged)
-    execute(
-        db,
-        "UPDATE audit_event SET summary = 'forged', hash = :h WHERE seq = 3",
-        h=new_hash,
-    )
+    prev = events(db)[1].hash
+    statements = []
+    for event in events(db)[2:]:
+        fields = {**audit.event_fields(event), "prev_hash": prev, "summary": "forged"}
+        fields["hash"] = hashlib.sha256(canonical(fields)).hexdigest()
+        statements.append(
+            f"UPDATE audit_event SET summary = 'forged', prev_hash = '{prev}', "
+            f"hash = '{fields['hash']}' WHERE seq = {event.seq}"
+        )
+        prev = fields["hash"]
+    tamper(db, *statements)
     result = report(db)
-    assert not result.intact and result.first_broken_seq == 4
-    assert "link" in result.problem
+    assert [(f.kind, f.first_seq, f.last_seq) for f in result.findings] == [("rewritten", 3, 5)]
+    assert "events #3–#5 were rewritten" in result.message
 
 
-def test_deleted_event_names_the_one_after_the_gap(db: Database) -> None:
-    append(db, 5)
-    execute(db, "DELETE FROM audit_event WHERE seq = 3")
+@pytest.mark.parametrize("scheme", ["legacy-sha256", "wrong-key-hmac"])
+def test_rehashing_every_event_without_the_key_is_named_a_replacement(
+    db: Database, scheme: str
+) -> None:
+    append(db, 6)
+    prev = GENESIS_HASH
+    statements = []
+    for event in events(db):
+        fields = {**audit.event_fields(event), "prev_hash": prev, "summary": "all is well"}
+        if scheme == "legacy-sha256":
+            fields["mac"] = LEGACY
+            fields["hash"] = legacy_hash(fields)
+        else:
+            fields["hash"] = keyed_hash(b"an attacker's own key, 32 bytes!", fields)
+        statements.append(
+            f"UPDATE audit_event SET summary = 'all is well', prev_hash = '{prev}', "
+            f"hash = '{fields['hash']}', mac = '{fields['mac']}' WHERE seq = {event.seq}"
+        )
+        prev = fields["hash"]
+    tamper(db, *statements)
+    result = report(db)
+    assert [(f.kind, f.first_seq, f.last_seq) for f in result.findings] == [("replaced", 1, 6)]
+    assert "whole trail was rewritten or replaced" in result.message
+
+
+def test_deleted_event_names_the_missing_range(db: Database) -> None:
+    append(db, 6)
+    tamper(db, "DELETE FROM audit_event WHERE seq IN (3, 4)")
     result = report(db)
     assert not result.intact
-    assert result.first_broken_seq == 4 and result.checked == 2
-    assert "removed" in result.problem
+    assert result.first_broken_seq == 3
+    assert [(f.kind, f.first_seq, f.last_seq) for f in result.findings] == [("deleted", 3, 4)]
+    assert "events #3–#4 are missing" in result.message
 
 
 def test_deleted_first_event_is_detected(db: Database) -> None:
     append(db, 3)
-    execute(db, "DELETE FROM audit_event WHERE seq = 1")
+    tamper(db, "DELETE FROM audit_event WHERE seq = 1")
     result = report(db)
-    assert not result.intact and result.first_broken_seq == 2
+    assert not result.intact and result.first_broken_seq == 1
+    assert result.findings[0].kind == "deleted"
 
 
-def test_swapped_events_name_the_first_moved_one(db: Database) -> None:
+def test_swapped_events_are_named(db: Database) -> None:
     append(db, 5)
-    execute(db, "UPDATE audit_event SET seq = -1 WHERE seq = 2")
-    execute(db, "UPDATE audit_event SET seq = 2 WHERE seq = 3")
-    execute(db, "UPDATE audit_event SET seq = 3 WHERE seq = -1")
+    tamper(
+        db,
+        "UPDATE audit_event SET seq = -1 WHERE seq = 2",
+        "UPDATE audit_event SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_event SET seq = 3 WHERE seq = -1",
+    )
     result = report(db)
     assert not result.intact
-    assert result.first_broken_seq == 2 and result.checked == 1
-    assert "reordered" in result.problem
+    assert result.first_broken_seq == 2
+    assert [(f.kind, f.first_seq, f.last_seq) for f in result.findings] == [("rewritten", 2, 4)]
 
 
 # --- concurrent appends --------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+AUDIT_KEY = "cli-test-audit-key-" + "7" * 32
 QUORUM = Path(sys.executable).parent / "quorum"
 if not QUORUM.exists():
     QUORUM = ROOT / ".venv" / "bin" / "quorum"
@@ -55,6 +56,9 @@ def environment(database: Path, artifacts: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUORUM_")}
     env["QUORUM_DATABASE_URL"] = f"sqlite:///{database}"
     env["QUORUM_ARTIFACT_STORE"] = str(artifacts)
+    env["QUORUM_AUDIT_DIR"] = str(artifacts.parent / "audit")
+    env["QUORUM_AUDIT_KEY"] = AUDIT_KEY  # one key, so a copy of the store verifies too
+    env["QUORUM_SCHEDULER"] = "off"
     return env
 
 
@@ -123,11 +127,12 @@ def test_audit_verify_intact(store: Store) -> None:
 def test_audit_verify_fails_after_tampering(store: Store, tmp_path: Path) -> None:
     env = copy_of(store, tmp_path)
     with sqlite3.connect(tmp_path / "copy.db") as conn:
+        conn.execute("DROP TRIGGER audit_event_no_update")  # as an insider with the file would
         conn.execute("UPDATE audit_event SET summary = 'nothing to see' WHERE seq = 4")
     plain = run(env, "audit", "verify")
     assert plain.code == 1
     line = one_line(plain.out)
-    assert "broken at event #4" in line and "edited" in line
+    assert "broken at event #4" in line and "event #4 was rewritten" in line
     report = run(env, "--json", "audit", "verify")
     assert report.code == 1
     assert report.json()["intact"] is False and report.json()["first_broken_seq"] == 4

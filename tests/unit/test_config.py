@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import tomllib
 
 import pytest
@@ -18,10 +19,14 @@ OIDC = {
     "QUORUM_OIDC_CLIENT_ID": "quorum",
     "QUORUM_OIDC_CLIENT_SECRET": "client-secret",
 }
+AUDIT_KEY = "a" * 40
+SIGNING_KEY = base64.b64encode(b"k" * 32).decode()  # 32 raw private bytes, base64
 GOOD_PRODUCTION = {
     "QUORUM_ENV": "production",
     "QUORUM_SECRET_KEY": STRONG,
     "QUORUM_COOKIE_SECRET": OTHER_STRONG,
+    "QUORUM_AUDIT_KEY": AUDIT_KEY,
+    "QUORUM_AUDIT_SIGNING_KEY": SIGNING_KEY,
     **OIDC,
 }
 
@@ -152,3 +157,43 @@ def test_get_settings_refuses_unsafe_production(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("QUORUM_AUTH", raising=False)
     with pytest.raises(ConfigurationError, match="QUORUM_AUTH=oidc"):
         config.get_settings()
+
+
+# --- the audit keys (R11) ------------------------------------------------------------------
+
+
+def test_good_production_settings_hold_both_audit_keys() -> None:
+    settings = Settings.from_env(GOOD_PRODUCTION)
+    assert settings.audit_key == AUDIT_KEY and settings.audit_signing_key == SIGNING_KEY
+    assert AUDIT_KEY not in repr(settings) and SIGNING_KEY not in repr(settings)
+
+
+@pytest.mark.parametrize("value", [None, "", "short-audit-key"])
+def test_production_refuses_a_missing_or_short_audit_key(value: str | None) -> None:
+    environ = {k: v for k, v in GOOD_PRODUCTION.items() if k != "QUORUM_AUDIT_KEY"}
+    if value is not None:
+        environ["QUORUM_AUDIT_KEY"] = value
+    details = problems_for(environ)
+    assert any("QUORUM_AUDIT_KEY" in d and "at least 32" in d for d in details)
+
+
+@pytest.mark.parametrize("same_as", ["QUORUM_SECRET_KEY", "QUORUM_COOKIE_SECRET"])
+def test_the_audit_key_must_not_be_another_secret(same_as: str) -> None:
+    environ = {**GOOD_PRODUCTION, "QUORUM_AUDIT_KEY": GOOD_PRODUCTION[same_as]}
+    assert any("QUORUM_AUDIT_KEY must differ" in d for d in problems_for(environ))
+
+
+def test_production_refuses_a_missing_or_unreadable_signing_key() -> None:
+    environ = {k: v for k, v in GOOD_PRODUCTION.items() if k != "QUORUM_AUDIT_SIGNING_KEY"}
+    assert any("QUORUM_AUDIT_SIGNING_KEY" in d for d in problems_for(environ))
+    garbled = {**GOOD_PRODUCTION, "QUORUM_AUDIT_SIGNING_KEY": "not a key"}
+    assert any("not an Ed25519 private key" in d for d in problems_for(garbled))
+
+
+def test_development_has_no_built_in_audit_key() -> None:
+    settings = Settings.from_env({})
+    assert settings.audit_key == "" and settings.audit_signing_key == ""
+    assert settings.audit_dir == str(PROJECT_ROOT / "var" / "audit")
+    assert Settings.from_env({"QUORUM_SCHEDULER": "off"}).scheduler is False
+    with pytest.raises(ConfigurationError, match="QUORUM_SCHEDULER"):
+        Settings.from_env({"QUORUM_SCHEDULER": "sometimes"})
