@@ -200,7 +200,7 @@ class S3CheckpointStore:
             number = _number_of(key)
             if number is None:
                 continue
-            first = min(items, key=lambda v: v["LastModified"])
+            first = items[-1]  # S3 lists a key's versions newest first
             body = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=first["VersionId"])
             found.append(
                 CheckpointFile(number, body["Body"].read(), _s3_note(len(items), key in markers))

@@ -264,17 +264,19 @@ class TrailWalker:
         if scheme != KEYED:
             return f"its hash scheme {scheme!r} is unknown"
         first_keyed, self.seen_keyed = not self.seen_keyed, True
+        after_legacy, self._legacy_run = first_keyed and bool(self._legacy_run), []
         if self.keyed_from is not None and seq < self.keyed_from:
             return "it claims the keyed scheme before the trail switched to it"
         if self.mac_ok is not None and not self.mac_ok(event):
             return "its MAC does not match under the server's audit key"
-        if first_keyed and self._legacy_run:
-            if (
-                event["action"] != REKEYED_ACTION
-                or (event.get("details") or {}).get("last_sha256_head") != self.prev_hash
-            ):
-                return "the switch to the keyed chain is not an audit.rekeyed event naming the last SHA-256 head"
-            self._legacy_run = []
+        if after_legacy and (
+            event["action"] != REKEYED_ACTION
+            or (event.get("details") or {}).get("last_sha256_head") != self.prev_hash
+        ):
+            return (
+                "the switch to the keyed chain is not an audit.rekeyed event naming the "
+                "last SHA-256 head"
+            )
         return ""
 
     def finish(self, checkpoint_findings: Sequence[Finding] = ()) -> TrailReport:
