@@ -314,7 +314,11 @@ def _due(latest: Checkpoint | None, head: int, settings: Settings, force: bool) 
         minutes=settings.audit_checkpoint_minutes
     ):
         return ""
-    return f"{pending} events wait for the next checkpoint (due at {settings.audit_checkpoint_events} events or after {settings.audit_checkpoint_minutes} minutes)."
+    waits = "1 event waits" if pending == 1 else f"{pending} events wait"
+    return (
+        f"{waits} for the next checkpoint (due at {settings.audit_checkpoint_events} events "
+        f"or after {settings.audit_checkpoint_minutes} minutes)."
+    )
 
 
 def _checked_since(

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -209,11 +209,15 @@ class Scheduler:
     """APScheduler's BackgroundScheduler running every registered job on one store."""
 
     def __init__(
-        self, settings: Settings, first_run_delay: timedelta = timedelta(seconds=10)
+        self,
+        settings: Settings,
+        first_run_delay: timedelta = timedelta(seconds=10),
+        only: Sequence[str] | None = None,
     ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.settings = settings
+        self._only = set(only) if only is not None else None
         self.db = Database(settings.database_url)
         self._first_run_delay = first_run_delay
         self._scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
@@ -221,6 +225,8 @@ class Scheduler:
     def start(self) -> Scheduler:
         first = datetime.now().astimezone() + self._first_run_delay
         for each in jobs():
+            if self._only is not None and each.name not in self._only:
+                continue
             self._scheduler.add_job(
                 run_job,
                 "interval",

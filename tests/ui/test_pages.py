@@ -3,6 +3,7 @@ the rest (a deep link cannot skip the gate), and the demo sign-in list when sign
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,13 @@ def audit_content(at: AppTest) -> None:
     assert "model.created" in at.selectbox(key="audit_action").options
     assert "events (newest first" in texts(at)
     assert "Export CSV" in labels(at, "download_button")
+    assert "Checkpoints" in [s.value for s in at.subheader]
+    public_key = at.text_input(key="audit_public_key").value
+    assert len(base64.b64decode(public_key)) == 32  # the Ed25519 key that checks checkpoints
+    assert any("No checkpoint yet" in w.value for w in at.warning)
+    at.button(key="audit_verify").click().run()
+    verdict = [s.value for s in at.success]
+    assert any(v.startswith("Audit trail intact") and "No checkpoint" in v for v in verdict)
 
 
 def admin_content(at: AppTest) -> None:
