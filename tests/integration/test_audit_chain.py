@@ -8,9 +8,11 @@ import hashlib
 import io
 import multiprocessing
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -143,9 +145,10 @@ def test_the_audit_table_refuses_update_and_delete(db: Database, statement: str)
 
 
 @pytest.mark.postgres
-def test_postgres_refuses_truncate_of_the_audit_table(postgres_url: str) -> None:
+def test_postgres_refuses_truncate_of_the_audit_table(_postgres_migrated: str) -> None:
     from tests.conftest import _truncate_all
 
+    postgres_url = _postgres_migrated
     _truncate_all(postgres_url)
     database = Database(postgres_url)
     try:
@@ -348,3 +351,51 @@ def test_csv_export_has_every_event_and_defuses_formulas(db: Database) -> None:
     assert rows[0]["summary"] == "'=HYPERLINK(1)"
     assert rows[1]["summary"] == "plain, text"
     assert rows[1]["prev_hash"] == rows[0]["hash"]
+
+
+# --- the documented PostgreSQL role setup --------------------------------------------------
+
+
+def readme_role_setup(role: str) -> list[str]:
+    """The SQL block of the README's "Database roles" paragraph, for another role name."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    after = readme[readme.index("**Database roles (PostgreSQL).**") :]
+    block = after[
+        after.index("```sql") + len("```sql") : after.index("```", after.index("```sql") + 6)
+    ]
+    return [s.strip().replace("quorum_app", role) for s in block.split(";") if s.strip()]
+
+
+@pytest.mark.postgres
+def test_the_readme_role_setup_lets_the_app_append_but_not_change_the_trail(
+    _postgres_migrated: str,
+) -> None:
+    from tests.conftest import _truncate_all
+
+    postgres_url = _postgres_migrated
+    _truncate_all(postgres_url)
+    role = f"quorum_app_{uuid.uuid4().hex[:8]}"
+    owner = Database(postgres_url)
+    app = Database(postgres_url, connect_args={"options": f"-c role={role}"})
+    try:
+        with owner.engine.begin() as conn:
+            for statement in readme_role_setup(role):
+                conn.exec_driver_sql(statement)
+        append(app, 3)
+        assert report(app).intact
+        for statement in (
+            "UPDATE audit_event SET summary = 'x' WHERE seq = 1",
+            "DELETE FROM audit_event WHERE seq = 3",
+            "TRUNCATE audit_event",
+            "DROP TRIGGER audit_event_no_change ON audit_event",
+            "ALTER TABLE audit_event DISABLE TRIGGER USER",
+        ):
+            with pytest.raises(DBAPIError, match="permission denied|must be owner"):
+                execute(app, statement)
+        assert len(events(owner)) == 3
+    finally:
+        app.dispose()
+        with owner.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')
+        owner.dispose()

@@ -232,3 +232,22 @@ def test_unknown_user_id_falls_back_to_sign_in() -> None:
     at = open_page("pages/8_Admin.py", 987654)
     assert "Sign in as a demo user" in [s.value for s in at.subheader]
     assert USER_KEY not in at.session_state
+
+
+def test_a_page_load_starts_the_one_scheduler_of_the_process(
+    demo_store: DemoStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from core import scheduler
+
+    monkeypatch.setenv("QUORUM_SCHEDULER", "on")
+    monkeypatch.setenv("QUORUM_AUDIT_CHECKPOINT_STORE", str(tmp_path / "checkpoints"))
+    config.reset_settings()
+    try:
+        open_page("app.py", demo_store.user_ids[Role.ADMIN])
+        started = scheduler._instance
+        assert started is not None and started.running
+        assert started.db.url == demo_store.url
+        open_page("pages/7_Audit.py", demo_store.user_ids[Role.ADMIN])
+        assert scheduler._instance is started  # once per process, however many pages load
+    finally:
+        scheduler.stop()
