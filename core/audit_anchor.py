@@ -28,10 +28,12 @@ from core.audit_format import (
     GENESIS_HASH,
     KEYED,
     Checkpoint,
+    CheckpointInvalid,
     file_digest,
     key_id,
     keyed_hash,
     public_key_text,
+    read_checkpoint,
     sign_checkpoint,
 )
 from core.audit_keys import mac_key, signing_key, store_dir
@@ -64,6 +66,9 @@ class CheckpointStore(Protocol):
     def files(self) -> list[CheckpointFile]:
         """Every checkpoint as first written, with a note on anything that tried to change it."""
 
+    def latest(self) -> CheckpointFile | None:
+        """The highest-numbered checkpoint as first written (cheap: names, then one file)."""
+
 
 class LocalCheckpointStore:
     """An append-only directory: each file is created once (O_EXCL, then a hard link that
@@ -92,6 +97,15 @@ class LocalCheckpointStore:
         finally:
             temporary.unlink(missing_ok=True)
         _fsync_directory(self.root)
+
+    def latest(self) -> CheckpointFile | None:
+        if not self.root.is_dir():
+            return None
+        numbers = [n for n in (_number_of(p) for p in os.listdir(self.root)) if n is not None]
+        if not numbers:
+            return None
+        top = max(numbers)
+        return CheckpointFile(top, (self.root / checkpoint_name(top)).read_bytes())
 
     def files(self) -> list[CheckpointFile]:
         if not self.root.is_dir():
@@ -183,6 +197,20 @@ class S3CheckpointStore:
                 raise Conflict(f"Checkpoint {number} already exists in {self.location}.") from None
             raise
 
+    def latest(self) -> CheckpointFile | None:
+        numbers = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            numbers += [n for n in (_number_of(o["Key"]) for o in page.get("Contents", [])) if n]
+        if not numbers:
+            return None
+        top = max(numbers)
+        versions = self._versions(self._key(top))
+        body = self.client.get_object(
+            Bucket=self.bucket, Key=self._key(top), VersionId=versions[-1]["VersionId"]
+        )
+        return CheckpointFile(top, body["Body"].read(), _s3_note(len(versions), False))
+
     def _versions(self, key: str) -> list[dict[str, Any]]:
         response = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
         return [v for v in response.get("Versions", []) if v["Key"] == key]
@@ -253,6 +281,20 @@ class Anchors:
     def checkpoints(self) -> tuple[list[Checkpoint], list[Any]]:
         return check_checkpoints(self.store.files(), self.public_key)
 
+    def latest(self) -> tuple[Checkpoint | None, bytes]:
+        """The last checkpoint and its file; Conflict if it cannot be trusted."""
+        file = self.store.latest()
+        if file is None:
+            return None, b""
+        try:
+            return read_checkpoint(file.data, self.public_key), file.data
+        except CheckpointInvalid as error:
+            raise Conflict(
+                f"The last checkpoint ({file.number}) in {self.store.location} cannot be "
+                f"trusted: {error}. No new checkpoint was written; investigate with quorum "
+                "audit verify."
+            ) from None
+
 
 def _events(session: Session, after: int = 0) -> Iterator[tuple[dict[str, Any], int | None]]:
     for event in audit.iter_events(session, after=after):
@@ -279,14 +321,7 @@ def checkpoint(db: Database, settings: Settings, *, force: bool = False) -> Chec
     """Write the next checkpoint if N events are pending or M minutes have passed (or
     always, with `force`), after checking that what is new follows the last checkpoint."""
     anchors = Anchors.of(settings, str(db.engine.url))
-    trusted, problems = anchors.checkpoints()
-    if problems:
-        raise Conflict(
-            "The checkpoint store holds checkpoints that cannot be trusted ("
-            + "; ".join(p.message for p in problems)
-            + "). No new checkpoint was written; investigate with quorum audit verify."
-        )
-    latest = trusted[-1] if trusted else None
+    latest, latest_file = anchors.latest()
     with db.read() as session:
         head = audit.last_seq(session)
         due = _due(latest, head, settings, force)
@@ -294,7 +329,7 @@ def checkpoint(db: Database, settings: Settings, *, force: bool = False) -> Chec
             return CheckpointOutcome(None, due)
         walker = _checked_since(session, latest, head, anchors)
         keyed_from = latest.keyed_from if latest and latest.keyed_from else _first_keyed(session)
-    made = _make(latest, walker, keyed_from, anchors)
+    made = _make(latest, latest_file, walker, keyed_from)
     anchors.store.put(made.number, sign_checkpoint(made, signing_key(settings, anchors.url)))
     return CheckpointOutcome(
         made,
@@ -352,11 +387,9 @@ def _checked_since(
 
 
 def _make(
-    latest: Checkpoint | None, walker: TrailWalker, keyed_from: int | None, anchors: Anchors
+    latest: Checkpoint | None, latest_file: bytes, walker: TrailWalker, keyed_from: int | None
 ) -> Checkpoint:
-    previous = GENESIS_HASH
-    if latest is not None:
-        previous = file_digest(_file_of(anchors, latest.number))
+    previous = file_digest(latest_file) if latest is not None else GENESIS_HASH
     return Checkpoint(
         number=(latest.number + 1) if latest else 1,
         seq=walker.last_seq,
@@ -367,10 +400,6 @@ def _make(
         created_at=utcnow().isoformat(timespec="seconds"),
         previous=previous,
     )
-
-
-def _file_of(anchors: Anchors, number: int) -> bytes:
-    return next(f.data for f in anchors.store.files() if f.number == number)
 
 
 def _first_keyed(session: Session) -> int | None:
@@ -393,8 +422,10 @@ class AnchorStatus:
 
 def status(session: Session, settings: Settings) -> AnchorStatus:
     anchors = Anchors.of(settings, audit.store_url(session))
-    trusted, _problems = anchors.checkpoints()
-    latest = trusted[-1] if trusted else None
+    try:
+        latest, _file = anchors.latest()
+    except Conflict:
+        latest = None  # the page's verify names it; the status shows nothing is anchored
     head = audit.last_seq(session)
     return AnchorStatus(
         public_key=public_key_text(anchors.public_key),

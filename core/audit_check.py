@@ -150,7 +150,8 @@ class TrailReport:
     def _verdict(self) -> str:
         if self.intact:
             what = "MAC" if self.macs_checked else "link"
-            return f"Audit trail intact: {self.checked} events, every {what} matches its chain."
+            events = "1 event" if self.checked == 1 else f"{self.checked} events"
+            return f"Audit trail intact: {events}, every {what} matches its chain."
         first = self.first_broken_seq
         where = f" at event #{first}" if first is not None else ""
         return f"Audit trail broken{where}: " + " ".join(f"{f.message}." for f in self.findings)
@@ -164,12 +165,15 @@ class TrailReport:
                 "events or replacing the whole trail would not be detected; write one with "
                 "`quorum audit checkpoint`."
             )
-        where = f"Anchored through event #{latest.seq} by checkpoint {latest.number} ({latest.created_at} UTC)"
+        when = latest.created_at.replace("T", " ").removesuffix("+00:00")
+        where = f"Anchored through event #{latest.seq} by checkpoint {latest.number} ({when} UTC)"
         if self.unanchored is None:
             return f"{where}; no event is newer."
+        first, last = self.unanchored
+        which = f"event #{first} is" if first == last else f"events {span(first, last)} are"
         return (
-            f"{where}; events {span(*self.unanchored)} are newer than the last checkpoint and "
-            "not yet anchored, so deleting them would go unnoticed until the next checkpoint."
+            f"{where}; {which} newer than the last checkpoint and not yet anchored, so deleting "
+            "them would go unnoticed until the next checkpoint."
         )
 
     def as_dict(self) -> dict[str, Any]:

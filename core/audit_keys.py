@@ -88,7 +88,7 @@ def _create_once(path: Path, make: Callable[[], str]) -> str:
     creator's key wins and is read back)."""
     if path.exists():
         return path.read_text()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

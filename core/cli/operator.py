@@ -74,7 +74,7 @@ def cmd_audit_export(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     return {
         **written,
         "message": (
-            f"Exported {written['events']} events and {written['checkpoints']} checkpoints to "
+            f"Exported {written['events']} event(s) and {written['checkpoints']} checkpoint(s) to "
             f"{args.directory}; check them with: python -m core.audit_offline {args.directory} "
             f"--public-key {written['public_key']}"
         ),

@@ -60,7 +60,8 @@ def anchors_section(ctx: PageContext) -> None:
         )
     else:
         st.caption(
-            f"Checkpoint {latest.number} ({latest.created_at} UTC) anchors events up to "
+            f"Checkpoint {latest.number} ({latest.created_at.replace('T', ' ')[:19]} UTC) "
+            f"anchors events up to "
             f"#{latest.seq}; {status.pending} newer events wait for the next one. "
             f"Checkpoints are kept in {status.location}."
         )
