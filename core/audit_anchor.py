@@ -10,6 +10,7 @@ forge nor remove one, so a deletion, truncation or replacement of anchored event
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import secrets
@@ -20,10 +21,18 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.audit_check import CheckpointFile, TrailReport, TrailWalker, check_checkpoints, span
+from core.audit_check import (
+    CheckpointFile,
+    Finding,
+    TrailReport,
+    TrailWalker,
+    check_checkpoints,
+    span,
+)
 from core.audit_format import (
     GENESIS_HASH,
     KEYED,
@@ -272,13 +281,14 @@ class Anchors:
         return cls(settings, url, checkpoint_store(settings, url))
 
     @property
-    def public_key(self) -> Any:
+    def public_key(self) -> Ed25519PublicKey:
         return signing_key(self.settings, self.url).public_key()
 
     def mac_ok(self, event: Mapping[str, Any]) -> bool:
-        return keyed_hash(mac_key(self.settings, self.url), event) == event["hash"]
+        expected = keyed_hash(mac_key(self.settings, self.url), event)
+        return hmac.compare_digest(expected, str(event["hash"]))
 
-    def checkpoints(self) -> tuple[list[Checkpoint], list[Any]]:
+    def checkpoints(self) -> tuple[list[Checkpoint], list[Finding]]:
         return check_checkpoints(self.store.files(), self.public_key)
 
     def latest(self) -> tuple[Checkpoint | None, bytes]:
