@@ -34,6 +34,9 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, text, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The large store is a copy of the demo store under another path; development audit keys are
+# per store path, so both share one explicit key or the copied events would not verify.
+os.environ.setdefault("QUORUM_AUDIT_KEY", "large-store-benchmark-audit-key-0123456789")
 
 from core import audit, config, demo, migrate  # noqa: E402
 from core.audit_format import KEYED, keyed_hash  # noqa: E402
