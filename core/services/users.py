@@ -251,7 +251,8 @@ def grant_role(
         ).first()
         if existing:
             raise Conflict(f"{user.email} already holds the role {role.value} {scope}.")
-        grant = RoleGrant(user_id=user_id, role=role, team_id=team_id, granted_by_id=actor.user_id)
+        granter = actor.user_id or None  # the operator (user 0) is no row of the user table
+        grant = RoleGrant(user_id=user_id, role=role, team_id=team_id, granted_by_id=granter)
         session.add(grant)
         session.flush()
         audit.record(
