@@ -1,6 +1,6 @@
 """Build a large Quorum store for the P5 scale benchmark, in bulk.
 
-The store starts as the demo store (`quorum demo seed`: real versions registered through
+The store starts as the demo store (`quorum admin demo seed`: real versions registered through
 `register_version`, reviews, deployments) plus one real ingest of the credit model's
 production stream. On top of it come cloned history: teams, users with grants, models,
 versions (JSON fields and evaluations copied from a real credit version, metrics varied),

@@ -114,8 +114,8 @@ def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     store = Store(Path(reuse) if reuse else tmp_path_factory.mktemp("seeded"))
     store.directory.mkdir(parents=True, exist_ok=True)
     log = store.directory / "seed.log"
-    _quorum(["db", "upgrade"], store, log)
-    _quorum(["demo", "seed"], store, log)
+    _quorum(["admin", "db", "upgrade"], store, log)
+    _quorum(["admin", "demo", "seed"], store, log)
     return store
 
 
