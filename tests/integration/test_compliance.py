@@ -486,27 +486,6 @@ def test_timeline_is_chronological_and_covers_each_kind(world: World) -> None:
     assert n == 2
 
 
-def test_cli_pack_writes_the_file_as_the_token_user(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import argparse
-
-    from core.cli.compliance import register_cli
-
-    parser = argparse.ArgumentParser(prog="quorum")
-    register_cli(parser.add_subparsers(dest="group", required=True))
-    out = tmp_path / "pack.html"
-    args = parser.parse_args(["compliance", "pack", MODEL, "1", "--out", str(out)])
-    token = users_service.issue_token_as_operator(world.db, "casey@demo.quorum", "cli").secret
-    monkeypatch.setenv("QUORUM_TOKEN", token)
-    result = args.handler(args, world.db)
-    assert out.read_text().startswith("<!DOCTYPE html>")
-    assert result["fingerprint"] in out.read_text()
-    bad = parser.parse_args(["compliance", "pack", MODEL, "1", "--out", str(tmp_path / "p.doc")])
-    with pytest.raises(InvalidInput, match=r"\.pdf or \.html"):
-        bad.handler(bad, world.db)
-
-
 @pytest.mark.slow
 def test_demo_seed_fills_checklists_with_expired_and_revoked_signoffs(seeded_db: Database) -> None:
     from core.demo.compliance import seed_compliance
