@@ -199,12 +199,12 @@ def models_compare(args: argparse.Namespace, client: Client) -> Output:
         head = f"Nothing of {args.model} is live in production; no champion to compare with."
     else:
         head = f"{args.model} v{args.version} against the champion v{result['champion']}:"
-    rows = [
+    rows = [f"  {line}" for line in result.get("summary", [])] or [
         f"  {r['metric']}: {_num(r.get('candidate'))} vs {_num(r.get('champion'))} "
         f"({_num(r.get('delta'))}, {'better' if r.get('better') else 'not better'})"
         for r in result.get("rows", [])
     ]
-    return Output(result, "\n".join([head, *rows, *result.get("summary", [])]))
+    return Output(result, "\n".join([head, *rows]))
 
 
 # --- review ------------------------------------------------------------------------------------
