@@ -151,10 +151,13 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 500
+    before_seq: int | None = None  # page backwards: events older than this sequence number
 
 
 def query(session: Session, f: AuditFilter) -> list[AuditEvent]:
     stmt = select(AuditEvent)
+    if f.before_seq is not None:
+        stmt = stmt.where(AuditEvent.seq < f.before_seq)
     if f.model_id is not None:
         stmt = stmt.where(AuditEvent.model_id == f.model_id)
     if f.actor_id is not None:

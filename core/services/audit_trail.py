@@ -6,11 +6,14 @@ import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 
+from sqlmodel import col, select
+
 from core import audit
 from core.auth import Permission, Principal, require
 from core.db import Database
-from core.models import AuditEvent
+from core.models import AuditEvent, MLModel
 from core.services import read_as
+from core.services.registry import get_model
 
 CSV_COLUMNS = (
     "seq",
@@ -52,6 +55,32 @@ def search(
                 limit=limit,
             ),
         )
+
+
+def events(
+    db: Database,
+    actor: Principal,
+    *,
+    model: str | None = None,
+    action: str | None = None,
+    limit: int = 100,
+    before_seq: int | None = None,
+) -> list[tuple[AuditEvent, str | None]]:
+    """Newest first, each with its model's name; `before_seq` pages backwards."""
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True)
+        model_id = get_model(session, model).id if model else None
+        rows = audit.query(
+            session,
+            audit.AuditFilter(
+                model_id=model_id, action=action or None, limit=limit, before_seq=before_seq
+            ),
+        )
+        ids = {e.model_id for e in rows if e.model_id is not None}
+        names = {
+            m.id: m.name for m in session.exec(select(MLModel).where(col(MLModel.id).in_(ids)))
+        }
+        return [(e, names.get(e.model_id) if e.model_id else None) for e in rows]
 
 
 def verify(db: Database, actor: Principal) -> audit.ChainReport:
