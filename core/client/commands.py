@@ -337,6 +337,11 @@ def compliance_item(args: argparse.Namespace, client: Client) -> Output:
 
 
 def compliance_evidence(args: argparse.Namespace, client: Client) -> Output:
+    if args.link is not None and not args.kind:
+        raise InvalidInput(
+            "Give --kind with --link: evaluation, fairness, drift_report, review_thread or "
+            "model_card."
+        )
     made = client.add_evidence(
         args.model,
         args.version,
@@ -563,7 +568,11 @@ def _add_compliance(groups: Any) -> None:
     what = evidence.add_mutually_exclusive_group(required=True)
     what.add_argument("--link", help="a URL or document reference")
     what.add_argument("--file", help="a document to upload")
-    evidence.add_argument("--kind", default="link", help="kind of a --link (default link)")
+    evidence.add_argument(
+        "--kind",
+        help="what a --link points at: evaluation, fairness, drift_report, review_thread or "
+        "model_card",
+    )
     _model_version(_cmd(comp, "signoffs", compliance_signoffs, "the sign-offs of a version"))
     sign = _model_version(_cmd(comp, "sign", compliance_sign, "sign a version electronically"))
     sign.add_argument("--meaning", required=True, help='e.g. "approved for production"')

@@ -352,13 +352,19 @@ class Client:
         item: str,
         *,
         reference: str | None = None,
-        kind: str = "link",
+        kind: str | None = None,
         file: str | Path | None = None,
     ) -> dict[str, Any]:
-        """Attach a link (`reference=`) or a document (`file=`) to a checklist item."""
+        """Attach a link (`reference=` and its `kind=`, e.g. "model_card") or a document
+        (`file=`) to a checklist item."""
         where = path_of("models", model, "versions", version, "checklists", template, item)
         if (reference is None) == (file is None):
             raise InvalidInput("Give either reference= (a link) or file= (a document).")
+        if reference is not None and not kind:
+            raise InvalidInput(
+                "Give kind= with reference=: evaluation, fairness, drift_report, review_thread "
+                "or model_card."
+            )
         if file is not None:
             part = FilePart("file", Path(file).name, path=readable(file))
             return self.session.upload(where + "/evidence", Multipart.of({}, [part]))

@@ -130,11 +130,17 @@ def test_full_lifecycle(server: QuorumServer, files: dict[str, Path], tmp_path: 
     set_item = run("casey", "--json", "compliance", "item", MODEL, "1", template, item,
                    "--status", "met", "--notes", "Checked against the policy.").json()  # fmt: skip
     assert set_item["status"] == "met"
-    run("casey", "compliance", "evidence", MODEL, "1", template, item, "--link",
-        "https://wiki.example.com/validation/toy-scorer")  # fmt: skip
+    run("casey", "compliance", "evidence", MODEL, "1", template, item, "--kind", "model_card",
+        "--link", "https://wiki.example.com/validation/toy-scorer")  # fmt: skip
+    document = tmp_path / "validation report.txt"
+    document.write_text("Independent validation of toy-scorer v1: passed.")
+    run("casey", "compliance", "evidence", MODEL, "1", template, item, "--file", str(document))
     again = run("casey", "--json", "compliance", "checklist", MODEL, "1").json()
     stored = next(i for i in again[0]["items"] if i["key"] == item)
-    assert stored["status"] == "met" and stored["evidence"]
+    assert stored["status"] == "met"
+    assert {e["kind"] for e in stored["evidence"]} == {"model_card", "document"}
+    uploaded = next(e for e in stored["evidence"] if e["kind"] == "document")
+    assert uploaded["document_sha256"] == hashlib.sha256(document.read_bytes()).hexdigest()
     signed = run("casey", "--json", "compliance", "sign", MODEL, "1", "--meaning", "validated",
                  "--name", "Casey Compliance").json()  # fmt: skip
     assert signed["printed_name"] == "Casey Compliance"
@@ -151,7 +157,11 @@ def test_full_lifecycle(server: QuorumServer, files: dict[str, Path], tmp_path: 
     assert verified["intact"] is True and verified["checked"] > 10
     events = run("ada", "--json", "audit", "events", "--model", MODEL, "--limit", "200").json()
     seen = {e["action"] for e in events}
-    assert {"deployment.rollback", "signoff.signed"} & seen or len(seen) >= 5, seen
+    assert {
+        "model.created", "version.registered", "version.submitted", "deployment.promote",
+        "deployment.rollback", "checklist.item_updated", "checklist.evidence_added",
+        "signoff.signed",
+    } <= seen, seen  # fmt: skip
 
 
 def test_forbidden_is_403_one_line_and_audited(server: QuorumServer, tmp_path: Path) -> None:
@@ -167,7 +177,7 @@ def test_forbidden_is_403_one_line_and_audited(server: QuorumServer, tmp_path: P
     after = server.counts()
     assert server.count("audit_event", "action = 'permission.denied'") >= denied_before + 1
     changed = {t for t in before if before[t] != after[t]}
-    assert changed <= {"audit_event", "audit_checkpoint", "access_token", "accesstoken"}, changed
+    assert changed <= {"audit_event"}, changed
 
 
 def test_malformed_requests_are_4xx_and_change_nothing(
@@ -194,7 +204,7 @@ def test_malformed_requests_are_4xx_and_change_nothing(
     assert missing.code == 2 and "nope.csv" in missing.error_line()
     after = server.counts()
     changed = {t for t in before if before[t] != after[t]}
-    assert changed <= {"audit_event", "audit_checkpoint"}, changed
+    assert changed <= {"audit_event"}, changed
 
 
 @pytest.mark.parametrize(("token", "expected"), [(None, "QUORUM_TOKEN"), ("qrm_forged", "token")])

