@@ -90,6 +90,30 @@ def tokens_revoke(args: argparse.Namespace, client: Client) -> Output:
     return Output(done or {"revoked": args.id}, f"Token #{args.id} revoked; it no longer works.")
 
 
+def accounts_list(args: argparse.Namespace, client: Client) -> Output:
+    accounts = client.list_service_accounts()
+    rows = [
+        f"#{a['id']}  {a['name']}  {a.get('role')}@{a.get('team')}  "
+        f"expires {a.get('expires_at') or 'never'}"
+        + ("" if a.get("active", True) else "  (revoked)")
+        for a in accounts
+    ]
+    return Output(accounts, lines(rows, "No service accounts."))
+
+
+def accounts_create(args: argparse.Namespace, client: Client) -> Output:
+    made = client.create_service_account(args.name, args.team, args.role, args.expires_in_days)
+    return Output(made, made.get("token") or f"Service account {args.name} created.")
+
+
+def accounts_revoke(args: argparse.Namespace, client: Client) -> Output:
+    done = client.revoke_service_account(args.id)
+    return Output(
+        done or {"revoked": args.id},
+        f"Service account #{args.id} revoked; its token no longer works.",
+    )
+
+
 # --- registry ----------------------------------------------------------------------------------
 
 
@@ -122,6 +146,11 @@ def models_create(args: argparse.Namespace, client: Client) -> Output:
         tags=tag_pairs(args.tag),
     )
     return Output(model, f"Model {model['name']} created in team {model.get('team', args.team)}.")
+
+
+def models_archive(args: argparse.Namespace, client: Client) -> Output:
+    model = client.archive_model(args.name, args.reason)
+    return Output(model, f"Model {args.name} archived; it stays readable with its history.")
 
 
 def models_show(args: argparse.Namespace, client: Client) -> Output:
@@ -477,6 +506,9 @@ def _add_models(groups: Any) -> None:
     create.add_argument("--tag", action="append", default=[], help="key=value, repeatable")
     show = _cmd(models, "show", models_show, "a model, its versions and where it is live")
     show.add_argument("name")
+    archive = _cmd(models, "archive", models_archive, "archive model NAME (nothing is deleted)")
+    archive.add_argument("name")
+    archive.add_argument("--reason", required=True)
     register = _cmd(models, "register", models_register, "register a new version of NAME")
     register.add_argument("name")
     register.add_argument("model_file", help=".skops, .joblib, .pkl or .onnx")
@@ -604,3 +636,12 @@ def _add_people(groups: Any) -> None:
     create.add_argument("--expires-in-days", type=int)
     revoke = _cmd(tokens, "revoke", tokens_revoke, "revoke token ID")
     revoke.add_argument("id", type=int)
+    accounts = _group(groups, "service-accounts", "pipelines' identities (admin)")
+    _cmd(accounts, "list", accounts_list, "service accounts (admin)")
+    made = _cmd(accounts, "create", accounts_create, "a new account; its token is printed once")
+    made.add_argument("name")
+    made.add_argument("--team", required=True)
+    made.add_argument("--role", required=True, help="data_scientist or reviewer")
+    made.add_argument("--expires-in-days", type=int)
+    gone = _cmd(accounts, "revoke", accounts_revoke, "revoke service account ID")
+    gone.add_argument("id", type=int)

@@ -73,6 +73,22 @@ class Client:
     def revoke_token(self, token_id: int) -> Any:
         return self.session.delete(path_of("tokens", token_id))
 
+    def list_service_accounts(self) -> list[dict[str, Any]]:
+        return self.session.get("/service-accounts")
+
+    def create_service_account(
+        self, name: str, team: str, role: str, expires_in_days: int | None = None
+    ) -> dict[str, Any]:
+        """A pipeline's identity (admin only): one role in one team; its token is in the reply,
+        and only there."""
+        body = {"name": name, "team": team, "role": role, "expires_in_days": expires_in_days}
+        return self.session.post(
+            "/service-accounts", {k: v for k, v in body.items() if v is not None}
+        )
+
+    def revoke_service_account(self, account_id: int) -> Any:
+        return self.session.delete(path_of("service-accounts", account_id))
+
     # --- registry ------------------------------------------------------------------------------
 
     def list_models(self) -> list[dict[str, Any]]:
@@ -112,6 +128,14 @@ class Client:
 
     def get_model(self, name: str) -> dict[str, Any]:
         return self.session.get(path_of("models", name))
+
+    def update_model(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change any of card, tags, risk_tier, purpose, goal_metric, goal_operator,
+        goal_target, goal_description."""
+        return self.session.patch(path_of("models", name), changes)
+
+    def archive_model(self, name: str, reason: str) -> dict[str, Any]:
+        return self.session.post(path_of("models", name, "archive"), {"reason": reason})
 
     def register_version(
         self,

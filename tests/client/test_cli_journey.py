@@ -230,3 +230,37 @@ def test_progress_bar_on_request(
     assert shown.code == 0, shown.err
     assert "the server checks and evaluates it" in shown.err and "kB" in shown.err
     assert "registered" in shown.out and "━" not in shown.out
+
+
+def test_tokens_and_service_accounts_for_pipelines(server: QuorumServer, tmp_path: Path) -> None:
+    def run(who: str, *args: str) -> Result:
+        return ok(server.cli(who, *args, cwd=tmp_path))
+
+    people = run("ada", "users", "list", "--json").json()
+    assert {"dana@demo.quorum", "ada@demo.quorum"} <= {p["email"] for p in people}
+
+    made = run("dana", "--json", "tokens", "create", "laptop", "--expires-in-days", "7").json()
+    secret = made["token"]
+    assert secret.startswith("qrm_") and made["name"] == "laptop"
+    assert "Dana Scientist" in run(secret, "whoami").out
+    assert made["id"] in [t["id"] for t in run("dana", "tokens", "list", "--json").json()]
+    run("dana", "tokens", "revoke", str(made["id"]))
+    assert server.cli(secret, "whoami", cwd=tmp_path).code == 4
+
+    refused = server.cli("dana", "service-accounts", "create", "ci-bot", "--team",
+                         "risk-analytics", "--role", "data_scientist", cwd=tmp_path)  # fmt: skip
+    assert refused.code == 3 and refused.error_line()
+    bot = run("ada", "--json", "service-accounts", "create", "ci-bot", "--team",
+              "risk-analytics", "--role", "data_scientist").json()  # fmt: skip
+    me = run(bot["token"], "whoami", "--json").json()
+    assert me["token"]["kind"] == "service"
+    assert MODEL in [m["name"] for m in run(bot["token"], "models", "list", "--json").json()]
+    run("ada", "service-accounts", "revoke", str(bot["id"]))
+    assert server.cli(bot["token"], "whoami", cwd=tmp_path).code == 4
+
+    run("dana", "models", "create", "short-lived", "--team", "risk-analytics", "--task",
+        "regression")  # fmt: skip
+    archived = run(
+        "dana", "--json", "models", "archive", "short-lived", "--reason", "a test"
+    ).json()
+    assert archived["archived"] is True
