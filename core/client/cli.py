@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -93,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("Interrupted; anything the server had not confirmed was not done.", 130)
     except OSError as error:
         return fail(f"{error.strerror or error} ({error.filename or 'file'}).", EXIT_INVALID)
+    except Exception as error:  # noqa: BLE001 - the last edge: one line, never a traceback
+        if os.environ.get("QUORUM_DEBUG"):
+            raise
+        return fail(
+            f"The command failed unexpectedly ({type(error).__name__}: {error}); run it again "
+            "with QUORUM_DEBUG=1 for the details and report them.",
+            EXIT_SERVER,
+        )
     show(output, as_json)
     return EXIT_CHECK_FAILED if output.failed else EXIT_OK
 

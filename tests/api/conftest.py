@@ -61,7 +61,7 @@ def _quorum(args: list[str], store: Store, log: Path) -> None:
     env = {**os.environ, **store.env(), "OMP_NUM_THREADS": "1"}
     with log.open("a") as out:
         done = subprocess.run(
-            [str(BIN / "quorum"), *args],
+            [sys.executable, "-m", "core.entry", "admin", *args],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -70,7 +70,7 @@ def _quorum(args: list[str], store: Store, log: Path) -> None:
             timeout=600,
         )
     if done.returncode != 0:
-        raise RuntimeError(f"quorum {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
+        raise RuntimeError(f"quorum admin {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
 
 
 def _seed(store: Store, log: Path) -> Store:

@@ -221,3 +221,17 @@ def test_cli_prints_the_problem_detail_and_exits_by_status(stub, tmp_path: Path)
         "error: Only an admin may list users.\n",
     )
     assert script.seen[0]["path"] == "/api/v1/users"
+
+
+def test_an_unexpected_reply_is_one_line_not_a_traceback(stub, tmp_path: Path) -> None:
+    url, script = stub
+    script.replies = [Reply(200, b"[1, 2, 3]")]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "QUORUM_URL": url,
+           "QUORUM_TOKEN": "qrm_t", "HOME": str(tmp_path)}  # fmt: skip
+    command = [sys.executable, "-m", "core.entry", "whoami"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 5 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "QUORUM_DEBUG=1" in done.stderr
+    debug = subprocess.run(command, env={**env, "QUORUM_DEBUG": "1"}, cwd=tmp_path,
+                           capture_output=True, text=True)  # fmt: skip
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
