@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,8 +27,15 @@ from core.cli.operator import (
 from core.errors import QuorumError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line instead of usage plus error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="quorum admin",
         description="Operator commands, run on the server: they use the database named by "
         "QUORUM_DATABASE_URL (which must be set) and refuse without it. People and pipelines "
@@ -36,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", action="store_true", help="machine-readable output (anywhere on the line)"
     )
-    groups = parser.add_subparsers(dest="group", required=True)
+    groups = parser.add_subparsers(dest="group", required=True, parser_class=Parser)
 
     dbp = groups.add_parser("db", help="schema").add_subparsers(dest="command", required=True)
     dbp.add_parser("upgrade", help="migrate the store to the latest schema").set_defaults(

@@ -185,6 +185,8 @@ def test_errors_are_one_line_and_non_zero(store: Store, tmp_path: Path) -> None:
     assert unknown.code != 0 and "ghost@example.com" in one_line(unknown.err)
     bad_role = run(store.env, "users", "grant", "blake@demo.quorum", "overlord", "--as-operator")
     assert bad_role.code != 0 and "is not a role" in one_line(bad_role.err)
+    usage = run(store.env, "users", "grant", "blake@demo.quorum")
+    assert usage.code == 2 and "required: role" in one_line(usage.err)
     empty = environment(tmp_path / "never-migrated.db", tmp_path / "artifacts")
     unmigrated = run(empty, "audit", "verify")
     assert unmigrated.code != 0
