@@ -139,6 +139,11 @@ def _fallback_detail(response: httpx.Response) -> str:
 def base_url(url: str | None) -> str:
     chosen = (url or os.environ.get("QUORUM_URL") or DEFAULT_URL).strip().rstrip("/")
     parts = urlsplit(chosen)
+    if chosen.startswith("qrm_"):
+        raise InvalidInput(
+            "The server's address was given a token: call Client(url, token) or "
+            "Client(token=...), and set QUORUM_URL to an address like " + DEFAULT_URL + "."
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput(
             f"QUORUM_URL {chosen!r} is not an http(s) address; set it like {DEFAULT_URL}."

@@ -30,7 +30,8 @@ def tokens_section(ctx: PageContext) -> None:
     st.subheader("Personal access tokens")
     st.caption(
         "The CLI (`quorum ...`) and the Python SDK act as you with a token: set it as "
-        "QUORUM_TOKEN. A token is shown once; Quorum stores only its hash."
+        "QUORUM_TOKEN, and QUORUM_URL to this server's address. A token is shown once; Quorum "
+        "stores only its hash."
     )
     secret = st.session_state.pop(NEW_TOKEN_KEY, None)
     if secret:

@@ -184,6 +184,8 @@ def test_client_needs_a_token(monkeypatch: pytest.MonkeyPatch, server: QuorumSer
         Client(server.url)
     with pytest.raises(InvalidInput, match="QUORUM_URL"):
         Client("ftp://example.com", "qrm_x")
+    with pytest.raises(InvalidInput, match=r"Client\(token=\.\.\.\)"):
+        Client("qrm_a-token-in-the-old-first-place")
 
 
 def test_importing_the_sdk_loads_no_server_code() -> None:
