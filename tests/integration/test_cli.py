@@ -45,7 +45,7 @@ def run(env: dict[str, str], *args: str) -> Result:
         env=environ,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # seeding trains the demo models; a busy machine takes minutes
         cwd=ROOT,
     )
     return Result(done.returncode, done.stdout, done.stderr)
