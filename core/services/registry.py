@@ -260,6 +260,17 @@ def _checked_changes(changes: ModelChanges) -> dict[str, Any]:
     return fields
 
 
+RISK_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH)
+
+
+def _lowers_risk(current: str, new: str | None) -> bool:
+    """A lower tier needs fewer approvals and checks: lowering it needs compliance rights on top
+    of editing the model (an admin, or someone who also holds the compliance officer role)."""
+    if new is None or current not in RISK_ORDER:
+        return False
+    return RISK_ORDER.index(RiskTier(new)) < RISK_ORDER.index(RiskTier(current))
+
+
 def _merge_card(model: MLModel, fields: dict[str, Any]) -> None:
     """Card sections merge into the card; the purpose lives both on the model and the card."""
     if "model_card" in fields:
@@ -288,6 +299,15 @@ def update_model(db: Database, actor: Principal, model_name: str, changes: Model
         )
         if model.archived_at is not None:
             raise InvalidTransition(f"{model.name} is archived; it can no longer be edited.")
+        if _lowers_risk(model.risk_tier, fields.get("risk_tier")):
+            require(
+                session,
+                actor,
+                Permission.COMPLIANCE_WORK,
+                team_id=model.team_id,
+                what=f"lower the risk tier of {model.name} (it weakens its approval policy)",
+                model_id=model.id,
+            )
         _merge_card(model, fields)
         before = {name: getattr(model, name) for name in fields}
         changed = sorted(k for k, v in fields.items() if getattr(model, k) != v)
