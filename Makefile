@@ -10,6 +10,8 @@ export OMP_NUM_THREADS ?= 1
 # PostgreSQL tests use the local server when one answers (CI sets the URL explicitly).
 QUORUM_TEST_POSTGRES_URL ?= $(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo postgresql+psycopg://postgres@127.0.0.1:5432/test)
 export QUORUM_TEST_POSTGRES_URL
+# Operator commands (`quorum admin ...`) need the store named explicitly; the local default:
+QUORUM_DATABASE_URL ?= sqlite:///$(CURDIR)/var/quorum.db
 
 .PHONY: install run migrate seed test lint typecheck cluster oidc-demo clean
 OIDC_PORT ?= 9400
@@ -27,20 +29,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 migrate: install
-	$(BIN)/quorum db upgrade
+	@mkdir -p var
+	QUORUM_DATABASE_URL=$(QUORUM_DATABASE_URL) $(BIN)/quorum admin db upgrade
 
 seed: migrate
-	$(BIN)/quorum demo seed --if-empty
+	QUORUM_DATABASE_URL=$(QUORUM_DATABASE_URL) $(BIN)/quorum admin demo seed --if-empty
 
 run: seed
-	$(BIN)/quorum config check
+	QUORUM_DATABASE_URL=$(QUORUM_DATABASE_URL) $(BIN)/quorum admin config check
 	@echo "Quorum is starting at http://127.0.0.1:$(PORT)  (Ctrl+C stops it)"
-	$(BIN)/streamlit run app.py --server.port=$(PORT) --server.address=127.0.0.1 \
+	QUORUM_DATABASE_URL=$(QUORUM_DATABASE_URL) $(BIN)/streamlit run app.py --server.port=$(PORT) --server.address=127.0.0.1 \
 		--server.headless=true --browser.gatherUsageStats=false $(SECRETS_ARG) $(STREAMLIT_ARGS)
 
 oidc-demo: seed
 	@echo "Local OpenID Connect provider on http://127.0.0.1:$(OIDC_PORT); Quorum on http://127.0.0.1:$(PORT)"
-	$(BIN)/python -m core.oidc_dev --port $(OIDC_PORT) --app-port $(PORT) --run-app
+	QUORUM_DATABASE_URL=$(QUORUM_DATABASE_URL) $(BIN)/python -m core.oidc_dev --port $(OIDC_PORT) --app-port $(PORT) --run-app
 
 cluster: seed
 	N=$(N) BASE=$(PORT) scripts/run_cluster.sh
@@ -48,6 +51,7 @@ cluster: seed
 lint: install
 	$(BIN)/ruff check core pages app.py tests benchmarks
 	$(BIN)/ruff format --check core pages app.py tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy core

@@ -1,6 +1,6 @@
 """Build a large Quorum store for the P5 scale benchmark, in bulk.
 
-The store starts as the demo store (`quorum demo seed`: real versions registered through
+The store starts as the demo store (`quorum admin demo seed`: real versions registered through
 `register_version`, reviews, deployments) plus one real ingest of the credit model's
 production stream. On top of it come cloned history: teams, users with grants, models,
 versions (JSON fields and evaluations copied from a real credit version, metrics varied),
@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
+
+from core import audit_anchor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # The large store is a copy of the demo store under another path; development audit keys are
@@ -665,7 +667,7 @@ def summary(url: str) -> dict[str, int]:
 def verify_chain(url: str) -> str:
     db = Database(url)
     with db.read() as session:
-        message = audit.verify(session).message
+        message = audit_anchor.verify(session, get_settings()).message
     db.dispose()
     return message
 

@@ -91,7 +91,7 @@ def use_store(url: str, artifacts: str) -> int:
         ).first()
     db.dispose()
     if reviewer is None:
-        raise SystemExit(f"{url} has no demo reviewer; seed it with `quorum demo seed`.")
+        raise SystemExit(f"{url} has no demo reviewer; seed it with `quorum admin demo seed`.")
     return reviewer
 
 

@@ -183,10 +183,13 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 500
+    before_seq: int | None = None  # page backwards: events older than this sequence number
 
 
 def query(session: Session, f: AuditFilter) -> list[AuditEvent]:
     stmt = select(AuditEvent)
+    if f.before_seq is not None:
+        stmt = stmt.where(AuditEvent.seq < f.before_seq)
     if f.model_id is not None:
         stmt = stmt.where(AuditEvent.model_id == f.model_id)
     if f.actor_id is not None:
@@ -213,11 +216,3 @@ _DISTINCT_ACTIONS = text(
 def actions(session: Session) -> list[str]:
     """The distinct actions, one index seek each (not a scan of the whole trail)."""
     return sorted(str(a) for a in session.connection().execute(_DISTINCT_ACTIONS).scalars())
-
-
-def verify(session: Session) -> Any:
-    """The full verification (`core.audit_anchor.verify`) with this process's settings;
-    kept here because reports and many tests ask `audit.verify(session)`."""
-    from core import audit_anchor  # audit_anchor builds on this module
-
-    return audit_anchor.verify(session, get_settings())

@@ -373,7 +373,7 @@ def _checked_since(
         raise Conflict(
             f"The trail ends at event #{head} but checkpoint {latest.number} anchored events up "
             f"to #{latest.seq}: events {span(head + 1, latest.seq)} were deleted. No checkpoint "
-            "was written; run quorum audit verify."
+            "was written; run quorum admin audit verify."
         )
     walker = TrailWalker([latest] if latest else [], anchors.mac_ok, start=latest)
     if latest is not None and latest.seq > 0:
@@ -381,7 +381,7 @@ def _checked_since(
         if anchored is None or anchored.hash != latest.head_hash:
             raise Conflict(
                 f"Event #{latest.seq} no longer matches checkpoint {latest.number}: the trail was "
-                "rewritten. No checkpoint was written; run quorum audit verify."
+                "rewritten. No checkpoint was written; run quorum admin audit verify."
             )
     for fields, row_id in _events(session, after=latest.seq if latest else 0):
         if fields["seq"] > head:
@@ -391,7 +391,7 @@ def _checked_since(
     if not report.intact:
         raise Conflict(
             f"The events since the last checkpoint do not verify ({report.problem}). No "
-            "checkpoint was written; run quorum audit verify."
+            "checkpoint was written; run quorum admin audit verify."
         )
     return walker
 

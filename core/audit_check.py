@@ -163,7 +163,7 @@ class TrailReport:
             return (
                 "No checkpoint has been written yet, so nothing is anchored: deleting the newest "
                 "events or replacing the whole trail would not be detected; write one with "
-                "`quorum audit checkpoint`."
+                "`quorum admin audit checkpoint`."
             )
         when = latest.created_at.replace("T", " ").removesuffix("+00:00")
         where = f"Anchored through event #{latest.seq} by checkpoint {latest.number} ({when} UTC)"

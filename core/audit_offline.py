@@ -3,7 +3,7 @@ no server, no audit key.
 
     python -m core.audit_offline EXPORT_DIR --public-key KEY
 
-EXPORT_DIR holds events.jsonl (one event a line, as `quorum audit export` writes it) and
+EXPORT_DIR holds events.jsonl (one event a line, as `quorum admin audit export` writes it) and
 checkpoints/checkpoint-NNNNNNNNNN.json. KEY is the base64 public key (the README and the
 Audit page show it) or a file holding it. Without the audit key the MACs cannot be
 recomputed; the signed checkpoints' keyless digests vouch for the content of every

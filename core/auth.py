@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sqlmodel import Session, select
@@ -35,6 +35,22 @@ class Permission(StrEnum):
 
 
 _EVERYONE = {Permission.COMMENT, Permission.MANAGE_OWN_TOKENS}
+
+# What only a person may do: a service account (a CI pipeline's token) never decides a
+# review, signs, makes a version live in production, or administers people and policies.
+PERSON_ONLY = frozenset(
+    {
+        Permission.DECIDE,
+        Permission.SIGN_OFF,
+        Permission.MANAGE_USERS,
+        Permission.MANAGE_TEAMS,
+        Permission.MANAGE_POLICIES,
+        Permission.MANAGE_OWN_TOKENS,
+        Permission.COMPLIANCE_WORK,
+    }
+)
+# The roles a service account may hold: those whose work a pipeline can do.
+SERVICE_ROLES = (Role.DATA_SCIENTIST, Role.REVIEWER)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.DATA_SCIENTIST: frozenset(
@@ -89,10 +105,14 @@ class Principal:
     email: str
     name: str
     grants: tuple[Grant, ...] = ()
+    service: bool = False  # a service account (CI), not a person; read from the store
+    token_name: str = ""  # the access token this request came with, named in audit events
 
     @property
     def label(self) -> str:
-        return f"{self.name} <{self.email}>"
+        who = f"service account {self.name}" if self.service else self.name
+        via = f" via token {self.token_name!r}" if self.token_name else ""
+        return f"{who} <{self.email}>{via}"
 
     def roles(self, team_id: int | None = None) -> set[Role]:
         return {g.role for g in self.grants if g.team_id is None or g.team_id == team_id}
@@ -125,9 +145,16 @@ def load_grants(session: Session, user_id: int) -> tuple[Grant, ...]:
     return tuple(Grant(Role(r.role), r.team_id) for r in rows if r.role in Role._value2member_map_)
 
 
-def principal_for(session: Session, user: User) -> Principal:
+def principal_for(session: Session, user: User, *, token_name: str = "") -> Principal:
     assert user.id is not None
-    return Principal(user.id, user.email, user.name, load_grants(session, user.id))
+    return Principal(
+        user.id,
+        user.email,
+        user.name,
+        load_grants(session, user.id),
+        service=user.is_service,
+        token_name=token_name,
+    )
 
 
 def refresh(session: Session, principal: Principal) -> Principal:
@@ -136,8 +163,8 @@ def refresh(session: Session, principal: Principal) -> Principal:
         return principal
     user = session.get(User, principal.user_id)
     if user is None or not user.is_active:
-        return Principal(principal.user_id, principal.email, principal.name, ())
-    return principal_for(session, user)
+        return replace(principal, grants=())
+    return principal_for(session, user, token_name=principal.token_name)
 
 
 def require(
@@ -156,14 +183,43 @@ def require(
     (own tokens, the audit trail) that belong to no team.
     """
     current = refresh(session, principal)
+    target = f" {what}" if what else ""
+    if current.service and permission in PERSON_ONLY:
+        raise _person_only(current, permission, target, model_id)
     allowed = current.can_anywhere(permission) if anywhere else current.can(permission, team_id)
     if allowed:
         return current
-    target = f" {what}" if what else ""
     raise PermissionDenied(
         f"You do not have permission to {permission.value}{target}. "
         "Ask an admin to grant you a role that allows it.",
         details=[f"your roles: {describe_roles(current.grants) or 'none'}"],
+        permission=permission.name,
+        attempt=f"{permission.value}{target}",
+        model_id=model_id,
+    )
+
+
+def require_person(
+    session: Session,
+    principal: Principal,
+    permission: Permission,
+    what: str,
+    *,
+    model_id: int | None = None,
+) -> Principal:
+    """Raise PermissionDenied when a service account tries what only a person may do."""
+    current = refresh(session, principal)
+    if current.service:
+        raise _person_only(current, permission, f" {what}", model_id)
+    return current
+
+
+def _person_only(
+    current: Principal, permission: Permission, target: str, model_id: int | None
+) -> PermissionDenied:
+    return PermissionDenied(
+        f"A service account cannot {permission.value}{target}; a person must do it, signed "
+        "in or with a personal access token.",
         permission=permission.name,
         attempt=f"{permission.value}{target}",
         model_id=model_id,

@@ -148,7 +148,7 @@ class Settings:
         if self.is_production and not self.audit_signing_key:
             found.append(
                 "set QUORUM_AUDIT_SIGNING_KEY to an Ed25519 private key (PEM or base64); it "
-                "signs the audit checkpoints (quorum audit keygen prints one)"
+                "signs the audit checkpoints (quorum admin audit keygen prints one)"
             )
         elif self.audit_signing_key and not _is_signing_key(self.audit_signing_key):
             found.append("QUORUM_AUDIT_SIGNING_KEY is not an Ed25519 private key in PEM or base64")

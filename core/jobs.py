@@ -7,7 +7,7 @@ from datetime import timedelta
 from core import audit_anchor
 from core.config import Settings
 from core.db import Database
-from core.scheduler import periodic
+from core.periodic import periodic
 
 
 @periodic("audit.checkpoint", every=timedelta(minutes=1))

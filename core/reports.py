@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core import audit, evaluation
+from core import audit, audit_anchor, evaluation
 from core.artifacts import ArtifactStore
+from core.config import get_settings
 from core.db import Database
 from core.errors import QuorumError
 from core.models import Deployment, MLModel, ModelVersion, Team, User, utcnow
@@ -102,7 +103,7 @@ def _content(
     team = session.get(Team, model.team_id)
     ev = evaluation_of(session, version.id or 0)
     result = ev.result if ev else {}
-    chain = audit.verify(session)
+    chain = audit_anchor.verify(session, get_settings())
     return {
         "title": f"Approval pack: {model.name} v{version.number}",
         "generated_at_utc": _utc(utcnow()),

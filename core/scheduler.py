@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,38 +24,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from core import jobs as _builtin_jobs  # noqa: F401  (registers the built-in jobs)
 from core.config import Settings
 from core.db import Database
 from core.errors import InvalidInput, QuorumError
 from core.models import JobLock, JobRun, utcnow
+from core.periodic import Job, periodic, registered
 
-JobFunction = Callable[[Database, Settings], str]
+__all__ = ["Job", "periodic", "jobs", "job", "run_job", "start"]
+
 DUE_SLACK = 0.9  # a job is due again after 90% of its interval (two instances' clocks drift)
 SQLITE_LEASE = timedelta(minutes=30)  # a crashed holder's claim expires after this
 
 
-@dataclass(frozen=True)
-class Job:
-    name: str
-    every: timedelta
-    run: JobFunction
-
-
-_registry: dict[str, Job] = {}
-
-
-def periodic(name: str, *, every: timedelta) -> Callable[[JobFunction], JobFunction]:
-    def register(function: JobFunction) -> JobFunction:
-        _registry[name] = Job(name, every, function)
-        return function
-
-    return register
-
-
 def jobs() -> list[Job]:
-    import core.jobs  # noqa: F401  (registers the built-in jobs)
-
-    return sorted(_registry.values(), key=lambda j: j.name)
+    """Every registered job; importing core.jobs registers the built-in ones."""
+    return registered()
 
 
 def job(name: str) -> Job:

@@ -281,8 +281,13 @@ def _refuse_infinite(frame: pd.DataFrame, name: str) -> None:
 def _refuse_formulas(frame: pd.DataFrame, name: str) -> None:
     for column in frame.columns:
         values = frame[column]
-        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            continue
+        if (
+            pd.api.types.is_numeric_dtype(values)
+            or pd.api.types.is_bool_dtype(values)
+            or pd.api.types.is_datetime64_any_dtype(values)
+            or pd.api.types.is_timedelta64_dtype(values)
+        ):
+            continue  # Parquet keeps these types; no cell of them is text
         text = values.dropna()
         if text.dtype == object:
             text = text[text.map(lambda cell: isinstance(cell, str))].astype(str)

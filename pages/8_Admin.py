@@ -8,8 +8,10 @@ from core.ui.session import page
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams = st.tabs(["People and roles", "Teams"])
+people, teams, services = st.tabs(["People and roles", "Teams", "Service accounts"])
 with people:
     admin.people_section(ctx)
 with teams:
     admin.teams_section(ctx)
+with services:
+    admin.service_accounts_section(ctx)

@@ -44,8 +44,8 @@ fi
 export QUORUM_DATABASE_URL QUORUM_ARTIFACT_STORE QUORUM_COOKIE_SECRET
 export STREAMLIT_SERVER_COOKIE_SECRET="$QUORUM_COOKIE_SECRET"
 
-"$BIN/quorum" config check
-"$BIN/quorum" db upgrade
+"$BIN/quorum" admin config check
+"$BIN/quorum" admin db upgrade
 mkdir -p "$LOGS"
 
 SECRETS_ARG=()

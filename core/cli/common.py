@@ -1,35 +1,31 @@
-"""What every `quorum` command shares: the store, the acting user, output and failure."""
+"""What every `quorum admin` command shares: the store, output and failure."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.auth import Principal
 from core.config import get_settings
 from core.db import Database
-from core.errors import AuthenticationFailed
+from core.errors import ConfigurationError
 
 Handler = Callable[[argparse.Namespace, Database], Any]
 
+NO_STORE = (
+    "quorum admin runs on the server and uses the database: set QUORUM_DATABASE_URL to the "
+    "store (e.g. sqlite:///var/quorum.db). People and pipelines use `quorum` with QUORUM_URL "
+    "and QUORUM_TOKEN instead."
+)
+
 
 def store() -> Database:
+    """The store named by QUORUM_DATABASE_URL; refused when the variable is not set."""
+    if not os.environ.get("QUORUM_DATABASE_URL", "").strip():
+        raise ConfigurationError(NO_STORE)
     return Database(get_settings().database_url)
-
-
-def acting_user(db: Database) -> Principal:
-    from core.services import users
-
-    token = os.environ.get("QUORUM_TOKEN", "").strip()
-    if not token:
-        raise AuthenticationFailed(
-            "This command acts as a user: set QUORUM_TOKEN to a personal access token "
-            "(create one on the Profile page, or ask an operator: quorum users token EMAIL)."
-        )
-    return users.authenticate_token(db, token)
 
 
 class Fail(Exception):
@@ -38,12 +34,10 @@ class Fail(Exception):
         self.result = result
 
 
-def accept_json(*commands: argparse.ArgumentParser) -> None:
-    """`--json` after the command too (`quorum deploy status MODEL --json`)."""
-    for command in commands:
-        command.add_argument(
-            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
-        )
+def split_json_flag(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """`--json` before or after the subcommand: take it out wherever it stands."""
+    args = [a for a in argv if a != "--json"]
+    return args, len(args) != len(argv)
 
 
 def show(result: Any, as_json: bool) -> None:

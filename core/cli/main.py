@@ -1,15 +1,20 @@
-"""The `quorum` command. Operator commands use the store directly; user commands a token."""
+"""`quorum admin ...`: operator commands that use the store itself, run on the server.
+
+They need QUORUM_DATABASE_URL set explicitly and refuse otherwise. Everything a person or a
+pipeline does goes through the HTTP client (`quorum ...` with QUORUM_URL and QUORUM_TOKEN).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.cli import compliance, maintenance, monitoring
-from core.cli.common import Fail, show, store
+from core.cli import compliance, maintenance
+from core.cli.common import Fail, show, split_json_flag, store
 from core.cli.operator import (
     cmd_audit_checkpoint,
     cmd_audit_export,
@@ -25,19 +30,27 @@ from core.cli.operator import (
     cmd_users_grant,
     cmd_users_token,
 )
-from core.cli.registry import (
-    add_deploy_commands,
-    add_model_commands,
-    add_review_commands,
-    cmd_whoami,
-)
 from core.errors import QuorumError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line instead of usage plus error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quorum", description="Quorum from the shell.")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    groups = parser.add_subparsers(dest="group", required=True)
+    parser = Parser(
+        prog="quorum admin",
+        description="Operator commands, run on the server: they use the database named by "
+        "QUORUM_DATABASE_URL (which must be set) and refuse without it. People and pipelines "
+        "use `quorum ...` with QUORUM_URL and QUORUM_TOKEN instead.",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output (anywhere on the line)"
+    )
+    groups = parser.add_subparsers(dest="group", required=True, parser_class=Parser)
 
     dbp = groups.add_parser("db", help="schema").add_subparsers(dest="command", required=True)
     dbp.add_parser("upgrade", help="migrate the store to the latest schema").set_defaults(
@@ -60,13 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True
     )
     add_audit_commands(aud)
-    admin = groups.add_parser("admin", help="(operator) audit trail and jobs").add_subparsers(
-        dest="area", required=True
-    )
-    add_audit_commands(
-        admin.add_parser("audit", help="audit trail").add_subparsers(dest="command", required=True)
-    )
-    jobs = admin.add_parser("jobs", help="periodic jobs").add_subparsers(
+    jobs = groups.add_parser("jobs", help="periodic jobs").add_subparsers(
         dest="command", required=True
     )
     run_job = jobs.add_parser("run", help="run a periodic job once, now")
@@ -76,14 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_jobs_list
     )
 
-    usr = groups.add_parser("users", help="people and roles").add_subparsers(
+    usr = groups.add_parser("users", help="first people and bootstrap tokens").add_subparsers(
         dest="command", required=True
     )
-    token = usr.add_parser("token", help="(operator) print a new access token for EMAIL")
+    token = usr.add_parser("token", help="print a new personal access token for EMAIL")
     token.add_argument("email")
     token.add_argument("--name", default="cli")
     token.set_defaults(handler=cmd_users_token)
-    create = usr.add_parser("create", help="(operator) add a person")
+    create = usr.add_parser("create", help="add a person")
     create.add_argument("email")
     create.add_argument("name")
     create.set_defaults(handler=cmd_users_create)
@@ -94,17 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument(
         "--as-operator",
         action="store_true",
-        help="act as the operator instead of the QUORUM_TOKEN user",
+        help="accepted for older scripts: admin commands always act as the operator",
     )
     grant.set_defaults(handler=cmd_users_grant)
 
-    groups.add_parser("whoami", help="the user QUORUM_TOKEN acts as").set_defaults(
-        handler=cmd_whoami
-    )
-    add_model_commands(groups)
-    add_review_commands(groups)
-    add_deploy_commands(groups)
-    for extend in (compliance.register_cli, maintenance.register_cli, monitoring.register_cli):
+    for extend in (compliance.register_cli, maintenance.register_cli):
         extend(groups)
     return parser
 
@@ -128,12 +129,13 @@ def add_audit_commands(aud: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args_list, as_json = split_json_flag(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(args_list)
     try:
         db = store()
         result = args.handler(args, db)
     except Fail as failed:
-        show(failed.result, args.json)
+        show(failed.result, as_json)
         return 1
     except QuorumError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -142,11 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         print(
             f"error: the store could not be used ({reason}); check QUORUM_DATABASE_URL "
-            "and run `quorum db upgrade`",
+            "and run `quorum admin db upgrade`",
             file=sys.stderr,
         )
         return 3
-    show(result, args.json)
+    show(result, as_json)
     return 0
 
 

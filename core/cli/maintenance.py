@@ -1,4 +1,4 @@
-"""`quorum maintenance ...`: operator commands that keep the store and artifacts consistent."""
+"""`quorum admin maintenance ...`: operator commands that keep the store and artifacts consistent."""
 
 from __future__ import annotations
 
@@ -19,12 +19,11 @@ def cmd_maintenance_sweep(args: argparse.Namespace, db: Database) -> dict[str, A
 
 
 def register_cli(groups: Any) -> None:
-    maintenance = groups.add_parser("maintenance", help="(operator) store upkeep")
+    maintenance = groups.add_parser("maintenance", help="store upkeep")
     commands = maintenance.add_subparsers(dest="command", required=True)
     sweep = commands.add_parser(
         "sweep",
-        help="(operator) remove artifact files no record points at; list records whose file "
-        "is missing",
+        help="remove artifact files no record points at; list records whose file is missing",
     )
     sweep.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     sweep.add_argument(
@@ -33,11 +32,5 @@ def register_cli(groups: Any) -> None:
         default=3600.0,
         metavar="SECONDS",
         help="only remove files at least this old (default 3600), so uploads in flight stay",
-    )
-    sweep.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="machine-readable output",
     )
     sweep.set_defaults(handler=cmd_maintenance_sweep)

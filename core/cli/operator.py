@@ -1,4 +1,5 @@
-"""Operator commands: they use the store directly (migrations, demo data, first users)."""
+"""`quorum admin ...` commands: they use the store directly (migrations, demo data, first
+users, bootstrap tokens, the offline audit check)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 from typing import Any
 
 from core import migrate
-from core.cli.common import Fail, acting_user
+from core.cli.common import Fail
 from core.config import get_settings
 from core.db import Database
 from core.errors import ConfigurationError
@@ -177,10 +178,9 @@ def cmd_users_grant(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     from core.auth import OPERATOR
     from core.services import users
 
-    actor = OPERATOR if args.as_operator else acting_user(db)
     with db.read() as session:
         user = users.user_by_email(session, args.email)
         team_id = users.team_by_name(session, args.team).id if args.team else None
-    grant = users.grant_role(db, actor, user.id or 0, args.role, team_id)
+    grant = users.grant_role(db, OPERATOR, user.id or 0, args.role, team_id)
     scope = f"in team {args.team}" if args.team else "globally"
     return {"grant_id": grant.id, "message": f"{user.email} now holds {grant.role} {scope}."}

@@ -6,13 +6,16 @@ import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 
-from core import audit, audit_anchor, scheduler
+from sqlmodel import col, select
+
+from core import audit, audit_anchor
 from core.audit_check import TrailReport
 from core.auth import Permission, Principal, require
 from core.config import get_settings
 from core.db import Database
-from core.models import AuditEvent, JobRun
+from core.models import AuditEvent, JobRun, MLModel
 from core.services import read_as
+from core.services.registry import get_model
 
 CSV_COLUMNS = (
     "seq",
@@ -56,6 +59,32 @@ def search(
         )
 
 
+def events(
+    db: Database,
+    actor: Principal,
+    *,
+    model: str | None = None,
+    action: str | None = None,
+    limit: int = 100,
+    before_seq: int | None = None,
+) -> list[tuple[AuditEvent, str | None]]:
+    """Newest first, each with its model's name; `before_seq` pages backwards."""
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True)
+        model_id = get_model(session, model).id if model else None
+        rows = audit.query(
+            session,
+            audit.AuditFilter(
+                model_id=model_id, action=action or None, limit=limit, before_seq=before_seq
+            ),
+        )
+        ids = {e.model_id for e in rows if e.model_id is not None}
+        names = {
+            m.id: m.name for m in session.exec(select(MLModel).where(col(MLModel.id).in_(ids)))
+        }
+        return [(e, names.get(e.model_id) if e.model_id else None) for e in rows]
+
+
 def verify(db: Database, actor: Principal) -> TrailReport:
     """Every MAC and link, checked against the signed checkpoints."""
     with read_as(db, actor) as session:
@@ -73,7 +102,7 @@ def anchor_status(db: Database, actor: Principal) -> audit_anchor.AnchorStatus:
 def recent_job_runs(db: Database, actor: Principal, limit: int = 20) -> list[JobRun]:
     with read_as(db, actor) as session:
         require(session, actor, Permission.VIEW_AUDIT, what="read the job runs", anywhere=True)
-        return scheduler.recent_runs(session, limit)
+        return list(session.exec(select(JobRun).order_by(col(JobRun.id).desc()).limit(limit)).all())
 
 
 def action_names(db: Database) -> list[str]:

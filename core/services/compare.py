@@ -92,6 +92,19 @@ def compare(
     return _build(model, candidate, champion, basis, cand_eval.result, champ_result)
 
 
+def compare_with_champion(
+    db: Database, model_name: str, number: int, *, store: ArtifactStore | None = None
+) -> Comparison | None:
+    """The comparison with the version live in production (or the parent), None when there is
+    nothing to compare with."""
+    with db.read() as session:
+        model = get_model(session, model_name)
+        champion, _basis = champion_for(session, model, get_version(session, model, number))
+    if champion is None:
+        return None
+    return compare(db, model_name, number, store=store)
+
+
 def _build(
     model: MLModel,
     candidate: ModelVersion,

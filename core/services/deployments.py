@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal, require, require_person
 from core.config import get_settings
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
@@ -85,6 +85,10 @@ def _promote(
         what=f"deploy {model.name}",
         model_id=model.id,
     )
+    if env == PRODUCTION:
+        require_person(
+            session, actor, Permission.DEPLOY, f"in production ({model.name})", model_id=model.id
+        )
     lock_model(session, model.id or 0)
     version = get_version(session, model, number)
     if env == PRODUCTION:
@@ -168,6 +172,14 @@ def rollback(
                 what=f"roll back {model.name}",
                 model_id=model.id,
             )
+            if env == PRODUCTION:
+                require_person(
+                    session,
+                    actor,
+                    Permission.DEPLOY,
+                    f"roll back {model.name} in production",
+                    model_id=model.id,
+                )
             lock_model(session, model.id or 0)
             current = _live(session, model.id or 0, env)
             if current is None:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, func, select
 from core import audit, validation
 from core.auth import Permission, Principal, require
 from core.db import Database
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from core.models import (
     Deployment,
     MLModel,
@@ -208,7 +208,132 @@ def update_card(
         return model
 
 
-def archive_model(db: Database, actor: Principal, model_id: int, reason: str) -> MLModel:
+@dataclass(frozen=True)
+class ModelChanges:
+    """Settings of a model a person may change after creating it; None leaves one as it is."""
+
+    card: Mapping[str, str] | None = None
+    tags: Mapping[str, str] | None = None
+    risk_tier: str | None = None
+    purpose: str | None = None
+    goal_metric: str | None = None
+    goal_operator: str | None = None
+    goal_target: float | None = None
+    goal_description: str | None = None
+
+
+def _checked_changes(changes: ModelChanges) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if changes.risk_tier is not None:
+        if changes.risk_tier not in RiskTier._value2member_map_:
+            raise InvalidInput(
+                f"{changes.risk_tier!r} is not a risk tier. Use low, medium or high."
+            )
+        fields["risk_tier"] = changes.risk_tier
+    if changes.goal_operator is not None:
+        if changes.goal_operator not in GOAL_OPERATORS:
+            raise InvalidInput(f"The goal comparison must be one of {', '.join(GOAL_OPERATORS)}.")
+        fields["goal_operator"] = changes.goal_operator
+    texts = {
+        "purpose": ("purpose", 2000),
+        "goal_metric": ("goal metric", 40),
+        "goal_description": ("goal description", 300),
+    }
+    for name, (label, limit) in texts.items():
+        value = getattr(changes, name)
+        if value is not None:
+            fields[name] = validation.plain_text(value, label, max_length=limit)
+    if changes.goal_target is not None:
+        fields["goal_target"] = float(changes.goal_target)
+    if changes.tags is not None:
+        fields["tags"] = clean_tags(changes.tags)
+    if changes.card is not None:
+        unknown = sorted(set(changes.card) - set(CARD_SECTIONS))
+        if unknown:
+            raise InvalidInput(
+                f"{unknown[0]!r} is not a model card section; use {', '.join(CARD_SECTIONS)}."
+            )
+        fields["model_card"] = {
+            key: validation.plain_text(text, f"model card section {key!r}", max_length=5000)
+            for key, text in changes.card.items()
+        }
+    return fields
+
+
+RISK_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH)
+
+
+def _lowers_risk(current: str, new: str | None) -> bool:
+    """A lower tier needs fewer approvals and checks: lowering it needs compliance rights on top
+    of editing the model (an admin, or someone who also holds the compliance officer role)."""
+    if new is None or current not in RISK_ORDER:
+        return False
+    return RISK_ORDER.index(RiskTier(new)) < RISK_ORDER.index(RiskTier(current))
+
+
+def _merge_card(model: MLModel, fields: dict[str, Any]) -> None:
+    """Card sections merge into the card; the purpose lives both on the model and the card."""
+    if "model_card" in fields:
+        fields["model_card"] = {**model.model_card, **fields["model_card"]}
+    card_purpose = fields.get("model_card", {}).get("purpose")
+    if "purpose" in fields:
+        card = fields.get("model_card", model.model_card)
+        fields["model_card"] = {**card, "purpose": fields["purpose"]}
+    elif card_purpose is not None:
+        fields["purpose"] = card_purpose
+
+
+def update_model(db: Database, actor: Principal, model_name: str, changes: ModelChanges) -> MLModel:
+    """Edit a model's card sections, tags, risk tier, purpose or goal; one audit event names
+    every field that changed."""
+    fields = _checked_changes(changes)
+    with unit_of_work(db, actor) as session:
+        model = lock_model(session, get_model(session, model_name).id or 0)
+        require(
+            session,
+            actor,
+            Permission.EDIT_MODEL,
+            team_id=model.team_id,
+            what=f"edit {model.name}",
+            model_id=model.id,
+        )
+        if model.archived_at is not None:
+            raise InvalidTransition(f"{model.name} is archived; it can no longer be edited.")
+        if _lowers_risk(model.risk_tier, fields.get("risk_tier")):
+            require(
+                session,
+                actor,
+                Permission.COMPLIANCE_WORK,
+                team_id=model.team_id,
+                what=f"lower the risk tier of {model.name} (it weakens its approval policy)",
+                model_id=model.id,
+            )
+        _merge_card(model, fields)
+        before = {name: getattr(model, name) for name in fields}
+        changed = sorted(k for k, v in fields.items() if getattr(model, k) != v)
+        for name, value in fields.items():
+            setattr(model, name, value)
+        _touch(model)
+        session.add(model)
+        audit.record(
+            session,
+            actor,
+            "model.updated",
+            object_type="model",
+            object_id=model.id,
+            model_id=model.id,
+            summary=f"{model.name} edited: " + (", ".join(changed) or "no change"),
+            details={
+                "changed": changed,
+                "risk_tier": [before.get("risk_tier"), fields.get("risk_tier")]
+                if "risk_tier" in changed
+                else None,
+            },
+        )
+        return model
+
+
+def archive_model(db: Database, actor: Principal, model_id: int | str, reason: str) -> MLModel:
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     with unit_of_work(db, actor) as session:
         model = lock_model(session, get_model(session, model_id).id or 0)

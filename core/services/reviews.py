@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import ROLE_PERMISSIONS, Permission, Principal, load_grants, require
+from core.auth import ROLE_PERMISSIONS, Permission, Principal, refresh, require
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
@@ -554,8 +554,9 @@ class QueueItem:
 def review_queue(db: Database, actor: Principal) -> list[QueueItem]:
     """Versions in review that this person may decide on and has not decided on yet."""
     with read_as(db, actor) as session:
-        grants = load_grants(session, actor.user_id)
-        me = Principal(actor.user_id, actor.email, actor.name, grants)
+        me = refresh(session, actor)
+        if me.service:  # a service account never decides, so nothing waits for it
+            return []
         rows = session.exec(
             select(ModelVersion, MLModel)
             .join(MLModel, col(MLModel.id) == ModelVersion.model_id)

@@ -7,18 +7,18 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import OPERATOR, Permission, Principal, principal_for, require
+from core.auth import OPERATOR, SERVICE_ROLES, Permission, Principal, principal_for, require
 from core.config import get_settings
 from core.db import Database
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from core.models import AccessToken, Role, RoleGrant, Team, User, utcnow
-from core.services import unit_of_work
+from core.services import read_as, unit_of_work
 
 TOKEN_PREFIX = "qrm_"  # noqa: S105  (a public marker, not a secret)
 
@@ -80,6 +80,39 @@ def tokens_of(session: Session, user_id: int) -> list[AccessToken]:
     return list(session.exec(stmt.order_by(col(AccessToken.created_at).desc())).all())
 
 
+@dataclass(frozen=True)
+class UserRow:
+    user: User
+    roles: list[tuple[str, str | None]]  # (role, team name or None for global)
+
+
+def roles_of(db: Database, user_id: int) -> list[tuple[str, str | None]]:
+    with db.read() as session:
+        return _roles(session, user_id, {t.id: t.name for t in list_teams(session)})
+
+
+def _roles(
+    session: Session, user_id: int, teams: Mapping[int | None, str]
+) -> list[tuple[str, str | None]]:
+    return [
+        (str(g.role), teams.get(g.team_id) if g.team_id is not None else None)
+        for g in grants_of(session, user_id)
+    ]
+
+
+def people(db: Database, actor: Principal) -> list[UserRow]:
+    """Every account with its roles, for admins."""
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="list users")
+        teams = {t.id: t.name for t in list_teams(session)}
+        return [UserRow(u, _roles(session, u.id or 0, teams)) for u in list_users(session)]
+
+
+def my_tokens(db: Database, actor: Principal) -> list[AccessToken]:
+    with db.read() as session:
+        return tokens_of(session, actor.user_id)
+
+
 def principal_by_email(db: Database, address: str) -> Principal:
     with db.read() as session:
         return principal_for(session, user_by_email(session, address))
@@ -121,6 +154,11 @@ def _find_or_create_user(session: Session, subject: str, address: str, name: str
     user = session.exec(select(User).where(User.subject == subject)).first()
     user = user or session.exec(select(User).where(User.email == address)).first()
     if user is not None:
+        if user.is_service:
+            raise AuthenticationFailed(
+                f"{address} belongs to a service account, which cannot sign in; use a person's "
+                "account."
+            )
         if not user.is_active:
             raise AuthenticationFailed(
                 f"The account {address} is deactivated. Ask an admin to reactivate it."
@@ -251,7 +289,8 @@ def grant_role(
         ).first()
         if existing:
             raise Conflict(f"{user.email} already holds the role {role.value} {scope}.")
-        grant = RoleGrant(user_id=user_id, role=role, team_id=team_id, granted_by_id=actor.user_id)
+        granter = actor.user_id or None  # the operator (user 0) is no row of the user table
+        grant = RoleGrant(user_id=user_id, role=role, team_id=team_id, granted_by_id=granter)
         session.add(grant)
         session.flush()
         audit.record(
@@ -384,16 +423,33 @@ def revoke_token(db: Database, actor: Principal, token_id: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Bearer:
+    """Who a request's access token stands for, and which token it was."""
+
+    principal: Principal
+    token_id: int
+    token_name: str
+    kind: str  # "personal" or "service"
+    expires_at: datetime | None
+
+
 def authenticate_token(db: Database, secret: str) -> Principal:
+    return authenticate_bearer(db, secret).principal
+
+
+def authenticate_bearer(db: Database, secret: str) -> Bearer:
+    """The principal behind a token, with the token's name carried into every audit event."""
     failure = AuthenticationFailed(
         "The access token is not valid: it is unknown, revoked or expired. "
         "Create a new one on the Profile page and set QUORUM_TOKEN."
     )
-    if not secret or not secret.startswith(TOKEN_PREFIX):
+    secret = (secret or "").strip()
+    if not secret.startswith(TOKEN_PREFIX):
         raise failure
     with db.write() as session:
         token = session.exec(
-            select(AccessToken).where(AccessToken.token_hash == _hash_token(secret.strip()))
+            select(AccessToken).where(AccessToken.token_hash == _hash_token(secret))
         ).first()
         now = utcnow()
         if token is None or token.revoked_at or (token.expires_at and token.expires_at < now):
@@ -403,4 +459,149 @@ def authenticate_token(db: Database, secret: str) -> Principal:
             raise failure
         token.last_used_at = now
         session.add(token)
-        return principal_for(session, user)
+        return Bearer(
+            principal=principal_for(session, user, token_name=token.name),
+            token_id=token.id or 0,
+            token_name=token.name,
+            kind="service" if user.is_service else "personal",
+            expires_at=token.expires_at,
+        )
+
+
+# --- service accounts ----------------------------------------------------------------------
+
+SERVICE_DOMAIN = "service-accounts.quorum"
+
+
+@dataclass(frozen=True)
+class ServiceAccountView:
+    """A CI identity: a name, one role in one team, its token's state."""
+
+    id: int
+    name: str
+    team: str
+    role: str
+    active: bool
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    token_prefix: str
+
+
+@dataclass(frozen=True)
+class NewServiceAccount:
+    account: ServiceAccountView
+    secret: str  # shown once, never stored
+
+
+def create_service_account(
+    db: Database, actor: Principal, name: str, team: str, role: Role | str, *, days: int = 90
+) -> NewServiceAccount:
+    """A named token owned by a team with one role and an expiry, for a CI pipeline."""
+    label = validation.slug_name(name, "service account name")
+    chosen = parse_role(role) if not isinstance(role, Role) else role
+    if chosen not in SERVICE_ROLES:
+        allowed = " or ".join(r.value for r in SERVICE_ROLES)
+        raise InvalidInput(
+            f"A service account can hold the role {allowed}, not {chosen.value}: deciding, "
+            "signing and administration need a person."
+        )
+    if not 1 <= days <= 366:
+        raise InvalidInput("A service account's token lives between 1 and 366 days.")
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="create service accounts")
+        owner = team_by_name(session, team)
+        address = f"{label}@{SERVICE_DOMAIN}"
+        if session.exec(select(User).where(User.email == address)).first():
+            raise Conflict(f"A service account named {label!r} already exists. Pick another name.")
+        user = User(email=address, name=label, is_service=True)
+        session.add(user)
+        session.flush()
+        grant = RoleGrant(
+            user_id=user.id or 0, role=chosen, team_id=owner.id, granted_by_id=actor.user_id
+        )
+        session.add(grant)
+        new = _new_token(session, user, label, days)
+        audit.record(
+            session,
+            actor,
+            "service_account.created",
+            object_type="user",
+            object_id=user.id,
+            summary=f"Service account {label} created for team {owner.name} as {chosen.value}, "
+            f"token {new.token.prefix}… valid {days} days",
+            details={"team": owner.name, "role": chosen.value, "days": days},
+        )
+        view = _service_view(user, grant, owner.name, new.token)
+        return NewServiceAccount(view, new.secret)
+
+
+def list_service_accounts(db: Database, actor: Principal) -> list[ServiceAccountView]:
+    with read_as(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="list service accounts")
+        return _service_views(session, select(User).where(col(User.is_service)))
+
+
+def service_accounts_of_teams(db: Database, actor: Principal) -> list[ServiceAccountView]:
+    """The service accounts of the teams the person holds a role in (Profile page)."""
+    with db.read() as session:
+        teams = {g.team_id for g in grants_of(session, actor.user_id)}
+        everything = None in teams
+        views = _service_views(session, select(User).where(col(User.is_service)))
+        names = {t.id: t.name for t in list_teams(session)}
+        mine = {names.get(t) for t in teams}
+        return [v for v in views if everything or v.team in mine]
+
+
+def revoke_service_account(db: Database, actor: Principal, account_id: int) -> None:
+    """Deactivate the account and revoke its tokens; the record stays for the audit trail."""
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="revoke service accounts")
+        user = session.get(User, account_id)
+        if user is None or not user.is_service:
+            raise NotFound(f"No service account with id {account_id}.")
+        if not user.is_active:
+            raise Conflict(f"The service account {user.name} is already revoked.")
+        user.is_active = False
+        session.add(user)
+        now = utcnow()
+        for token in tokens_of(session, user.id or 0):
+            if token.revoked_at is None:
+                token.revoked_at = now
+                session.add(token)
+        audit.record(
+            session,
+            actor,
+            "service_account.revoked",
+            object_type="user",
+            object_id=user.id,
+            summary=f"Service account {user.name} revoked: its token is refused from now on",
+        )
+
+
+def _service_views(session: Session, stmt: Any) -> list[ServiceAccountView]:
+    names = {t.id: t.name for t in list_teams(session)}
+    views = []
+    for user in session.exec(stmt.order_by(col(User.name))).all():
+        grants = grants_of(session, user.id or 0)
+        tokens = tokens_of(session, user.id or 0)
+        grant = grants[0] if grants else None
+        team = names.get(grant.team_id, "") if grant else ""
+        views.append(_service_view(user, grant, team, tokens[0] if tokens else None))
+    return views
+
+
+def _service_view(
+    user: User, grant: RoleGrant | None, team: str, token: AccessToken | None
+) -> ServiceAccountView:
+    return ServiceAccountView(
+        id=user.id or 0,
+        name=user.name,
+        team=team,
+        role=str(grant.role) if grant else "",
+        active=user.is_active and token is not None and token.revoked_at is None,
+        created_at=user.created_at,
+        expires_at=token.expires_at if token else None,
+        last_used_at=token.last_used_at if token else None,
+        token_prefix=token.prefix if token else "",
+    )

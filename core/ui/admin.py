@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.auth import SERVICE_ROLES
 from core.errors import QuorumError
 from core.models import ROLE_LABELS, Role
 from core.services import users
@@ -120,5 +121,104 @@ def teams_section(ctx: PageContext) -> None:
             try:
                 team = users.create_team(ctx.db, ctx.principal, name, description)
                 st.success(f"Team {team.name} created. Grant roles in it on the first tab.")
+            except QuorumError as error:
+                fail(error)
+
+
+NEW_SERVICE_SECRET_KEY = "admin_new_service_secret"  # noqa: S105
+
+
+def service_accounts_section(ctx: PageContext) -> None:
+    st.caption(
+        "A service account is a named token for a CI pipeline, owned by a team with one role "
+        "and an expiry. It may register, submit, ingest, score and read; deciding, signing and "
+        "going live in production always need a person. Its token is shown once."
+    )
+    secret = st.session_state.pop(NEW_SERVICE_SECRET_KEY, None)
+    if secret:
+        st.success("Service account created. Copy its token now: it will not be shown again.")
+        st.code(secret, language=None)
+    try:
+        accounts = users.list_service_accounts(ctx.db, ctx.principal)
+    except QuorumError as error:
+        fail(error)
+        return
+    service_accounts_table(accounts)
+    _new_service_account_form(ctx)
+    revoke_service_account_form(ctx, accounts)
+
+
+def service_accounts_table(accounts: list[users.ServiceAccountView]) -> None:
+    if not accounts:
+        st.caption("There are no service accounts.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Name": a.name,
+                    "Team": a.team,
+                    "Role": a.role,
+                    "Token": f"{a.token_prefix}…",
+                    "Active": a.active,
+                    "Expires (UTC)": a.expires_at,
+                    "Last used (UTC)": a.last_used_at,
+                }
+                for a in accounts
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def _new_service_account_form(ctx: PageContext) -> None:
+    with ctx.db.read() as session:
+        teams = [t.name for t in users.list_teams(session)]
+    with st.form("new_service_account", clear_on_submit=True):
+        st.markdown("**Create a service account**")
+        name = st.text_input("Name", key="sa_name", placeholder="ci-churn-training")
+        team = st.selectbox("Team", teams, key="sa_team")
+        role = st.selectbox(
+            "Role",
+            list(SERVICE_ROLES),
+            format_func=lambda r: ROLE_LABELS[r],
+            key="sa_role",
+        )
+        days = st.number_input(
+            "Valid for (days)", min_value=1, max_value=366, value=90, key="sa_days"
+        )
+        if st.form_submit_button("Create service account", type="primary"):
+            try:
+                new = users.create_service_account(
+                    ctx.db,
+                    ctx.principal,
+                    name,
+                    team or "",
+                    role or Role.DATA_SCIENTIST,
+                    days=int(days),
+                )
+                st.session_state[NEW_SERVICE_SECRET_KEY] = new.secret
+                st.rerun()
+            except QuorumError as error:
+                fail(error)
+
+
+def revoke_service_account_form(ctx: PageContext, accounts: list[users.ServiceAccountView]) -> None:
+    active = [a for a in accounts if a.active]
+    if not active:
+        return
+    with st.form("revoke_service_account"):
+        st.markdown("**Revoke a service account**")
+        chosen = st.selectbox(
+            "Service account",
+            active,
+            key="sa_revoke_choice",
+            format_func=lambda a: f"{a.name} ({a.team}, {a.role})",
+        )
+        if st.form_submit_button("Revoke service account") and chosen is not None:
+            try:
+                users.revoke_service_account(ctx.db, ctx.principal, chosen.id)
+                st.success(f"{chosen.name} revoked: its token is refused from now on.")
             except QuorumError as error:
                 fail(error)

@@ -55,7 +55,7 @@ def anchors_section(ctx: PageContext) -> None:
     if latest is None:
         st.warning(
             f"No checkpoint yet: {status.pending} events are not anchored. The scheduler writes "
-            "one within minutes; an operator can run `quorum audit checkpoint` now.",
+            "one within minutes; an operator can run `quorum admin audit checkpoint` now.",
             icon=":material/schedule:",
         )
     else:

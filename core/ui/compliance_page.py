@@ -6,9 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import packs
 from core.auth import Permission
 from core.errors import QuorumError
-from core.services import compliance, packs
+from core.services import compliance
 from core.ui.pickers import open_version, pick_version
 from core.ui.session import PageContext, fail, flash
 

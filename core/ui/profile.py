@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.auth import Permission
 from core.errors import QuorumError
 from core.models import ROLE_LABELS
 from core.services import users
+from core.ui import admin
 from core.ui.session import PageContext, fail, flash
 
 NEW_TOKEN_KEY = "profile_new_token"  # noqa: S105
@@ -28,7 +30,8 @@ def tokens_section(ctx: PageContext) -> None:
     st.subheader("Personal access tokens")
     st.caption(
         "The CLI (`quorum ...`) and the Python SDK act as you with a token: set it as "
-        "QUORUM_TOKEN. A token is shown once; Quorum stores only its hash."
+        "QUORUM_TOKEN, and QUORUM_URL to this server's address. A token is shown once; Quorum "
+        "stores only its hash."
     )
     secret = st.session_state.pop(NEW_TOKEN_KEY, None)
     if secret:
@@ -85,3 +88,17 @@ def tokens_section(ctx: PageContext) -> None:
                 st.rerun()
             except QuorumError as error:
                 fail(error)
+
+
+def service_accounts_section(ctx: PageContext) -> None:
+    st.subheader("Service accounts of my teams")
+    st.caption(
+        "CI pipelines act with a service account's token; every call they make is recorded "
+        "under its name. Admins create them on the Admin page."
+    )
+    accounts = users.service_accounts_of_teams(ctx.db, ctx.principal)
+    admin.service_accounts_table(accounts)
+    if ctx.principal.can_anywhere(Permission.MANAGE_USERS):
+        admin.revoke_service_account_form(ctx, accounts)
+    elif accounts:
+        st.caption("To revoke one, ask an admin.")

@@ -129,7 +129,7 @@ def _demo_sign_in(db: Database) -> None:
     people = users.demo_users(db)
     if not people:
         st.error(
-            "There are no demo users yet. Run `make run` (or `quorum demo seed`) to create them."
+            "There are no demo users yet. Run `make run` (or `quorum admin demo seed`) to create them."
         )
         return
     st.subheader("Sign in as a demo user")

@@ -90,7 +90,7 @@ def _quorum(args: list[str], store: Store, log: Path) -> None:
     env = {**os.environ, **store.env(), "OMP_NUM_THREADS": "1"}
     with log.open("a") as out:
         done = subprocess.run(
-            [str(BIN / "quorum"), *args],
+            [sys.executable, "-m", "core.entry", "admin", *args],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -99,7 +99,7 @@ def _quorum(args: list[str], store: Store, log: Path) -> None:
             timeout=300,
         )
     if done.returncode != 0:
-        raise RuntimeError(f"quorum {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
+        raise RuntimeError(f"quorum admin {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,10 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sqlmodel import select
 
-from core import audit, config, demo, maintenance, migrate
+from core import audit, audit_anchor, config, demo, maintenance, migrate
 from core.artifacts import ArtifactStore, default_store
 from core.cli import main as cli
+from core.config import get_settings
 from core.db import Database
 from core.errors import ConfigurationError, NotFound, QuorumError
 from core.models import AuditEvent, Evaluation, ModelVersion
@@ -265,7 +266,7 @@ def test_sweep_honours_grace_period_dry_run_and_reports_missing_files(
         assert audit.count(session) == before + 1
         event = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()  # type: ignore[attr-defined]
         assert event is not None and event.action == "maintenance.swept"
-        assert audit.verify(session).intact
+        assert audit_anchor.verify(session, get_settings()).intact
     with sqlite_db.read() as session:
         assert session.get(ModelVersion, version.id) is not None  # rows are never deleted
 

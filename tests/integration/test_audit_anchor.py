@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
-from core import audit, audit_anchor, audit_keys, config, migrate
+from core import audit_anchor, audit_keys, config, migrate
 from core.audit_check import TrailReport
 from core.audit_format import (
     GENESIS_HASH,
@@ -443,7 +443,7 @@ def test_appending_to_a_legacy_chain_records_the_switch_first(tmp_path: Path) ->
             "test.appended",
         ]
         with database.read() as session:
-            assert audit.verify(session).intact
+            assert audit_anchor.verify(session, get_settings()).intact
     finally:
         database.dispose()
 

@@ -17,14 +17,14 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sqlmodel import col, func, select
 
-from core import demo
+from core import demo, packs
 from core.artifacts import default_store
 from core.auth import Principal
 from core.checklists import load_templates
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.models import AuditEvent, ChecklistTemplateRecord, Notification, Signoff, utcnow
-from core.services import compliance, packs, registry, reviews, versions
+from core.services import compliance, registry, reviews, versions
 from core.services import users as users_service
 
 MODEL = "eu-credit-scorer"
@@ -484,27 +484,6 @@ def test_timeline_is_chronological_and_covers_each_kind(world: World) -> None:
     with world.db.read() as session:
         n = session.exec(select(func.count()).select_from(Signoff).where(col(Signoff.id) > 0)).one()
     assert n == 2
-
-
-def test_cli_pack_writes_the_file_as_the_token_user(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import argparse
-
-    from core.cli.compliance import register_cli
-
-    parser = argparse.ArgumentParser(prog="quorum")
-    register_cli(parser.add_subparsers(dest="group", required=True))
-    out = tmp_path / "pack.html"
-    args = parser.parse_args(["compliance", "pack", MODEL, "1", "--out", str(out)])
-    token = users_service.issue_token_as_operator(world.db, "casey@demo.quorum", "cli").secret
-    monkeypatch.setenv("QUORUM_TOKEN", token)
-    result = args.handler(args, world.db)
-    assert out.read_text().startswith("<!DOCTYPE html>")
-    assert result["fingerprint"] in out.read_text()
-    bad = parser.parse_args(["compliance", "pack", MODEL, "1", "--out", str(tmp_path / "p.doc")])
-    with pytest.raises(InvalidInput, match=r"\.pdf or \.html"):
-        bad.handler(bad, world.db)
 
 
 @pytest.mark.slow

@@ -15,8 +15,9 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sqlmodel import col, select
 
-from core import audit, demo
+from core import audit_anchor, demo
 from core.auth import Principal
+from core.config import get_settings
 from core.db import Database
 from core.errors import Conflict, InvalidTransition, QuorumError
 from core.models import AuditEvent, Decision, Deployment, ModelVersion, VersionState
@@ -104,7 +105,7 @@ def approval_events(db: Database, version_id: int) -> list[AuditEvent]:
 
 def assert_chain_intact(db: Database) -> None:
     with db.read() as session:
-        report = audit.verify(session)
+        report = audit_anchor.verify(session, get_settings())
     assert report.intact, report.message
 
 

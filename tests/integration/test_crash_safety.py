@@ -27,8 +27,9 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from core import audit, demo, maintenance, migrate
+from core import audit_anchor, demo, maintenance, migrate
 from core.artifacts import ArtifactStore
+from core.config import get_settings
 from core.db import Database
 from core.models import AuditEvent, Evaluation, ModelVersion
 from core.services import registry, users, versions
@@ -225,7 +226,7 @@ def test_registrations_killed_at_random_points_leave_no_half_made_version(
             .where(AuditEvent.action == "version.registered")
         ).one()
         numbers = sorted(session.exec(select(ModelVersion.number)).all())
-        chain = audit.verify(session)
+        chain = audit_anchor.verify(session, get_settings())
     assert n_versions >= finished > 0
     assert without_evaluation == []
     assert registered_events == n_versions
@@ -300,7 +301,7 @@ def test_ingests_killed_at_random_points_leave_no_half_made_batch(
                 select(Prediction.batch_id, func.count()).group_by(col(Prediction.batch_id))
             ).all()
         )
-        chain = audit.verify(session)
+        chain = audit_anchor.verify(session, get_settings())
     assert len(batches) >= finished > 0
     assert all(counts.get(b.id, 0) == b.n_rows for b in batches)
     assert set(counts) <= {b.id for b in batches}

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import MetaData
 from sqlmodel import select
 
-from core import audit
+from core import audit, audit_anchor
 from core.auth import ROLE_PERMISSIONS, Permission, Principal
+from core.config import get_settings
 from core.db import Database
 from core.errors import PermissionDenied
 from core.models import AccessToken, Role, RoleGrant, Team, User
@@ -38,6 +39,7 @@ class World:
     own_token: dict[int, int] = field(default_factory=dict)  # user id -> a token of theirs
     own_model: dict[int, int] = field(default_factory=dict)  # user id -> a model to archive
     someone_elses_token_id: int = 0
+    service_account_id: int = 0
 
     def row_version(self, model_id: int) -> int:
         with self.db.read() as session:
@@ -116,6 +118,28 @@ CASES: list[ServiceCase] = [
         ),
     ),
     ServiceCase(
+        "registry.update_model",
+        Permission.EDIT_MODEL,
+        lambda w, p: registry.update_model(
+            w.db,
+            p,
+            "credit-default-scorer",
+            registry.ModelChanges(tags={"owner": str(p.user_id)}, risk_tier="high"),
+        ),
+    ),
+    ServiceCase(
+        "users.create_service_account",
+        Permission.MANAGE_USERS,
+        lambda w, p: users.create_service_account(
+            w.db, p, f"ci-{p.user_id}", w.team.name, Role.DATA_SCIENTIST
+        ),
+    ),
+    ServiceCase(
+        "users.revoke_service_account",
+        Permission.MANAGE_USERS,
+        lambda w, p: users.revoke_service_account(w.db, p, w.service_account_id),
+    ),
+    ServiceCase(
         "registry.archive_model",
         Permission.ARCHIVE,
         lambda w, p: registry.archive_model(w.db, p, w.own_model[p.user_id], "Replaced."),
@@ -142,6 +166,9 @@ def _world(db: Database, actors: list[Principal]) -> World:
         )
         world.own_model[actor.user_id] = registry.create_model(db, owner, spec).id or 0
     world.someone_elses_token_id = _token_for(db, target.email)
+    admin = next(a for a in actors if a.email == "ada@demo.quorum")
+    made = users.create_service_account(db, admin, "ci-prepared", team.name, Role.REVIEWER)
+    world.service_account_id = made.account.id
     return world
 
 
@@ -200,7 +227,7 @@ def assert_refused(case: ServiceCase, world: World, actor: Principal) -> None:
     assert len(after["audit_event"]) == len(before["audit_event"]) + 1
     with world.db.read() as session:
         (denial,) = audit.query(session, audit.AuditFilter(limit=1))
-        assert audit.verify(session).intact
+        assert audit_anchor.verify(session, get_settings()).intact
     assert denial.action == "permission.denied"
     assert denial.actor_id == actor.user_id
     assert denial.object_id == case.permission.name
@@ -239,6 +266,9 @@ def test_every_mutating_service_is_in_the_matrix() -> None:
         "registry.create_model",
         "registry.update_card",
         "registry.archive_model",
+        "registry.update_model",
+        "users.create_service_account",
+        "users.revoke_service_account",
     }
     assert expected <= covered
 

@@ -21,9 +21,10 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sqlmodel import SQLModel
 
-from core import audit, config, demo, migrate
+from core import audit, audit_anchor, config, demo, migrate
 from core.artifacts import default_store
 from core.auth import ROLE_PERMISSIONS, Permission, Principal, principal_for
+from core.config import get_settings
 from core.db import Database
 from core.errors import PermissionDenied
 from core.models import Role, User
@@ -225,7 +226,7 @@ def test_permission_matrix(case: ServiceCase, role: Role | None, world_db: Datab
         assert new_events, "an allowed mutation writes its audit event"
         with world_db.read() as session:
             newest = audit.query(session, audit.AuditFilter(limit=len(new_events)))
-            assert audit.verify(session).intact
+            assert audit_anchor.verify(session, get_settings()).intact
         assert all(e.actor_id == actor.user_id for e in newest)
         assert all(e.action != "permission.denied" for e in newest)
         return
@@ -244,7 +245,7 @@ def test_permission_matrix(case: ServiceCase, role: Role | None, world_db: Datab
     assert len(added) == 1
     with world_db.read() as session:
         (denial,) = audit.query(session, audit.AuditFilter(limit=1))
-        assert audit.verify(session).intact
+        assert audit_anchor.verify(session, get_settings()).intact
     assert denial.action == "permission.denied"
     assert denial.actor_id == actor.user_id
     assert denial.object_id == case.permission.name

@@ -26,9 +26,10 @@ from sqlalchemy import func
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
-from core import audit, demo, migrate
+from core import audit, audit_anchor, demo, migrate
 from core.artifacts import ArtifactStore
 from core.auth import Principal
+from core.config import get_settings
 from core.db import Database
 from core.errors import QuorumError
 from core.models import AuditEvent, Decision, DecisionKind, Deployment, ModelVersion, Role
@@ -260,7 +261,7 @@ def assert_one_audit_event_per_success(db: Database, since_seq: int, out: Outcom
             select(Decision.id).where(col(Decision.id).in_(out.decision_ids))
         ).all()
         assert sorted(new_decisions) == sorted(out.decision_ids)
-        report = audit.verify(session)
+        report = audit_anchor.verify(session, get_settings())
     assert report.intact, report.message
 
 

@@ -21,9 +21,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlalchemy import func
 from sqlmodel import select
 
-from core import audit, demo, migrate
+from core import audit_anchor, demo, migrate
 from core.artifacts import ArtifactStore
 from core.auth import Principal
+from core.config import get_settings
 from core.db import Database
 from core.errors import InvalidInput, NotFound
 from core.models import AuditEvent, Evaluation, ModelVersion, VersionState
@@ -257,7 +258,7 @@ def test_every_hostile_file_is_refused_audited_and_not_stored(
         assert added[0].details["filename"] == name
         assert added[0].actor_id == world.dana.user_id
     with world.db.read() as session:
-        assert audit.verify(session).intact
+        assert audit_anchor.verify(session, get_settings()).intact
 
 
 # --- bad evaluation files --------------------------------------------------------------------

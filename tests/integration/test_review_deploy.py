@@ -14,8 +14,9 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sqlmodel import col, select
 
-from core import audit, demo
+from core import audit_anchor, demo
 from core.auth import Principal
+from core.config import get_settings
 from core.db import Database
 from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
 from core.models import (
@@ -348,7 +349,7 @@ def test_rollback_goes_back_and_a_second_rollback_does_not_bounce(
     actions = [r.action for r in deployments.history(people_db, MEDIUM, "production")]
     assert actions == ["rollback", "rollback", "promote", "promote", "promote"]
     with people_db.read() as session:
-        assert audit.verify(session).intact
+        assert audit_anchor.verify(session, get_settings()).intact
 
 
 def test_live_at_answers_what_was_live_on_a_date(people_db: Database, people: People) -> None:

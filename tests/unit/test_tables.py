@@ -44,6 +44,18 @@ def test_reads_parquet_by_content_whatever_the_extension():
     assert list(frame.index) == [0, 1]
 
 
+def test_parquet_with_timestamps_and_durations_is_read():
+    stamps = pd.date_range("2026-01-01", periods=3, freq="h", tz="UTC")
+    source = pd.DataFrame(
+        {"timestamp": stamps, "took": pd.to_timedelta([1, 2, 3], unit="s"), "id": ["a", "b", "c"]}
+    )
+    frame = read_table(parquet_bytes(source), "predictions.parquet")
+    assert frame["timestamp"].tolist() == list(stamps)
+    chunks = list(iter_table_chunks(io.BytesIO(parquet_bytes(source)), "p.parquet", 2))
+    assert sum(len(c) for c in chunks) == 3
+    assert "=1+1" in refusal(parquet_bytes(source.assign(id=["a", "=1+1", "c"])), "p.parquet")
+
+
 def test_negative_numbers_are_not_formulas():
     frame = read_table(b"delta,note\n-3.5,ok\n+2,fine\n", "eval.csv")
     assert frame["delta"].tolist() == [-3.5, 2.0]

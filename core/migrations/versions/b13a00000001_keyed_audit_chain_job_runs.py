@@ -1,7 +1,7 @@
 """keyed audit chain (append-only triggers, HMAC from a marked event on), job runs
 
 Revision ID: b13a00000001
-Revises: 1fe4137086f4
+Revises: b11a00000001
 Create Date: 2026-11-30 09:55:02.395486
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 
 
 revision: str = 'b13a00000001'
-down_revision: Union[str, None] = '1fe4137086f4'
+down_revision: Union[str, None] = 'b11a00000001'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

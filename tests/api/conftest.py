@@ -1,0 +1,252 @@
+"""A real Quorum server for API tests: `streamlit run app.py` on a free loopback port, on a copy
+of a store seeded by `quorum demo seed`, on SQLite and on PostgreSQL; httpx is the client.
+
+The seeded store is built once per backend and session (seeding takes most of a minute); each
+test module gets its own copy (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on
+PostgreSQL) and its own server, with an access token per demo person.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from core.db import Database
+from core.services import users
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+POSTGRES_ENV = "QUORUM_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "QUORUM_REQUIRE_POSTGRES"
+MAX_UPLOAD_MB = 2
+PEOPLE = {
+    "dana": "dana@demo.quorum",
+    "sam": "sam@demo.quorum",
+    "riley": "riley@demo.quorum",
+    "morgan": "morgan@demo.quorum",
+    "casey": "casey@demo.quorum",
+    "blake": "blake@demo.quorum",
+    "ada": "ada@demo.quorum",
+}
+
+
+@dataclass(frozen=True)
+class Store:
+    url: str
+    artifacts: Path
+
+    def env(self) -> dict[str, str]:
+        return {"QUORUM_DATABASE_URL": self.url, "QUORUM_ARTIFACT_STORE": str(self.artifacts)}
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        parsed = make_url(self.url)
+        return Path(parsed.database or "") if parsed.get_backend_name() == "sqlite" else None
+
+
+def _quorum(args: list[str], store: Store, log: Path) -> None:
+    env = {**os.environ, **store.env(), "OMP_NUM_THREADS": "1"}
+    with log.open("a") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "core.entry", "admin", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+            timeout=600,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"quorum admin {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
+
+
+def _seed(store: Store, log: Path) -> Store:
+    _quorum(["db", "upgrade"], store, log)
+    _quorum(["demo", "seed"], store, log)
+    return store
+
+
+def _postgres_server() -> str:
+    url = os.environ.get(POSTGRES_ENV, "").strip()
+    if not url:
+        message = f"API tests on PostgreSQL need {POSTGRES_ENV}"
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail(f"{REQUIRE_POSTGRES_ENV}=1 but {message}", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+def _admin(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _new_database(server: str, template: str | None = None) -> str:
+    import psycopg
+
+    name = f"quorum_api_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
+    with psycopg.connect(_admin(server), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(server: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_admin(server), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """QUORUM_API_SEEDED_DIR=DIR reuses (or first fills) a seeded SQLite store across runs."""
+    reuse = os.environ.get("QUORUM_API_SEEDED_DIR")
+    directory = Path(reuse) if reuse else tmp_path_factory.mktemp("api-seeded-sqlite")
+    store = Store(f"sqlite:///{directory / 'quorum.db'}", directory / "artifacts")
+    if reuse and (directory / "quorum.db").exists():
+        return store
+    directory.mkdir(parents=True, exist_ok=True)
+    return _seed(store, directory / "seed.log")
+
+
+@pytest.fixture(scope="session")
+def seeded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    server = _postgres_server()
+    directory = tmp_path_factory.mktemp("api-seeded-postgres")
+    store = Store(_new_database(server), directory / "artifacts")
+    yield _seed(store, directory / "seed.log")
+    _drop_database(server, store.url)
+
+
+def _copy(seeded: Store, directory: Path) -> Store:
+    shutil.copytree(seeded.artifacts, directory / "artifacts")
+    source = seeded.sqlite_path
+    if source is not None:
+        target = directory / "quorum.db"
+        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)
+        return Store(f"sqlite:///{target}", directory / "artifacts")
+    server = _postgres_server()
+    return Store(_new_database(server, make_url(seeded.url).database), directory / "artifacts")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One `streamlit run app.py` serving pages and /api/v1 on one port."""
+
+    store: Store
+    log: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api/v1"
+
+    def database(self) -> Database:
+        return Database(self.store.url)
+
+    def client(self, who: str | None = None, token: str | None = None) -> httpx.Client:
+        secret = token if token is not None else (self.tokens[who] if who else None)
+        headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+        return httpx.Client(base_url=self.api, headers=headers, timeout=300)
+
+    def start(self, timeout: float = 90.0) -> Server:
+        command = [
+            str(BIN / "streamlit"),
+            "run",
+            "app.py",
+            "--server.headless=true",
+            f"--server.port={self.port}",
+            "--server.address=127.0.0.1",
+            "--browser.gatherUsageStats=false",
+            "--server.fileWatcherType=none",
+            "--server.runOnSave=false",
+        ]
+        env = {
+            **os.environ,
+            **self.store.env(),
+            "QUORUM_AUTH": "demo",
+            "QUORUM_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+            "OMP_NUM_THREADS": "1",
+        }
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/_stcore/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"streamlit was not healthy in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+def _issue_tokens(store: Store) -> dict[str, str]:
+    database = Database(store.url)
+    try:
+        return {
+            who: users.issue_token_as_operator(database, address, f"api-tests-{who}").secret
+            for who, address in PEOPLE.items()
+        }
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    seeded: Store = request.getfixturevalue(f"seeded_{request.param}")
+    directory = tmp_path_factory.mktemp(f"api-{request.param}")
+    store = _copy(seeded, directory)
+    running = Server(store, directory / "streamlit.log", _issue_tokens(store)).start()
+    yield running
+    running.stop()
+    if store.sqlite_path is None:
+        _drop_database(_postgres_server(), store.url)

@@ -1,0 +1,69 @@
+"""Editing a model after creating it (what PATCH /models/{model} calls): card sections, tags,
+goal and risk tier, each change audited; lowering the risk tier needs compliance."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from core.db import Database
+from core.errors import InvalidInput, InvalidTransition, PermissionDenied
+from core.models import AuditEvent, Role
+from core.services import registry
+from core.services.registry import ModelChanges
+
+CREDIT = "credit-default-scorer"  # high risk in the bare demo models
+
+
+def test_tags_goal_and_card_change_and_are_audited(people_db: Database, principal) -> None:
+    dana = principal(Role.DATA_SCIENTIST)
+    changes = ModelChanges(
+        tags={"region": "eu"},
+        card={"limitations": "EU applicants only."},
+        goal_metric="roc_auc",
+        goal_operator=">=",
+        goal_target=0.8,
+    )
+    model = registry.update_model(people_db, dana, CREDIT, changes)
+    assert model.tags == {"region": "eu"}
+    assert model.model_card["limitations"] == "EU applicants only."
+    assert model.model_card["purpose"] == model.purpose  # untouched sections stay
+    assert (model.goal_metric, model.goal_target) == ("roc_auc", 0.8)
+    with people_db.read() as session:
+        event = session.exec(select(AuditEvent).where(AuditEvent.action == "model.updated")).one()
+    assert "goal_metric" in event.details["changed"] and "tags" in event.details["changed"]
+
+
+def test_lowering_the_risk_tier_needs_compliance(people_db: Database, principal) -> None:
+    dana, casey = principal(Role.DATA_SCIENTIST), principal(Role.COMPLIANCE)
+    with pytest.raises(PermissionDenied) as refused:
+        registry.update_model(people_db, dana, CREDIT, ModelChanges(risk_tier="low"))
+    assert "lower the risk tier" in refused.value.user_message
+    with people_db.read() as session:
+        assert registry.get_model(session, CREDIT).risk_tier == "high"
+    with pytest.raises(PermissionDenied):  # compliance officers cannot edit models at all
+        registry.update_model(people_db, casey, CREDIT, ModelChanges(risk_tier="low"))
+    admin = principal(Role.ADMIN)
+    assert (
+        registry.update_model(people_db, admin, CREDIT, ModelChanges(risk_tier="low")).risk_tier
+        == "low"
+    )
+    assert (
+        registry.update_model(people_db, dana, CREDIT, ModelChanges(risk_tier="medium")).risk_tier
+        == "medium"
+    )
+
+
+def test_bad_edits_are_refused(people_db: Database, principal) -> None:
+    dana = principal(Role.DATA_SCIENTIST)
+    for changes in (
+        ModelChanges(risk_tier="extreme"),
+        ModelChanges(goal_operator="=="),
+        ModelChanges(card={"secret_section": "x"}),
+        ModelChanges(tags={f"k{i}": "v" for i in range(30)}),
+    ):
+        with pytest.raises(InvalidInput):
+            registry.update_model(people_db, dana, CREDIT, changes)
+    registry.archive_model(people_db, dana, "bike-demand-forecaster", "replaced")
+    with pytest.raises(InvalidTransition):
+        registry.update_model(people_db, dana, "bike-demand-forecaster", ModelChanges(tags={}))
