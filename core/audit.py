@@ -65,7 +65,7 @@ def record(
         seq=(last.seq + 1) if last else 1,
         created_at=utcnow(),
         actor_id=actor.user_id if actor else None,
-        actor_label=actor.label if actor else "anonymous",
+        actor_label=(actor.label if actor else "anonymous")[:254],  # the column holds 254
         action=action,
         object_type=object_type,
         object_id=str(object_id),
