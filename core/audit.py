@@ -130,7 +130,7 @@ def _append(
         seq=(last.seq + 1) if last else 1,
         created_at=utcnow(),
         actor_id=actor.user_id if actor else None,
-        actor_label=actor.label if actor else "anonymous",
+        actor_label=(actor.label if actor else "anonymous")[:254],  # the column holds 254
         action=action,
         object_type=object_type,
         object_id=str(object_id),

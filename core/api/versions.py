@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from core.api import shapes
 from core.api.deps import Caller, CallerDep
 from core.api.idempotency import request_hash, run_once
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.services import compare, model_view, reviews, versions
 
 router = APIRouter(tags=["versions"])
@@ -25,8 +25,6 @@ def version_json(caller: Caller, model: str, number: int) -> dict[str, Any]:
     detail = model_view.model_detail(caller.db, model, caller.settings.environments)
     view = next((v for v in detail.versions if v.version.number == number), None)
     if view is None:
-        from core.errors import NotFound
-
         raise NotFound(f"Model {model} has no version {number}.")
     return shapes.version(detail.model.name, view)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -15,9 +16,10 @@ from sqlmodel import select
 
 from core.db import Database
 from core.errors import Conflict, InvalidInput
-from core.models import IdempotencyRecord
+from core.models import IdempotencyRecord, utcnow
 
 MAX_KEY_LENGTH = 200
+ABANDONED_AFTER = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ def reserve(db: Database, token_id: int, key: str, request_hash: str) -> Replay 
                     IdempotencyRecord(token_id=token_id, key=key, request_hash=request_hash)
                 )
                 return None
+            if row.status_code is None and _abandoned(row):
+                row.request_hash, row.created_at = request_hash, utcnow()
+                session.add(row)
+                return None
             if row.request_hash != request_hash:
                 raise Conflict(
                     "This Idempotency-Key was already used for a different request; send a "
@@ -61,6 +67,12 @@ def reserve(db: Database, token_id: int, key: str, request_hash: str) -> Replay 
             "A request with this Idempotency-Key is still being processed; retry in a moment "
             "to get its answer."
         ) from None
+
+
+def _abandoned(row: IdempotencyRecord) -> bool:
+    """A reservation whose request never finished (the server stopped mid-way) frees its key."""
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return utcnow() - created > ABANDONED_AFTER
 
 
 def complete(db: Database, token_id: int, key: str, status_code: int, body: Any) -> None:
