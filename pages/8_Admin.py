@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from core.ui import admin
+from core.ui import admin, widgets
 from core.ui.session import page
 
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams = st.tabs(["People and roles", "Teams"])
+people, teams = widgets.tabs(["People and roles", "Teams"], key="admin_tab")
 with people:
     admin.people_section(ctx)
 with teams:

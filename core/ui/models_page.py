@@ -10,6 +10,7 @@ from core.errors import QuorumError
 from core.models import Task
 from core.services import compare, model_view, registry
 from core.services import portfolio as pf
+from core.ui import widgets
 from core.ui.home import page_of
 from core.ui.session import PageContext, fail, flash
 
@@ -93,7 +94,7 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
     )
     view = detail.version(number or numbers[0])
-    tabs = st.tabs(["Overview", "Evaluation", "Compare", "Model card"])
+    tabs = widgets.tabs(["Overview", "Evaluation", "Compare", "Model card"], key="models_tab")
     with tabs[0]:
         _overview(view)
     with tabs[1]:
