@@ -11,9 +11,10 @@ export OMP_NUM_THREADS ?= 1
 QUORUM_TEST_POSTGRES_URL ?= $(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo postgresql+psycopg://postgres@127.0.0.1:5432/test)
 export QUORUM_TEST_POSTGRES_URL
 
-.PHONY: install run migrate seed test lint typecheck cluster oidc-demo clean
+.PHONY: install run migrate seed test test-loaded lint typecheck cluster oidc-demo clean
 OIDC_PORT ?= 9400
 N ?= 2
+RUNS ?= 1
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: install it or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -55,6 +56,10 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadfile -m "not e2e" $(PYTEST_ARGS)
 	$(BIN)/pytest -q -p no:xdist -m e2e tests/e2e $(PYTEST_ARGS)
+
+# The browser suite beside a CPU hog on every core, RUNS times: `make test-loaded RUNS=5`.
+test-loaded: install
+	BIN=$(BIN) RUNS=$(RUNS) PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test_loaded.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
