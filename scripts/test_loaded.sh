@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 BIN="${BIN:-.venv/bin}"
 RUNS="${RUNS:-1}"
-HOGS="${HOGS:-$(nproc)}"
+HOGS="${HOGS:-$(getconf _NPROCESSORS_ONLN)}"
 LOGS="${LOGS:-var/test-loaded}"
 mkdir -p "$LOGS"
 
@@ -29,7 +29,7 @@ for _ in $(seq "$HOGS"); do
   "$BIN/python" -c "while True: pass" &
   hogs+=("$!")
 done
-echo "CPU hog: ${#hogs[@]} busy processes on $(nproc) cores; $RUNS run(s) of the browser suite"
+echo "CPU hog: ${#hogs[@]} busy processes on $(getconf _NPROCESSORS_ONLN) cores; $RUNS run(s) of the browser suite"
 
 failed=0
 for run in $(seq "$RUNS"); do
