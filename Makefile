@@ -13,9 +13,10 @@ export QUORUM_TEST_POSTGRES_URL
 # Operator commands (`quorum admin ...`) need the store named explicitly; the local default:
 QUORUM_DATABASE_URL ?= sqlite:///$(CURDIR)/var/quorum.db
 
-.PHONY: install run migrate seed test lint typecheck cluster oidc-demo clean
+.PHONY: install run migrate seed test test-loaded lint typecheck cluster oidc-demo clean
 OIDC_PORT ?= 9400
 N ?= 2
+RUNS ?= 1
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed: install it or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -59,6 +60,10 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadfile -m "not e2e" $(PYTEST_ARGS)
 	$(BIN)/pytest -q -p no:xdist -m e2e tests/e2e $(PYTEST_ARGS)
+
+# The browser suite beside a CPU hog on every core, RUNS times: `make test-loaded RUNS=5`.
+test-loaded: install
+	BIN=$(BIN) RUNS=$(RUNS) PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test_loaded.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

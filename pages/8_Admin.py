@@ -2,13 +2,15 @@
 
 import streamlit as st
 
-from core.ui import admin
+from core.ui import admin, widgets
 from core.ui.session import page
 
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams, services = st.tabs(["People and roles", "Teams", "Service accounts"])
+people, teams, services = widgets.tabs(
+    ["People and roles", "Teams", "Service accounts"], key="admin_tab"
+)
 with people:
     admin.people_section(ctx)
 with teams:

@@ -10,6 +10,7 @@ from core import packs
 from core.auth import Permission
 from core.errors import QuorumError
 from core.services import compliance
+from core.ui import widgets
 from core.ui.pickers import open_version, pick_version
 from core.ui.session import PageContext, fail, flash
 
@@ -36,7 +37,7 @@ def render(ctx: PageContext) -> None:
     )
     _frameworks(status)
     _gate(status)
-    tabs = st.tabs(["Checklists", "Sign-offs", "Approval pack", "Timeline"])
+    tabs = widgets.tabs(["Checklists", "Sign-offs", "Approval pack", "Timeline"], key="comp_tab")
     with tabs[0]:
         _checklists(ctx, model, number)
     with tabs[1]:

@@ -10,6 +10,7 @@ from core.errors import QuorumError
 from core.models import Task
 from core.services import compare, model_view, registry
 from core.services import portfolio as pf
+from core.ui import widgets
 from core.ui.home import page_of
 from core.ui.session import PageContext, fail, flash
 
@@ -93,7 +94,7 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
     )
     view = detail.version(number or numbers[0])
-    tabs = st.tabs(["Overview", "Evaluation", "Compare", "Model card"])
+    tabs = widgets.tabs(["Overview", "Evaluation", "Compare", "Model card"], key="models_tab")
     with tabs[0]:
         _overview(view)
     with tabs[1]:
@@ -179,7 +180,7 @@ def _evaluation(model: object, view: model_view.VersionView) -> None:
     else:
         top = st.columns(2)
         top[0].plotly_chart(charts.confusion_matrix(result), key="eval_confusion")
-        if result.get("curves", {}).get("roc"):
+        if (result.get("curves") or {}).get("roc"):
             top[1].plotly_chart(charts.roc_curves({name: result}), key="eval_roc")
             bottom = st.columns(2)
             bottom[0].plotly_chart(charts.pr_curves({name: result}), key="eval_pr")
@@ -261,7 +262,7 @@ def compare_section(
     st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
     names = (f"v{result.candidate}", f"v{result.champion}")
     st.plotly_chart(charts.metric_bars(result.rows, names), key="compare_bars")
-    if result.candidate_result.get("curves", {}).get("roc"):
+    if (result.candidate_result.get("curves") or {}).get("roc"):
         named = {names[0]: result.candidate_result, names[1]: result.champion_result}
         cols = st.columns(2)
         cols[0].plotly_chart(charts.roc_curves(named), key="compare_roc")

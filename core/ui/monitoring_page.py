@@ -14,6 +14,7 @@ from core import charts
 from core.auth import Permission
 from core.errors import QuorumError
 from core.services import monitoring
+from core.ui import widgets
 from core.ui.session import PageContext, database, fail, flash
 
 MODEL_PARAM = "model"
@@ -90,7 +91,9 @@ def render(ctx: PageContext) -> None:
     if data.empty:
         _upload(ctx, model, env)
         return
-    tabs = st.tabs(["Over time", "Drift", "Data quality", "Performance", "Alerts", "Upload"])
+    tabs = widgets.tabs(
+        ["Over time", "Drift", "Data quality", "Performance", "Alerts", "Upload"], key="mon_tab"
+    )
     with tabs[0]:
         _over_time(bundle, data)
     with tabs[1]:

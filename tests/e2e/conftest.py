@@ -7,13 +7,14 @@ is not, so the seeded store is built once per session). Pages are found by role 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +44,47 @@ CHROMIUM_ARGS = [
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 SKELETON = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]'
 STALE = '[data-stale="true"]'
-TIMEOUT_MS = 30_000
+# How long an expectation or a script run may take. Generous on purpose: on a machine whose
+# cores are all busy (make test-loaded) one run of a page can take tens of seconds, and a
+# slow run is not a failure. Tests that pass never wait this long.
+TIMEOUT_MS = 120_000
+# A click that started no script run within this time did not reach the app: click again.
+CLICK_PATIENCE_MS = 20_000
+CLICK_ATTEMPTS = 3
+# How long the script state must have stayed put before the app counts as idle. It bridges
+# the gap between the two runs of st.rerun(), where the browser shows "notRunning" briefly.
+QUIET_MS = 200
+POLL_MS = 50
+# Counts the script runs the browser sees, from the script-state attribute of the app root:
+# `started` goes up when the app leaves the idle state, `changedAt` is the last change.
+RUN_WATCH = """
+(() => {
+  const runs = (window.__quorumRuns = { started: 0, finished: 0, changedAt: performance.now() });
+  const busy = new Set(["running", "rerunRequested", "stopRequested"]);
+  let last = "initial";
+  const step = (value) => {
+    if (value === null || value === last) return;
+    if (busy.has(value) && !busy.has(last)) runs.started += 1;
+    if (!busy.has(value) && busy.has(last)) runs.finished += 1;
+    last = value;
+    runs.changedAt = performance.now();
+  };
+  new MutationObserver((records) => {
+    let app = null;
+    for (const record of records) {
+      if (record.target.getAttribute("data-testid") !== "stApp") continue;
+      app = record.target;
+      step(record.oldValue);
+    }
+    if (app) step(app.getAttribute("data-test-script-state"));
+  }).observe(document, {
+    subtree: true,
+    attributes: true,
+    attributeOldValue: true,
+    attributeFilter: ["data-test-script-state"],
+  });
+})();
+"""
 
 DEMO_NAMES = {
     "dana": "Dana Scientist",
@@ -164,7 +205,7 @@ class AppServer:
     def page_url(self, name: str = "") -> str:
         return f"{self.url}/{name}"
 
-    def start(self, timeout: float = 60.0) -> AppServer:
+    def start(self, timeout: float = 120.0) -> AppServer:
         command = [
             str(BIN / "streamlit"),
             "run",
@@ -263,6 +304,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser context (no cookies, its own Streamlit session)."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     ctx.set_default_timeout(TIMEOUT_MS)
+    ctx.add_init_script(RUN_WATCH)
     yield ctx
     ctx.close()
 
@@ -284,38 +326,98 @@ def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Pa
     browser_page = context.new_page()
     yield browser_page
     if request.node.stash.get(_FAILED, False):
-        screenshot(browser_page, f"FAILED-{request.node.name}")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser_page.screenshot(path=str(SCREENSHOTS / f"FAILED-{request.node.name}.png"))
 
 
 # --- page helpers ----------------------------------------------------------------------------
+#
+# Every action waits until the app is idle, then acts. An action that reruns the script
+# (a button, an option, a tab, a page link) counts as received once the browser shows a new
+# run; the helper then waits for that run to end. A click that starts no run was swallowed
+# (the target was disabled or redrawn under the pointer while a rerun was drawing) and is
+# made again. A click that did start a run is never repeated, so a wrong result after it
+# fails the test instead of being retried away.
 
 
-def wait_idle(page: Page, settle_ms: int = 250) -> None:
-    """Wait until the run triggered by the last action is over and its output is drawn:
-    the script is not running, no element is stale (left from the previous run) and no
-    lazily loaded widget still shows its skeleton."""
-    page.wait_for_timeout(settle_ms)
-    page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+def run_count(page: Page) -> int:
+    """How many script runs this document has seen start."""
+    return int(page.evaluate("() => window.__quorumRuns ? window.__quorumRuns.started : 0"))
+
+
+def wait_idle(page: Page, since: int | None = None, timeout: float = TIMEOUT_MS) -> None:
+    """Wait until the app is idle: no script run going for QUIET_MS, no element left stale
+    from the previous run and no lazily loaded widget still showing its skeleton.
+
+    With `since` (a run_count taken before an action), first wait for a run that started
+    after it, so a run the action requested but the browser has not begun is not missed."""
     page.wait_for_function(
-        f"""() => document.querySelector('{IDLE}') !== null
-            && document.querySelectorAll('{SKELETON}, {STALE}').length === 0""",
-        timeout=TIMEOUT_MS,
+        """([since, idle, busy, quiet]) => {
+            const runs = window.__quorumRuns;
+            if (!runs || (since !== null && runs.started <= since)) return false;
+            if (document.querySelector(idle) === null || document.querySelector(busy) !== null)
+                return false;
+            return performance.now() - runs.changedAt >= quiet;
+        }""",
+        arg=[since, IDLE, f"{SKELETON}, {STALE}", QUIET_MS],
+        polling=POLL_MS,
+        timeout=timeout,
     )
+
+
+def _started_or(page: Page, before: int, done: Callable[[], bool] | None) -> str | None:
+    """After a click: "run" once a run started after `before`, "done" once `done()` holds
+    without one, None when neither happened within CLICK_PATIENCE_MS."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + CLICK_PATIENCE_MS / 1000
+    while True:
+        try:
+            page.wait_for_function(
+                "before => (window.__quorumRuns ? window.__quorumRuns.started : 0) > before",
+                arg=before,
+                polling=POLL_MS,
+                timeout=CLICK_PATIENCE_MS if done is None else 4 * POLL_MS,
+            )
+            return "run"
+        except PlaywrightTimeout:
+            pass
+        if done is not None and done():
+            return "done"
+        if time.monotonic() >= deadline:
+            return None
+
+
+def click_until(page: Page, target: Locator, done: Callable[[], bool] | None = None) -> str:
+    """Click `target` when the app is idle, and again if the click had no effect.
+
+    The click counts when it starts a script run (then this waits for the run to end) or,
+    for a click that reruns nothing such as opening a list, when `done()` holds. Returns
+    "run" or "done"; raises after CLICK_ATTEMPTS clicks without either."""
+    for _ in range(CLICK_ATTEMPTS):
+        wait_idle(page)
+        before = run_count(page)
+        target.click()
+        effect = _started_or(page, before, done)
+        if effect == "run":
+            wait_idle(page, since=before)
+        if effect is not None:
+            return effect
+    raise AssertionError(f"{CLICK_ATTEMPTS} clicks on {target} started no run")
 
 
 def open_app(page: Page, app: AppServer, path: str = "") -> None:
     """Load a page in a new Streamlit session and wait until its first run is done."""
     page.goto(app.page_url(path))
+    wait_idle(page, since=0)
     page.get_by_role("heading", level=1).first.wait_for()
-    wait_idle(page)
 
 
 def sign_in_demo(page: Page, who: str) -> None:
     """On the demo sign-in screen, press Sign in in the row of `who` (a key of DEMO_NAMES)."""
     name = DEMO_NAMES[who]
     row = page.get_by_test_id("stHorizontalBlock").filter(has_text=name)
-    row.get_by_role("button", name="Sign in").click()
-    wait_idle(page)
+    click_until(page, row.get_by_role("button", name="Sign in"))
     page.get_by_test_id("stSidebar").get_by_text(name).wait_for()
     wait_idle(page)
 
@@ -326,41 +428,55 @@ def as_demo_user(page: Page, app: AppServer, who: str, path: str = "") -> None:
 
 
 def sign_out(page: Page) -> None:
-    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
-    wait_idle(page)
+    click_until(page, page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out"))
 
 
 def go_to(page: Page, label: str) -> None:
     """Follow the sidebar link `label`, keeping the session."""
-    page.get_by_test_id("stSidebar").get_by_role("link", name=label).click()
+    click_until(page, page.get_by_test_id("stSidebar").get_by_role("link", name=label))
     page.get_by_role("heading", level=1, name=label).wait_for()
     wait_idle(page)
 
 
-def choose(page: Page, label: str, option: str) -> None:
-    """Pick `option` in the selectbox labelled `label` (retries if the list did not open)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+def _shows(value: str, option: str) -> bool:
+    """Whether a selectbox showing `value` has `option` chosen ("v4 — Approved" shows "v4")."""
+    return value == option or value.startswith(f"{option} ")
 
-    box = page.get_by_role("combobox", name=label, exact=True)
-    if box.input_value() == option:
+
+def choose(page: Page, label: str, option: str, scope: Page | Locator | None = None) -> None:
+    """Pick `option` in the selectbox labelled `label` (inside `scope` when two share it)."""
+    from playwright.sync_api import expect
+
+    box = (scope or page).get_by_role("combobox", name=label, exact=True)
+    wait_idle(page)
+    if _shows(box.input_value(), option):
         return
-    for _ in range(3):
-        box.click()
-        target = page.get_by_role("option", name=option).first
-        try:
-            target.wait_for(timeout=5_000)
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-            wait_idle(page)
-            continue
+    target = page.get_by_role("option", name=option).first
+    for _ in range(CLICK_ATTEMPTS):
+        if not target.is_visible():
+            try:
+                click_until(page, box, done=target.is_visible)
+            except AssertionError:
+                raise AssertionError(
+                    f"the selectbox {label!r} offered no option {option!r}"
+                ) from None
+        before = run_count(page)
         target.click()
-        wait_idle(page)
-        return
-    raise AssertionError(f"the selectbox {label!r} offered no option {option!r}")
+        effect = _started_or(page, before, lambda: _shows(box.input_value(), option))
+        if effect == "run":
+            wait_idle(page, since=before)
+            expect(box).to_have_value(re.compile(f"^{re.escape(option)}( |$)"))
+            return
+        if effect == "done":  # a selectbox in a form reruns nothing until the form is sent
+            return
+        if target.is_visible():
+            page.keyboard.press("Escape")
+    raise AssertionError(f"choosing {option!r} in {label!r} had no effect")
 
 
 def fill(page: Page, label: str, text: str) -> None:
     """Type into the visible text input or text area labelled `label`."""
+    wait_idle(page)
     page.get_by_role("textbox", name=label, exact=True).fill(text)
 
 
@@ -368,24 +484,25 @@ def upload(page: Page, label: str, path: Path) -> None:
     """Put `path` in the file uploader whose label starts with `label`; wait until it is in."""
     from playwright.sync_api import expect
 
+    wait_idle(page)
     region = page.get_by_role("region", name=label)
     region.locator("input[type=file]").set_input_files(path)
     expect(region.get_by_role("button", name=f"Remove {path.name}")).to_be_visible()
 
 
 def open_tab(page: Page, name: str) -> None:
-    """Select the tab `name` and wait until it is the selected one."""
+    """Select the tab `name` (tabs rerun the page) and wait until that run is over."""
     from playwright.sync_api import expect
 
     tab = page.get_by_role("tab", name=name, exact=True)
-    tab.click()
+    wait_idle(page)
+    if tab.get_attribute("aria-selected") != "true":
+        click_until(page, tab)
     expect(tab).to_have_attribute("aria-selected", "true")
-    wait_idle(page, settle_ms=100)
 
 
 def click_button(page: Page, name: str) -> None:
-    page.get_by_role("button", name=name, exact=True).click()
-    wait_idle(page)
+    click_until(page, page.get_by_role("button", name=name, exact=True))
 
 
 def expect_text(page: Page, text: str) -> None:
@@ -396,9 +513,15 @@ def expect_text(page: Page, text: str) -> None:
 
 def screenshot(page: Page, name: str, top: Locator | None = None) -> Path:
     """Save screenshots/<name>.png; with `top`, scroll so that element starts the view."""
+    wait_idle(page)
     if top is not None:
-        top.first.evaluate("element => element.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(300)
+        top.first.evaluate(
+            "element => element.scrollIntoView({block: 'start', behavior: 'instant'})"
+        )
+    # Two animation frames: the scrolled and re-laid-out page has been painted.
+    page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     assert_accessible_basics,
     choose,
     click_button,
+    click_until,
     expect_text,
     fill,
     go_to,
@@ -102,13 +103,14 @@ def _open_from_home(page: Page, title: str) -> None:
     expect(page.get_by_role("heading", name="Waiting for me")).to_be_visible()
     open_link = page.get_by_role("link", name="Open")
     row = page.get_by_test_id("stVerticalBlock").filter(has_text=title, has=open_link).last
-    row.get_by_role("link", name="Open").click()
+    click_until(page, row.get_by_role("link", name="Open"))
     page.get_by_role("heading", level=1, name="Reviews").wait_for()
     wait_idle(page)
     expect(page.get_by_role("heading", name=title)).to_be_visible()
 
 
 def _approve(page: Page, reason: str) -> None:
+    wait_idle(page)
     page.get_by_role("radio", name="Approve").check(force=True)
     fill(page, "Reason (required to request changes or reject)", reason)
     click_button(page, "Record decision")
@@ -141,9 +143,8 @@ def test_open_from_the_review_queue(page: Page, demo_app: AppServer) -> None:
     go_to(page, "Reviews")
     expect(page.get_by_role("heading", name="My queue")).to_be_visible()
     row = page.get_by_test_id("stHorizontalBlock").filter(has_text=f"{MODEL} v3")
-    row.get_by_role("button", name="Open").first.click()
-    wait_idle(page)
-    expect(page.get_by_role("heading", name=f"{MODEL} v3", exact=True)).to_be_visible(timeout=5_000)
+    click_until(page, row.get_by_role("button", name="Open").first)
+    expect(page.get_by_role("heading", name=f"{MODEL} v3", exact=True)).to_be_visible()
 
 
 def _complete_required_checklists(store: Store) -> int:
@@ -187,18 +188,23 @@ def test_compliance_officer_signs_and_downloads_the_pack(
     choose(page, "Model", MODEL)
     choose(page, "Version", f"v{NEW}")
     expect(page.get_by_role("heading", name=f"{MODEL} v{NEW}")).to_be_visible()
+    open_tab(page, "Sign-offs")
+    assert "tab=sign-offs" in page.url
+    signoffs = page.get_by_role("tab", name="Sign-offs", exact=True)
     for meaning in meanings:
-        open_tab(page, "Sign-offs")
         choose(page, "Meaning of your signature", meaning)
         fill(page, "Type your full name to confirm (Casey Compliance)", "Casey Compliance")
         click_button(page, "Sign")
         expect_text(page, f"Signed v{NEW} as '{meaning}'")
+        expect(signoffs).to_have_attribute("aria-selected", "true")  # the rerun kept the tab
     expect_text(page, "Production gate: nothing the approval policy requires is missing.")
-    open_tab(page, "Sign-offs")
     screenshot(page, "compliance", top=page.get_by_role("heading", name=f"{MODEL} v{NEW}"))
     open_tab(page, "Approval pack")
     click_button(page, "Export pack (PDF)")
-    open_tab(page, "Approval pack")
+    expect(page.get_by_role("tab", name="Approval pack", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    wait_idle(page)
     with page.expect_download() as info:
         page.get_by_role("button", name=re.compile(r"^Download .+\.pdf$")).click()
     download = info.value
@@ -211,13 +217,11 @@ def test_reviewer_promotes_then_rolls_back(page: Page, demo_app: AppServer) -> N
     go_to(page, "Deployments")
     choose(page, "Model", MODEL)
     choose(page, "Version", f"v{NEW}")
-    page.get_by_test_id("stHorizontalBlock").filter(has_text="Version").get_by_label(
-        "Environment"
-    ).click()
-    page.get_by_role("option", name="production").click()
-    wait_idle(page)
+    promote_row = page.get_by_test_id("stHorizontalBlock").filter(has_text="Version")
+    choose(page, "Environment", "production", scope=promote_row)
     if COMPLIANCE_PAGE.exists():
-        expect_text(page, "Ready for production")
+        expect(page.get_by_text(re.compile("^Ready for production"))).to_be_visible()
+        expect(page.get_by_text("Not ready for production")).to_have_count(0)
     fill(page, "Reason (optional)", "Better recall, approved and signed.")
     click_button(page, f"Promote v{NEW} to production")
     expect_text(page, f"{MODEL} v{NEW} is live in production")

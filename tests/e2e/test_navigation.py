@@ -14,8 +14,8 @@ from tests.e2e.conftest import (
     AppServer,
     as_demo_user,
     assert_accessible_basics,
+    choose,
     go_to,
-    wait_idle,
 )
 
 pytestmark = pytest.mark.e2e
@@ -34,20 +34,14 @@ def test_first_selectbox_change_after_a_page_switch_sticks(page: Page, demo_app:
     go_to(page, "Deployments")
     model = _selected(page, "Model")
     expect(model).to_have_value("bike-demand-forecaster")
-    _selected(page, "Model").click()
-    page.get_by_role("option", name="tumour-benchmark-classifier").click()
-    wait_idle(page)
-    page.wait_for_timeout(500)
-    wait_idle(page)
+    choose(page, "Model", "tumour-benchmark-classifier")  # fails if the value snaps back
     expect(model).to_have_value("tumour-benchmark-classifier")
     assert "model=tumour-benchmark-classifier" in page.url
     expect(page.get_by_test_id("stMetric").first).to_be_visible()
 
     go_to(page, "Home")
     go_to(page, "Models")
-    _selected(page, "Open a model").click()
-    page.get_by_role("option", name="credit-default-scorer").click()
-    wait_idle(page)
+    choose(page, "Open a model", "credit-default-scorer")
     expect(page.get_by_role("heading", name="credit-default-scorer", exact=True)).to_be_visible()
 
 

@@ -19,6 +19,7 @@ from core.db import Database
 from core.models import Signoff
 from core.services import compliance, registry, reviews, versions
 from core.services import users as users_service
+from tests.ui.conftest import shown_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -153,3 +154,43 @@ def test_user_text_is_shown_as_text_and_pack_exports(store: Database) -> None:
     assert "&lt;script&gt;" in pack.data.decode() and HOSTILE not in pack.data.decode()
     timeline = next(df.value for df in at.dataframe if "When (UTC)" in df.value.columns)
     assert list(timeline["What"])[:2] == ["model", "registration"]
+
+
+def test_a_tab_link_opens_the_tab_and_signing_keeps_it_open(store: Database) -> None:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(PAGE)
+    at.session_state["quorum_user_id"] = users_service.principal_by_email(
+        store, "casey@demo.quorum"
+    ).user_id
+    at.query_params.update({"model": MODEL, "version": "1", "tab": "sign-offs"})
+    at.run()
+    assert not at.exception
+    assert shown_tab(at) == "Sign-offs"
+    assert at.session_state["comp_tab"] == "Sign-offs"
+    at.run()
+    assert shown_tab(at) == "Sign-offs"
+    at.text_input(key="comp_typed").input("Casey Compliance")
+    at.button(key="FormSubmitter:comp_sign-Sign").click()
+    at.run()  # the signature flashes a message above the tabs and reruns the page
+    assert any("Signed v1" in s.value for s in at.success)
+    assert shown_tab(at) == "Sign-offs"
+    assert at.query_params["tab"] == "sign-offs"
+
+
+def test_the_first_tab_drops_the_parameter_and_an_unknown_one_is_ignored(store: Database) -> None:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(PAGE)
+    at.session_state["quorum_user_id"] = users_service.principal_by_email(
+        store, "casey@demo.quorum"
+    ).user_id
+    at.query_params.update({"model": MODEL, "version": "1", "tab": "no-such-tab"})
+    at.run()
+    assert shown_tab(at) == "Checklists"
+    assert "tab" not in at.query_params
+    at.session_state["comp_tab"] = "Timeline"
+    at.run()
+    assert shown_tab(at) == "Timeline"
+    assert at.query_params["tab"] == "timeline"
+    at.session_state["comp_tab"] = "Checklists"
+    at.run()
+    assert "tab" not in at.query_params

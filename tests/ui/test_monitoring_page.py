@@ -18,6 +18,7 @@ from core import config, demo, migrate
 from core.db import Database
 from core.services import deployments, monitoring, registry, reviews, users, versions
 from core.ui.session import USER_KEY
+from tests.ui.conftest import shown_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "toy-monitored"
@@ -123,3 +124,16 @@ def test_batch_scoring_page_renders_for_a_data_scientist(store: tuple[str, int])
     assert not at.exception
     assert at.title[0].value == "Batch scoring"
     assert at.selectbox(key="score_model").options == [MODEL]
+
+
+def test_a_tab_link_opens_that_tab_and_a_new_environment_keeps_it(store: tuple[str, int]) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state[USER_KEY] = store[1]
+    at.switch_page("pages/5_Monitoring.py")
+    at.query_params["tab"] = "data-quality"
+    at.run()
+    at.selectbox(key="mon_env").set_value(ENV).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Health: " in s.value for s in at.subheader)
+    assert shown_tab(at) == "Data quality"
+    assert at.query_params["tab"] == "data-quality"

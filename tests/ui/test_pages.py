@@ -16,8 +16,9 @@ from streamlit.testing.v1 import AppTest
 from core import config, demo, migrate
 from core.db import Database
 from core.models import Role, User
-from core.ui import nav
+from core.ui import nav, widgets
 from core.ui.session import USER_KEY
+from tests.ui.conftest import shown_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
@@ -251,3 +252,41 @@ def test_a_page_load_starts_the_one_scheduler_of_the_process(
         assert scheduler._instance is started  # once per process, however many pages load
     finally:
         scheduler.stop()
+
+
+TAB_LINKS = [
+    pytest.param(
+        "pages/1_Models.py", {"model": "credit-default-scorer"}, "Model card", id="models"
+    ),
+    pytest.param("pages/8_Admin.py", {}, "Teams", id="admin"),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "label"), TAB_LINKS)
+def test_a_tab_link_opens_that_tab_and_reruns_keep_it(
+    path: str, params: dict[str, str], label: str, demo_store: DemoStore
+) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[USER_KEY] = demo_store.user_ids[Role.ADMIN]
+    at.switch_page(path)
+    at.query_params.update({**params, "tab": widgets.slug(label)})
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert shown_tab(at) == label
+    at.run()
+    assert shown_tab(at) == label
+    assert at.query_params["tab"] == widgets.slug(label)
+
+
+def test_opening_another_model_keeps_the_open_tab(demo_store: DemoStore) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[USER_KEY] = demo_store.user_ids[Role.BUSINESS]
+    at.switch_page("pages/1_Models.py")
+    at.query_params.update({"model": "credit-default-scorer", "tab": "evaluation"})
+    at.run()
+    assert shown_tab(at) == "Evaluation"
+    at.selectbox(key="models_choice").select("bike-demand-forecaster").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [h.value for h in at.header] == ["bike-demand-forecaster"]
+    assert shown_tab(at) == "Evaluation"
+    assert at.query_params == {"model": "bike-demand-forecaster", "tab": "evaluation"}
