@@ -370,7 +370,16 @@ class InferenceBatch(SQLModel, table=True):
 
     __tablename__ = "inference_batch"
     __table_args__ = (
-        UniqueConstraint("model_id", "environment", "kind", "file_sha256", name="uq_batch_file"),
+        Index(
+            "uq_batch_file_live",
+            "model_id",
+            "environment",
+            "kind",
+            "file_sha256",
+            unique=True,
+            sqlite_where=text("voided_at IS NULL"),
+            postgresql_where=text("voided_at IS NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="ml_model.id", index=True)
@@ -385,6 +394,9 @@ class InferenceBatch(SQLModel, table=True):
     window_end: datetime | None = None
     created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
+    voided_at: datetime | None = None
+    voided_by_id: int | None = Field(default=None, foreign_key="user.id")
+    void_reason: str | None = Field(default=None, max_length=500)
 
 
 class Prediction(SQLModel, table=True):
@@ -403,6 +415,7 @@ class Prediction(SQLModel, table=True):
     prediction: str = Field(max_length=120)
     score: float | None = None
     label: str | None = Field(default=None, max_length=120)
+    label_batch_id: int | None = Field(default=None, foreign_key="inference_batch.id", index=True)
     features: str = Field(sa_column=Column(Text, nullable=False))
 
 
@@ -425,7 +438,8 @@ class WindowAggregateRow(SQLModel, table=True):
 
 
 class Alert(SQLModel, table=True):
-    """A monitoring threshold crossed in a window."""
+    """An incident: one kind of threshold crossed by a model in an environment, open from its
+    first window in breach until it clears, is resolved, or is superseded."""
 
     __table_args__ = (Index("ix_alert_model_status", "model_id", "status"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -442,6 +456,13 @@ class Alert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     resolved_at: datetime | None = None
     resolved_by_id: int | None = Field(default=None, foreign_key="user.id")
+    basis: str = Field(default="", max_length=20)
+    last_window: datetime | None = None
+    windows_in_breach: int = Field(default=1)
+    worst_value: float | None = None
+    closed_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    superseded_by_id: int | None = Field(default=None, foreign_key="alert.id")
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class RetrainingTask(SQLModel, table=True):

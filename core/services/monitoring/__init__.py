@@ -10,10 +10,12 @@ from __future__ import annotations
 from core.monitoring.windows import WINDOWS
 from core.services.monitoring.common import (
     ACKNOWLEDGED,
+    ACTIVE,
     ANOMALY,
     ANOMALY_HISTORY,
     AT_RISK,
     CHUNK_ROWS,
+    CLOSED,
     CONFIG_KEYS,
     DEFAULT_TOLERANCE,
     DONE,
@@ -43,11 +45,14 @@ from core.services.monitoring.common import (
     Progress,
     Source,
     configure,
+    known_environment,
     settings_for,
 )
 from core.services.monitoring.incidents import (
     Crossing,
+    IncidentChanges,
     WindowStatus,
+    acknowledge_incidents,
     evaluate_windows,
     monitoring_link,
     series_frame,
@@ -70,11 +75,13 @@ from core.services.monitoring.retrain import (
 )
 from core.services.monitoring.views import (
     AlertView,
+    BatchView,
     Distribution,
     HealthCard,
     MonitoringData,
     TaskView,
     alerts,
+    batches,
     data_fingerprint,
     distribution,
     drift_results,
@@ -82,10 +89,15 @@ from core.services.monitoring.views import (
     metric_series,
     monitored_models,
     monitoring_data,
+    open_incident_counts,
     performance_results,
     quality_results,
     retraining_tasks,
     statuses,
+)
+from core.services.monitoring.void import (
+    VoidResult,
+    void_batch,
 )
 
 __all__ = [
@@ -104,6 +116,8 @@ __all__ = [
     "LABELS",
     "OPEN",
     "ACKNOWLEDGED",
+    "ACTIVE",
+    "CLOSED",
     "RESOLVED",
     "DONE",
     "HEALTHY",
@@ -133,6 +147,14 @@ __all__ = [
     "team_members",
     "monitoring_link",
     "set_alert_status",
+    "acknowledge_incidents",
+    "IncidentChanges",
+    "known_environment",
+    "void_batch",
+    "VoidResult",
+    "BatchView",
+    "batches",
+    "open_incident_counts",
     "IngestResult",
     "ingest",
     "ingest_labels",
