@@ -165,6 +165,7 @@ def _refuse_repeat(session: Session, target: _Target, kind: str, digest: str) ->
             InferenceBatch.environment == target.environment,
             InferenceBatch.kind == kind,
             InferenceBatch.file_sha256 == digest,
+            col(InferenceBatch.voided_at).is_(None),
         )
     ).first()
     if earlier is not None:
