@@ -22,7 +22,7 @@ from sklearn.svm import LinearSVC
 from sqlalchemy import func
 from sqlmodel import select
 
-from core import demo
+from core import demo, migrate
 from core.auth import Principal
 from core.db import Database
 from core.errors import Conflict, InvalidInput, PermissionDenied
@@ -478,3 +478,22 @@ def test_extra_columns_are_ignored_with_a_note_and_semicolons_are_read(
     semicolons = later.to_csv(index=False, sep=";").encode()
     read = monitoring.ingest(people_db, dana, "files", semicolons, env=ENV, filename="eu.csv")
     assert read.n_rows == len(later)
+
+
+# --- the demo shows incidents, not a flood ------------------------------------------------------
+
+
+def test_the_demo_seed_holds_a_handful_of_open_incidents(sqlite_url: str) -> None:
+    migrate.upgrade(sqlite_url)
+    db = Database(sqlite_url)
+    demo.seed(db, with_models=True)
+    bike = monitoring.alerts(db, "bike-demand-forecaster", "production")
+    assert 1 <= len(bike) <= 5
+    assert len({(i.kind, i.basis) for i in bike}) == len(bike)  # one per kind
+    everything = monitoring.alerts(db, "bike-demand-forecaster", "production", open_only=False)
+    assert any(i.status == "closed" and i.closed_reason for i in everything)
+    assert max(i.windows_in_breach for i in bike) > 1
+    credit = monitoring.monitoring_data(db, "credit-default-scorer", "production")
+    assert credit.settings.goal is not None and credit.settings.goal.metric == "roc_auc"
+    assert monitoring.performance_results(credit)["roc_auc"].notna().all()
+    db.dispose()
