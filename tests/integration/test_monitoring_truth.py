@@ -5,6 +5,7 @@ extra columns or semicolons. One test per finding, each on data and models built
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -497,3 +498,44 @@ def test_the_demo_seed_holds_a_handful_of_open_incidents(sqlite_url: str) -> Non
     assert credit.settings.goal is not None and credit.settings.goal.metric == "roc_auc"
     assert monitoring.performance_results(credit)["roc_auc"].notna().all()
     db.dispose()
+
+
+def test_library_warnings_stay_out_of_monitoring(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    """A model fitted on a bare array warns "X has feature names" whenever a table is scored;
+    monitoring must not let that leak into the output of a CLI or a page."""
+    dana, riley = principal(Role.DATA_SCIENTIST), principal(Role.REVIEWER)
+    registry.create_model(
+        people_db,
+        dana,
+        registry.ModelSpec(name="bare", team=demo.DEMO_TEAM, task="binary_classification"),
+    )
+    rng = np.random.default_rng(0)
+    train, evaluation = _frame(rng, 500), _frame(rng, 800)
+    model = LogisticRegression().fit(train[["x1", "x2"]].to_numpy(), train["y"])
+    versions.register_version(
+        people_db,
+        dana,
+        versions.VersionUpload(
+            model="bare",
+            model_file=sio.dumps(model),
+            model_filename="bare.skops",
+            eval_file=evaluation[["x1", "x2", "y"]].to_csv(index=False).encode(),
+            eval_filename="eval.csv",
+            target="y",
+        ),
+    )
+    reviews.submit_for_review(people_db, dana, "bare", 1)
+    reviews.decide(people_db, riley, "bare", 1, "approve", "fine")
+    deployments.promote(people_db, riley, "bare", 1, ENV, "shadow")
+    frame = _production(2)[["timestamp", "prediction_id", "x1", "x2"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = monitoring.ingest(people_db, dana, "bare", frame, env=ENV)
+        monitoring.report(people_db, "bare", ENV)
+    assert result.n_rows == len(frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict_proba(frame[["x1", "x2"]])
+    assert any("feature names" in str(w.message) for w in caught)  # the warning is real
