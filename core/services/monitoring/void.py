@@ -190,7 +190,6 @@ def _window_end(day: date, window: str) -> datetime:
 
 
 def _recompute_window(session: Session, target: _Target, day: date) -> None:
-    frame = _stored_rows(session, target, day)
     row = session.exec(
         select(WindowAggregateRow)
         .where(
@@ -203,6 +202,7 @@ def _recompute_window(session: Session, target: _Target, day: date) -> None:
     ).first()
     if row is None:
         return
+    frame = _stored_rows(session, target, day)  # read under the window's row lock
     if frame.empty:
         session.delete(row)
         return
