@@ -51,14 +51,11 @@ from core.services.monitoring.common import (
 from core.services.monitoring.incidents import (
     Crossing,
     IncidentChanges,
-    WindowStatus,
     acknowledge_incidents,
     evaluate_windows,
     monitoring_link,
-    series_frame,
     set_alert_status,
     team_members,
-    window_status,
 )
 from core.services.monitoring.ingest import (
     IngestResult,
@@ -72,6 +69,11 @@ from core.services.monitoring.report import (
 )
 from core.services.monitoring.retrain import (
     retrain,
+)
+from core.services.monitoring.status import (
+    WindowStatus,
+    series_frame,
+    window_status,
 )
 from core.services.monitoring.views import (
     AlertView,

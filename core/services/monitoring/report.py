@@ -18,7 +18,7 @@ from core.monitoring.windows import (
     window_drift,
 )
 from core.services.monitoring.common import quiet
-from core.services.monitoring.incidents import window_status
+from core.services.monitoring.status import window_status
 from core.services.monitoring.views import (
     MonitoringData,
     health_card,

@@ -47,7 +47,7 @@ from core.services.monitoring.common import (
     _target_for,
     known_environment,
 )
-from core.services.monitoring.incidents import (
+from core.services.monitoring.status import (
     WindowStatus,
     _all_windows,
     series_frame,

@@ -45,9 +45,9 @@ from core.services.monitoring.incidents import (
     _verdicts,
     close_incident,
     evaluate_windows,
-    window_status,
 )
 from core.services.monitoring.ingest import _window_json
+from core.services.monitoring.status import window_status
 from core.services.registry import get_model
 
 MIN_REASON = 5
