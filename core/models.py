@@ -441,7 +441,19 @@ class Alert(SQLModel, table=True):
     """An incident: one kind of threshold crossed by a model in an environment, open from its
     first window in breach until it clears, is resolved, or is superseded."""
 
-    __table_args__ = (Index("ix_alert_model_status", "model_id", "status"),)
+    __table_args__ = (
+        Index("ix_alert_model_status", "model_id", "status"),
+        Index(
+            "uq_open_incident",
+            "model_id",
+            "environment",
+            "kind",
+            "basis",
+            unique=True,
+            sqlite_where=text("status IN ('open', 'acknowledged')"),
+            postgresql_where=text("status IN ('open', 'acknowledged')"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="ml_model.id")
     version_id: int = Field(foreign_key="model_version.id")

@@ -539,3 +539,43 @@ def test_library_warnings_stay_out_of_monitoring(
         warnings.simplefilter("always")
         model.predict_proba(frame[["x1", "x2"]])
     assert any("feature names" in str(w.message) for w in caught)  # the warning is real
+
+
+def test_upgrading_a_store_merges_its_alert_flood_into_incidents(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    if people_db.url.startswith("postgresql"):
+        pytest.skip("runs the migration down and up again; the SQLite copy is the store's own")
+    from alembic import command
+    from sqlalchemy import text
+
+    _deploy(
+        people_db,
+        principal,
+        "legacy",
+        LogisticRegression(),
+        ("accuracy", ">=", 0.5),
+        {"drift_feature": "x1"},
+    )
+    dana = principal(Role.DATA_SCIENTIST)
+    frame = _production(2, per_day=2000, shift_days=(0, 1))
+    monitoring.ingest(people_db, dana, "legacy", _predictions(frame), env=ENV)
+    people_db.dispose()
+    command.downgrade(migrate.alembic_config(people_db.url), "1fe4137086f4")
+    copy = (
+        "INSERT INTO alert (model_id, version_id, environment, window_start, kind, metric, "
+        "value, threshold, message, status, created_at) SELECT model_id, version_id, "
+        "environment, datetime(window_start, :shift), kind, metric, value, threshold, message, "
+        "'open', created_at FROM alert WHERE id = (SELECT min(id) FROM alert WHERE kind = 'drift')"
+    )
+    with people_db.engine.begin() as connection:
+        for days in ("+1 day", "+2 days", "+3 days"):  # one alert per window, as before
+            connection.execute(text(copy).bindparams(shift=days))
+    migrate.upgrade(people_db.url)
+    drift = [i for i in _incidents(people_db, "legacy") if i.kind == "drift"]
+    active = [i for i in drift if i.status in ("open", "acknowledged")]
+    assert len(drift) == 4 and len(active) == 1
+    assert active[0].windows_in_breach == 4
+    assert active[0].window == date(2026, 11, 1) and active[0].last_window == date(2026, 11, 4)
+    merged = [i for i in drift if i.status == "closed"]
+    assert all(i.superseded_by == active[0].id for i in merged)

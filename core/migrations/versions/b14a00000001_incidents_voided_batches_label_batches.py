@@ -34,6 +34,31 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False, server_default=sa.text('CURRENT_TIMESTAMP')))
         batch_op.create_foreign_key('fk_alert_superseded_by', 'alert', ['superseded_by_id'], ['id'])
 
+    # Existing alerts become incidents: the newest open alert of each model, environment and
+    # kind carries the count and the span of its group; the others close, pointing at it.
+    active = "status IN ('open', 'acknowledged')"
+    same_group = (
+        "b.model_id = alert.model_id AND b.environment = alert.environment "
+        f"AND b.kind = alert.kind AND b.{active}"
+    )
+    keepers = f"SELECT max(id) FROM alert WHERE {active} GROUP BY model_id, environment, kind"
+    op.execute("UPDATE alert SET last_window = window_start WHERE last_window IS NULL")
+    op.execute(
+        f"UPDATE alert SET "
+        f"windows_in_breach = (SELECT count(*) FROM alert b WHERE {same_group}), "
+        f"window_start = (SELECT min(b.window_start) FROM alert b WHERE {same_group}), "
+        f"last_window = (SELECT max(b.window_start) FROM alert b WHERE {same_group}) "
+        f"WHERE id IN ({keepers})"
+    )
+    op.execute(
+        f"UPDATE alert SET status = 'closed', resolved_at = CURRENT_TIMESTAMP, "
+        f"closed_reason = 'Merged into one incident per model, environment and kind.', "
+        f"superseded_by_id = (SELECT max(b.id) FROM alert b WHERE {same_group}) "
+        f"WHERE {active} AND id NOT IN ({keepers})"
+    )
+    with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.create_index('uq_open_incident', ['model_id', 'environment', 'kind', 'basis'], unique=True, sqlite_where=sa.text("status IN ('open', 'acknowledged')"), postgresql_where=sa.text("status IN ('open', 'acknowledged')"))
+
     with op.batch_alter_table('inference_batch', schema=None) as batch_op:
         batch_op.add_column(sa.Column('voided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('voided_by_id', sa.Integer(), nullable=True))
@@ -66,6 +91,7 @@ def downgrade() -> None:
         batch_op.drop_column('voided_at')
 
     with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_index('uq_open_incident', sqlite_where=sa.text("status IN ('open', 'acknowledged')"), postgresql_where=sa.text("status IN ('open', 'acknowledged')"))
         batch_op.drop_constraint('fk_alert_superseded_by', type_='foreignkey')
         batch_op.drop_column('updated_at')
         batch_op.drop_column('superseded_by_id')

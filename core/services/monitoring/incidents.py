@@ -200,6 +200,8 @@ def evaluate_windows(
     changes = IncidentChanges()
     if not touched:
         return changes
+    # one evaluation at a time per model: two ingests cannot both open the same incident
+    session.exec(select(MLModel.id).where(MLModel.id == target.model.id).with_for_update()).one()
     windows = _all_windows(session, target)
     days = sorted(windows)
     active = _active_incidents(session, target)
