@@ -330,6 +330,8 @@ def test_an_estimated_incident_closes_when_labels_show_the_goal_met(
     monitoring.ingest_labels(people_db, dana, "shy", _labels(frame), env=ENV)
     [closed] = _incidents(people_db, "shy")
     assert closed.status == "closed" and "show the goal met" in (closed.closed_reason or "")
+    perf = monitoring.performance_results(monitoring.monitoring_data(people_db, "shy", ENV))
+    assert (perf["estimated_roc_auc"] < 0.9).all() and (perf["roc_auc"] >= 0.9).all()
     with people_db.read() as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "incident.closed")).one()
     assert "show the goal met" in event.summary

@@ -55,6 +55,18 @@ from core.services.monitoring.status import (
 )
 from core.services.registry import get_model, get_version
 
+ESTIMATED_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "ks",
+    "gini",
+)
+
 # --- reads for the page (window aggregates only) ------------------------------------------
 
 
@@ -194,7 +206,7 @@ def performance_results(data: MonitoringData) -> pd.DataFrame:
     table = performance_table(data.windows, task)
     if task == "classification":
         estimates = [cbpe_estimate(data.windows[w].cbpe) for w in table["window"]]
-        for metric in ("accuracy", "precision", "recall", "f1"):
+        for metric in ESTIMATED_METRICS:
             table[f"estimated_{metric}"] = [e.get(metric, np.nan) for e in estimates]
     return table
 
