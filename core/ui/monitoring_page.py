@@ -120,6 +120,8 @@ def _health(card: monitoring.HealthCard) -> None:
         st.text(card.goal)
         for reason in card.reasons:
             st.text(f"• {reason}")
+        if card.drift:
+            st.caption(f"Latest window ({card.last_window}): " + " ".join(card.drift))
 
 
 def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:

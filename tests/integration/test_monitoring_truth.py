@@ -214,8 +214,13 @@ def test_a_wrong_label_batch_is_voided_exactly_and_sent_again(
     # sending the right labels is refused until the wrong batch is voided
     with pytest.raises(Conflict, match="void the batch"):
         monitoring.ingest_labels(people_db, dana, "yesno", _labels(frame), env=ENV)
+    denials = _counts(people_db)["AuditEvent"]
     with pytest.raises(PermissionDenied):
         monitoring.void_batch(people_db, blake, "yesno", wrong.batch_id, "labels were swapped")
+    with people_db.read() as session:
+        denied = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    assert denied is not None and denied.action == "permission.denied"
+    assert _counts(people_db)["AuditEvent"] == denials + 1
     with pytest.raises(InvalidInput, match="Say why"):
         monitoring.void_batch(people_db, dana, "yesno", wrong.batch_id, " ")
 
@@ -434,6 +439,11 @@ def test_drift_share_counts_features_and_outputs_are_reported_apart(
     assert "1 of 3 features drifted; prediction drift: yes; score drift: yes" in report["message"]
     card = monitoring.health_card(monitoring.monitoring_data(people_db, "split", ENV))
     assert "The distribution of the model's scores changed." in card.reasons
+    assert card.drift == [
+        "Features: 1 of 3 drifted (x1).",
+        "Predictions: distribution changed.",
+        "Scores: distribution changed.",
+    ]
 
 
 # --- 10. messages ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -445,6 +445,21 @@ class HealthCard:
     since: date | None
     reasons: list[str]
     last_window: date | None
+    drift: list[str] = field(default_factory=list)
+
+
+def _drift_lines(state: WindowStatus) -> list[str]:
+    """Feature drift, prediction drift and score drift, each on its own line."""
+
+    def verdict(drifted: bool | None) -> str:
+        return "not measured" if drifted is None else "changed" if drifted else "unchanged"
+
+    return [
+        f"Features: {len(state.drifted)} of {state.n_features} drifted"
+        + (f" ({', '.join(state.drifted[:6])})." if state.drifted else "."),
+        f"Predictions: distribution {verdict(state.prediction_drifted)}.",
+        f"Scores: distribution {verdict(state.score_drifted)}.",
+    ]
 
 
 def health_card(data: MonitoringData) -> HealthCard:
@@ -488,6 +503,7 @@ def health_card(data: MonitoringData) -> HealthCard:
         since,
         reasons,
         latest.window,
+        _drift_lines(latest),
     )
 
 
