@@ -332,6 +332,7 @@ def test_an_estimated_incident_closes_when_labels_show_the_goal_met(
         "open",
     )
     assert estimated.windows_in_breach == 3
+    assert monitoring.retraining_tasks(people_db, "shy") == []  # an estimate alone
     monitoring.ingest_labels(people_db, dana, "shy", _labels(frame), env=ENV)
     [closed] = _incidents(people_db, "shy")
     assert closed.status == "closed" and "show the goal met" in (closed.closed_reason or "")

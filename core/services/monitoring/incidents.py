@@ -503,7 +503,8 @@ def _notify_team(session: Session, target: _Target, opened: list[Alert]) -> None
 def _open_retraining(
     session: Session, actor: Principal, target: _Target, opened: list[Alert]
 ) -> int | None:
-    reasons = [a for a in opened if a.kind in RETRAIN_KINDS]
+    # an estimate alone does not start retraining: labels may contradict it
+    reasons = [a for a in opened if a.kind in RETRAIN_KINDS and a.basis != ESTIMATED]
     if not reasons:
         return None
     current = session.exec(
