@@ -451,15 +451,17 @@ class HealthCard:
 def _drift_lines(state: WindowStatus) -> list[str]:
     """Feature drift, prediction drift and score drift, each on its own line."""
 
-    def verdict(drifted: bool | None) -> str:
-        return "not measured" if drifted is None else "changed" if drifted else "unchanged"
-
-    return [
+    lines = [
         f"Features: {len(state.drifted)} of {state.n_features} drifted"
-        + (f" ({', '.join(state.drifted[:6])})." if state.drifted else "."),
-        f"Predictions: distribution {verdict(state.prediction_drifted)}.",
-        f"Scores: distribution {verdict(state.score_drifted)}.",
+        + (f" ({', '.join(state.drifted[:6])})." if state.drifted else ".")
     ]
+    for what, drifted in (
+        ("Predictions", state.prediction_drifted),
+        ("Scores", state.score_drifted),
+    ):
+        if drifted is not None:  # a regressor has no scores
+            lines.append(f"{what}: distribution {'changed' if drifted else 'unchanged'}.")
+    return lines
 
 
 def health_card(data: MonitoringData) -> HealthCard:
