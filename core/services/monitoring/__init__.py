@@ -1,8 +1,10 @@
-"""Production monitoring: ingest predictions and labels into per-window aggregates, open alerts
-and retraining tasks, retrain, and the reads the monitoring page and reports use.
+"""Production monitoring: ingest predictions and labels into per-window aggregates, void a
+batch, open and close incidents and retraining tasks, retrain, and the reads the monitoring
+page and reports use.
 
-Ingest writes raw rows once (for labels and retraining) and merges per-window counts; every
-read for the page uses only the stored window aggregates, never raw prediction rows.
+Ingest writes raw rows once (for labels, voiding and retraining) and merges per-window
+counts; every read for the page uses only the stored window aggregates, never raw prediction
+rows (voiding recomputes the touched windows from the rows that remain).
 """
 
 from __future__ import annotations
