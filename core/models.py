@@ -410,7 +410,16 @@ class InferenceBatch(SQLModel, table=True):
 
     __tablename__ = "inference_batch"
     __table_args__ = (
-        UniqueConstraint("model_id", "environment", "kind", "file_sha256", name="uq_batch_file"),
+        Index(
+            "uq_batch_file_live",
+            "model_id",
+            "environment",
+            "kind",
+            "file_sha256",
+            unique=True,
+            sqlite_where=text("voided_at IS NULL"),
+            postgresql_where=text("voided_at IS NULL"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="ml_model.id", index=True)
@@ -425,6 +434,9 @@ class InferenceBatch(SQLModel, table=True):
     window_end: datetime | None = None
     created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
+    voided_at: datetime | None = None
+    voided_by_id: int | None = Field(default=None, foreign_key="user.id")
+    void_reason: str | None = Field(default=None, max_length=500)
 
 
 class Prediction(SQLModel, table=True):
@@ -443,6 +455,7 @@ class Prediction(SQLModel, table=True):
     prediction: str = Field(max_length=120)
     score: float | None = None
     label: str | None = Field(default=None, max_length=120)
+    label_batch_id: int | None = Field(default=None, foreign_key="inference_batch.id", index=True)
     features: str = Field(sa_column=Column(Text, nullable=False))
 
 
@@ -465,9 +478,22 @@ class WindowAggregateRow(SQLModel, table=True):
 
 
 class Alert(SQLModel, table=True):
-    """A monitoring threshold crossed in a window."""
+    """An incident: one kind of threshold crossed by a model in an environment, open from its
+    first window in breach until it clears, is resolved, or is superseded."""
 
-    __table_args__ = (Index("ix_alert_model_status", "model_id", "status"),)
+    __table_args__ = (
+        Index("ix_alert_model_status", "model_id", "status"),
+        Index(
+            "uq_open_incident",
+            "model_id",
+            "environment",
+            "kind",
+            "basis",
+            unique=True,
+            sqlite_where=text("status IN ('open', 'acknowledged')"),
+            postgresql_where=text("status IN ('open', 'acknowledged')"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="ml_model.id")
     version_id: int = Field(foreign_key="model_version.id")
@@ -482,6 +508,13 @@ class Alert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     resolved_at: datetime | None = None
     resolved_by_id: int | None = Field(default=None, foreign_key="user.id")
+    basis: str = Field(default="", max_length=20)
+    last_window: datetime | None = None
+    windows_in_breach: int = Field(default=1)
+    worst_value: float | None = None
+    closed_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    superseded_by_id: int | None = Field(default=None, foreign_key="alert.id")
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class RetrainingTask(SQLModel, table=True):

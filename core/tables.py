@@ -155,9 +155,10 @@ def _read_csv_bytes(data: bytes, name: str) -> pd.DataFrame:
     text = _decode_utf8(data, name)
     if not text.strip():
         raise InvalidInput(f"The file '{name}' is empty. Upload a file with a header and rows.")
-    header = _raw_header(text, name)
+    delimiter = sniff_delimiter(text[:1024])
+    header = _raw_header(text, name, delimiter)
     try:
-        frame = pd.read_csv(io.StringIO(text), skipinitialspace=False)
+        frame = pd.read_csv(io.StringIO(text), skipinitialspace=False, sep=delimiter)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InvalidInput(_unparseable_message(name, exc)) from exc
     frame.columns = pd.Index(header)
@@ -200,8 +201,20 @@ def _decode_utf8(data: bytes, name: str) -> str:
     return text
 
 
-def _raw_header(text: str, name: str) -> list[str]:
-    rows = csv.reader(io.StringIO(text))
+def sniff_delimiter(head: str) -> str:
+    """',' unless the header has no comma and the first KB is clearly split by ';', tab or '|'
+    (a spreadsheet saved with a European locale writes semicolons)."""
+    first_line = head.splitlines()[0] if head else ""
+    if "," in first_line or not first_line:
+        return ","
+    try:
+        return csv.Sniffer().sniff(head, delimiters=";\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _raw_header(text: str, name: str, delimiter: str = ",") -> list[str]:
+    rows = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         header = next(rows)
         first_row = next(rows, None)
@@ -344,9 +357,10 @@ def _csv_chunks(
 ) -> Iterator[pd.DataFrame]:
     _refuse_binary(_peek(source, 8), name)
     try:
-        header = _csv_stream_header(source)
+        delimiter = sniff_delimiter(_peek(source, 1024).decode("utf-8-sig", errors="ignore"))
+        header = _csv_stream_header(source, delimiter)
         _checked_headers(pd.Index(header), name)
-        reader = pd.read_csv(source, chunksize=chunk_rows, encoding="utf-8-sig")
+        reader = pd.read_csv(source, chunksize=chunk_rows, encoding="utf-8-sig", sep=delimiter)
         with reader:
             yield from reader
     except UnicodeDecodeError as exc:
@@ -358,20 +372,22 @@ def _csv_chunks(
         raise InvalidInput(_unparseable_message(name, exc)) from exc
 
 
-def _csv_stream_header(source: str | os.PathLike[str] | IO[bytes]) -> list[str]:
+def _csv_stream_header(
+    source: str | os.PathLike[str] | IO[bytes], delimiter: str = ","
+) -> list[str]:
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as handle:
-            return _first_csv_row(handle)
+            return _first_csv_row(handle, delimiter)
     position = source.tell()
-    header = _first_csv_row(source)
+    header = _first_csv_row(source, delimiter)
     source.seek(position)
     return header
 
 
-def _first_csv_row(handle: IO[bytes]) -> list[str]:
+def _first_csv_row(handle: IO[bytes], delimiter: str = ",") -> list[str]:
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
     try:
-        return next(csv.reader(text), [])
+        return next(csv.reader(text, delimiter=delimiter), [])
     finally:
         text.detach()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -52,8 +55,30 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         render_as_batch=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    with _foreign_keys_off_on_sqlite(connection):
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+@contextmanager
+def _foreign_keys_off_on_sqlite(connection: Connection) -> Iterator[None]:
+    """SQLite alters a table by rebuilding it (copy, drop, rename); with foreign keys on, the
+    drop fails while other tables' rows point at it. The pragma only works outside a
+    transaction, so it goes to the driver before SQLAlchemy begins one; the references are
+    checked once the migrations are done."""
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"The migration left rows pointing at missing rows: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -16,8 +16,21 @@ import pandas as pd
 from core.errors import InvalidInput
 
 TASKS = ("classification", "regression")
-CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1", "log_loss"]
-REGRESSION_METRICS = ["mae", "rmse", "r2"]
+CLASSIFICATION_METRICS = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "log_loss",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "ks",
+    "gini",
+]
+SCORE_METRICS = ("roc_auc", "pr_auc", "brier", "ks", "gini", "log_loss")
+REGRESSION_METRICS = ["mae", "rmse", "mape", "r2"]
+SCORE_BINS = 1000
 
 
 def add_sums(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,7 +78,7 @@ def _binary_sums(
 ) -> dict[str, float]:
     actual = y_true == positive_label
     predicted = y_pred == positive_label
-    sums: dict[str, float] = {
+    sums: dict[str, Any] = {
         "tp": int(np.sum(actual & predicted)),
         "fp": int(np.sum(~actual & predicted)),
         "tn": int(np.sum(~actual & ~predicted)),
@@ -75,11 +88,55 @@ def _binary_sums(
         p = pd.to_numeric(pd.Series(score), errors="coerce").to_numpy(dtype=float)
         ok = np.isfinite(p)
         eps = np.finfo(float).eps
+        positive = actual[ok]
         p = np.clip(p[ok], eps, 1 - eps)
-        losses = np.where(actual[ok], -np.log(p), -np.log1p(-p))
+        losses = np.where(positive, -np.log(p), -np.log1p(-p))
         sums["log_loss_sum"] = float(losses.sum())
         sums["n_scored"] = int(ok.sum())
+        sums["brier_sum"] = float(((p - positive) ** 2).sum())
+        sums["hist_pos"] = score_histogram(p[positive])
+        sums["hist_neg"] = score_histogram(p[~positive])
     return sums
+
+
+def score_bins(p: np.ndarray) -> np.ndarray:
+    """Bin of each probability on SCORE_BINS equal bins of [0, 1] (1.0 in the last bin)."""
+    clipped = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    return np.minimum((clipped * SCORE_BINS).astype(np.int64), SCORE_BINS - 1)
+
+
+def score_histogram(p: np.ndarray) -> dict[str, int]:
+    """Sparse counts per score bin, keyed by the bin number as text (mergeable with add_sums)."""
+    counts = np.bincount(score_bins(p), minlength=SCORE_BINS)
+    present = np.flatnonzero(counts)
+    return {str(int(b)): int(counts[b]) for b in present}
+
+
+def _dense(histogram: Mapping[str, float]) -> np.ndarray:
+    dense = np.zeros(SCORE_BINS, dtype=float)
+    for key, value in histogram.items():
+        dense[int(key)] += float(value)
+    return dense
+
+
+def ranking_metrics(pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
+    """ROC AUC, PR AUC (average precision), KS and Gini from per-class counts on score bins.
+
+    Rows in the same bin count as ties: half a pair for ROC AUC, one threshold for PR AUC.
+    """
+    n_pos, n_neg = float(pos.sum()), float(neg.sum())
+    if n_pos <= 0 or n_neg <= 0:
+        return {}
+    above = n_pos - np.cumsum(pos)
+    auc = float(np.dot(neg, above + 0.5 * pos) / (n_pos * n_neg))
+    tp = np.cumsum(pos[::-1])
+    fp = np.cumsum(neg[::-1])
+    seen = (pos[::-1] + neg[::-1]) > 0
+    precision = tp[seen] / (tp[seen] + fp[seen])
+    recall = tp[seen] / n_pos
+    pr_auc = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+    ks = float(np.max(np.abs(np.cumsum(pos) / n_pos - np.cumsum(neg) / n_neg)))
+    return {"roc_auc": auc, "pr_auc": pr_auc, "ks": ks, "gini": 2 * auc - 1}
 
 
 def label_sums(
@@ -98,12 +155,15 @@ def label_sums(
         known = np.isfinite(y) & np.isfinite(pred)
         y, pred = y[known], pred[known]
         error = y - pred
+        nonzero = y != 0
         return {
             "n": len(y),
             "sum_abs_err": float(np.abs(error).sum()),
             "sum_sq_err": float((error * error).sum()),
             "sum_y": float(y.sum()),
             "sum_y2": float((y * y).sum()),
+            "sum_ape": float(np.abs(error[nonzero] / y[nonzero]).sum()),
+            "n_ape": int(nonzero.sum()),
         }
     truth, predicted = as_labels(y_true), as_labels(y_pred)
     sums: dict[str, Any] = {
@@ -145,18 +205,26 @@ def _classification_metrics(sums: Mapping[str, Any]) -> dict[str, float]:
         metrics.update(_macro(sums.get("classes", {})))
     if sums.get("n_scored"):
         metrics["log_loss"] = sums["log_loss_sum"] / sums["n_scored"]
+        if "brier_sum" in sums:
+            metrics["brier"] = sums["brier_sum"] / sums["n_scored"]
+    if "hist_pos" in sums or "hist_neg" in sums:
+        pos, neg = _dense(sums.get("hist_pos", {})), _dense(sums.get("hist_neg", {}))
+        metrics.update(ranking_metrics(pos, neg))
     return metrics
 
 
 def _regression_metrics(sums: Mapping[str, Any]) -> dict[str, float]:
     n = sums["n"]
     total = sums["sum_y2"] - sums["sum_y"] ** 2 / n if n else 0.0
-    return {
+    metrics = {
         "n": float(n),
         "mae": _ratio(sums["sum_abs_err"], n),
         "rmse": float(np.sqrt(_ratio(sums["sum_sq_err"], n))),
         "r2": 1 - sums["sum_sq_err"] / total if total > 0 else float("nan"),
     }
+    if sums.get("n_ape"):
+        metrics["mape"] = sums["sum_ape"] / sums["n_ape"]
+    return metrics
 
 
 def metrics_from_sums(sums: Mapping[str, Any], task: str) -> dict[str, float]:
@@ -169,7 +237,7 @@ def metrics_from_sums(sums: Mapping[str, Any], task: str) -> dict[str, float]:
     return _classification_metrics(sums)
 
 
-def cbpe_sums(scores: Any, predicted_positive: Any) -> dict[str, float]:
+def cbpe_sums(scores: Any, predicted_positive: Any) -> dict[str, Any]:
     """What CBPE needs per window: counts and probability sums split by predicted class.
 
     `scores` are calibrated probabilities of the positive class.
@@ -183,11 +251,13 @@ def cbpe_sums(scores: Any, predicted_positive: Any) -> dict[str, float]:
         "n_pred_pos": int(predicted.sum()),
         "sum_p_pred_pos": float(p[predicted].sum()),
         "sum_p_pred_neg": float(p[~predicted].sum()),
+        "brier_sum": float((p * (1 - p)).sum()),
+        "hist": score_histogram(p),
     }
 
 
 def cbpe_estimate(
-    score_sums_or_scores: Mapping[str, float] | Any,
+    score_sums_or_scores: Mapping[str, Any] | Any,
     predicted_positive: Any = None,
     *,
     threshold: float = 0.5,
@@ -209,13 +279,20 @@ def cbpe_estimate(
     tp, fn = sums["sum_p_pred_pos"], sums["sum_p_pred_neg"]
     fp, tn = n_pos - tp, (n - n_pos) - fn
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    return {
+    estimate = {
         "n": float(n),
         "accuracy": _ratio(tp + tn, n),
         "precision": precision,
         "recall": recall,
         "f1": _f1(precision, recall),
     }
+    if "brier_sum" in sums:
+        estimate["brier"] = sums["brier_sum"] / n
+    if "hist" in sums:
+        counts = _dense(sums["hist"])
+        centres = (np.arange(SCORE_BINS) + 0.5) / SCORE_BINS
+        estimate.update(ranking_metrics(counts * centres, counts * (1 - centres)))
+    return estimate
 
 
 class LabelledWindow(Protocol):
@@ -228,7 +305,7 @@ class LabelledWindow(Protocol):
     def labels(self) -> Mapping[str, Any]: ...
 
     @property
-    def cbpe(self) -> Mapping[str, float]: ...
+    def cbpe(self) -> Mapping[str, Any]: ...
 
 
 def performance_table(windows: Mapping[date, LabelledWindow], task: str) -> pd.DataFrame:

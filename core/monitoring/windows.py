@@ -97,7 +97,7 @@ class WindowAggregate:
     columns: dict[str, ColumnAggregate] = field(default_factory=dict)
     duplicate_ids: int = 0
     unexpected_columns: list[str] = field(default_factory=list)
-    cbpe: dict[str, float] = field(default_factory=dict)
+    cbpe: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
 
     def merge(self, other: WindowAggregate) -> WindowAggregate:
@@ -576,13 +576,16 @@ def _monitored(profile: ReferenceProfile) -> dict[str, FeatureReference]:
     columns = dict(profile.features)
     if profile.prediction is not None:
         columns[PREDICTION] = profile.prediction
+    if profile.score is not None:
+        columns[SCORE] = profile.score
     return columns
 
 
 def window_drift(
     profile: ReferenceProfile, agg: WindowAggregate, config: DriftConfig
 ) -> list[FeatureDrift]:
-    """Drift of every feature and of the prediction in one window, from its counts only."""
+    """Drift of every feature, of the prediction and of the score in one window, from its
+    counts only (the dataset share counts features alone: see `dataset_drift_share`)."""
     results = []
     for name, ref in _monitored(profile).items():
         column = agg.columns.get(name)

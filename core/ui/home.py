@@ -9,8 +9,8 @@ import streamlit as st
 
 from core.auth import Permission
 from core.errors import QuorumError
+from core.services import monitoring, reviews
 from core.services import portfolio as pf
-from core.services import reviews
 from core.ui.session import PageContext, fail
 
 
@@ -19,12 +19,14 @@ def inbox_section(ctx: PageContext) -> None:
     queue = _review_queue(ctx)
     tasks = pf.my_versions_needing_action(ctx.db, ctx.principal)
     queued = {f"{q.model} v{q.number}" for q in queue}
-    items = [
+    everything = [
         i
         for i in pf.inbox(ctx.db, ctx.principal)
         if not (i.kind == "review_requested" and i.title.removeprefix("Review ") in queued)
     ]
-    if not items and not queue and not tasks:
+    items = [i for i in everything if i.kind != "alert"]
+    alerts = [i for i in everything if i.kind == "alert"]
+    if not items and not queue and not tasks and not alerts:
         st.success("Nothing waits for you right now.", icon=":material/inbox:")
         return
     for entry in queue:
@@ -36,6 +38,7 @@ def inbox_section(ctx: PageContext) -> None:
         )
     for task in tasks:
         _task_row("Your version", task.title, task.detail, task.link)
+    _alert_cards(ctx, alerts)
     for item in items:
         with st.container(border=True):
             cols = st.columns([6, 2, 2])
@@ -49,6 +52,36 @@ def inbox_section(ctx: PageContext) -> None:
             if cols[2].button("Mark done", key=f"inbox_done_{item.id}"):
                 try:
                     pf.mark_read(ctx.db, ctx.principal, item.id or 0)
+                    st.rerun()
+                except QuorumError as error:
+                    fail(error)
+
+
+def _alert_cards(ctx: PageContext, alerts: list[Any]) -> None:
+    """One card per model, however many incident notifications it sent."""
+    by_model: dict[int, list[Any]] = {}
+    for item in alerts:
+        by_model.setdefault(item.model_id or 0, []).append(item)
+    counts = monitoring.open_incident_counts(ctx.db, [m for m in by_model if m])
+    for model_id, notes in by_model.items():
+        name = notes[0].title.split(":", 1)[0]
+        count = counts.get(model_id, 0)
+        with st.container(border=True):
+            cols = st.columns([6, 2, 2])
+            cols[0].markdown("**Monitoring**")
+            cols[0].text(
+                f"{name}: {count} open incident(s)"
+                if count
+                else f"{name}: no open incident (the {len(notes)} notification(s) are settled)"
+            )
+            cols[0].caption(notes[0].body)
+            cols[1].caption(pf.since(notes[0].created_at))
+            if notes[0].link:
+                _open_link(cols[1], notes[0].link)
+            if cols[2].button("Mark done", key=f"inbox_alerts_{model_id}"):
+                try:
+                    for note in notes:
+                        pf.mark_read(ctx.db, ctx.principal, note.id or 0)
                     st.rerun()
                 except QuorumError as error:
                     fail(error)

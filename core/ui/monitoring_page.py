@@ -123,6 +123,8 @@ def _health(card: monitoring.HealthCard) -> None:
         st.text(card.goal)
         for reason in card.reasons:
             st.text(f"• {reason}")
+        if card.drift:
+            st.caption(f"Latest window ({card.last_window}): " + " ".join(card.drift))
 
 
 def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
@@ -234,15 +236,23 @@ def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
 
 
 def _alerts(ctx: PageContext, model: str, env: str) -> None:
-    open_alerts = monitoring.alerts(ctx.db, model, env)
-    st.subheader(f"Open alerts ({len(open_alerts)})")
+    incidents = monitoring.alerts(ctx.db, model, env)
+    st.subheader(f"Open incidents ({len(incidents)})")
+    st.caption(
+        "One incident per kind of problem; it counts the windows in breach and closes by itself "
+        "once the condition has cleared for a few windows in a row."
+    )
     can_manage = ctx.principal.can_anywhere(Permission.MANAGE_MONITORING)
-    for alert in open_alerts[:50]:
+    unacknowledged = sum(1 for i in incidents if i.status == monitoring.OPEN)
+    if (
+        can_manage
+        and unacknowledged
+        and st.button(f"Acknowledge all open ({unacknowledged})", key="ack_all")
+    ):
+        _acknowledge_all(ctx, model, env)
+    for alert in incidents[:50]:
         with st.container(border=True):
-            st.text(
-                f"#{alert.id} · {alert.kind} · window {alert.window} · v{alert.version} · "
-                f"{alert.status}"
-            )
+            st.text(alert.title)
             st.text(alert.message)
             if can_manage:
                 left, right = st.columns(2)
@@ -252,8 +262,8 @@ def _alerts(ctx: PageContext, model: str, env: str) -> None:
                     _set_alert(ctx, alert.id, monitoring.ACKNOWLEDGED)
                 if right.button("Resolve", key=f"resolve_{alert.id}"):
                     _set_alert(ctx, alert.id, monitoring.RESOLVED)
-    if len(open_alerts) > 50:
-        st.caption(f"Showing the 50 latest of {len(open_alerts)} open alerts.")
+    if len(incidents) > 50:
+        st.caption(f"Showing the 50 latest of {len(incidents)} open incidents.")
     st.subheader("Retraining tasks")
     tasks = monitoring.retraining_tasks(ctx.db, model)
     if not tasks:
@@ -266,6 +276,62 @@ def _alerts(ctx: PageContext, model: str, env: str) -> None:
             if task.status == monitoring.OPEN and ctx.principal.can_anywhere(Permission.RETRAIN):
                 if st.button("Retrain", key=f"retrain_{task.id}", type="primary"):
                     _retrain(ctx, model, env, task.id)
+    _batches(ctx, model, env)
+
+
+def _acknowledge_all(ctx: PageContext, model: str, env: str) -> None:
+    try:
+        count = monitoring.acknowledge_incidents(ctx.db, ctx.principal, model, env)
+    except QuorumError as error:
+        fail(error)
+        return
+    flash(f"{count} incident(s) of {model} acknowledged.")
+    st.rerun()
+
+
+def _batches(ctx: PageContext, model: str, env: str) -> None:
+    st.subheader("Batches")
+    rows = monitoring.batches(ctx.db, model, env)
+    if not rows:
+        st.text("No batch was ingested here yet.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Batch": b.id,
+                    "Kind": b.kind,
+                    "File": b.filename,
+                    "Rows": b.n_rows,
+                    "Version": b.version,
+                    "When (UTC)": b.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "Voided": b.void_reason or "",
+                }
+                for b in rows
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        key="batches_table",
+    )
+    allowed = ctx.principal.can_anywhere(Permission.INGEST) or ctx.principal.can_anywhere(
+        Permission.MANAGE_MONITORING
+    )
+    live = [b.id for b in rows if b.voided_at is None]
+    if not allowed or not live:
+        return
+    with st.form("void_batch", clear_on_submit=True):
+        batch_id = st.selectbox("Batch to void", live, key="void_batch_id")
+        reason = st.text_input("Why (kept in the audit trail)", key="void_reason")
+        sent = st.form_submit_button("Void batch")
+    if sent and batch_id is not None:
+        try:
+            result = monitoring.void_batch(ctx.db, ctx.principal, model, int(batch_id), reason)
+        except QuorumError as error:
+            fail(error)
+            return
+        flash(result.message)
+        st.rerun()
 
 
 def _set_alert(ctx: PageContext, alert_id: int, status: str) -> None:
@@ -274,7 +340,7 @@ def _set_alert(ctx: PageContext, alert_id: int, status: str) -> None:
     except QuorumError as error:
         fail(error)
         return
-    flash(f"Alert #{alert_id} {status}.")
+    flash(f"Incident #{alert_id} {status}.")
     st.rerun()
 
 

@@ -12,10 +12,12 @@ import pytest
 import skops.io as sio
 import streamlit as st
 from sklearn.linear_model import LogisticRegression
+from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from core import config, demo, migrate
 from core.db import Database
+from core.models import Notification
 from core.services import deployments, monitoring, registry, reviews, users, versions
 from core.ui.session import USER_KEY
 from tests.ui.conftest import shown_tab
@@ -116,7 +118,40 @@ def test_monitoring_page_shows_health_card_and_charts(store: tuple[str, int]) ->
     assert any("Health: " in s.value for s in at.subheader)
     charts = at.get("plotly_chart")
     assert len(charts) >= 4
-    assert "Data drift" in texts or "Open alerts" in " ".join(s.value for s in at.subheader)
+    assert "Data drift" in texts or "Open incidents" in " ".join(s.value for s in at.subheader)
+
+
+def test_incidents_are_acknowledged_in_bulk_from_the_page(store: tuple[str, int]) -> None:
+    db = Database(store[0])
+    riley = users.principal_by_email(db, "riley@demo.quorum")
+    open_before = [i for i in monitoring.alerts(db, MODEL, ENV) if i.status == "open"]
+    assert open_before
+    at = _open("pages/5_Monitoring.py", riley.user_id)
+    at.selectbox(key="mon_env").set_value(ENV).run()
+    at.button(key="ack_all").click().run()
+    assert not at.exception
+    assert {i.status for i in monitoring.alerts(db, MODEL, ENV)} == {"acknowledged"}
+    db.dispose()
+
+
+def test_home_shows_one_monitoring_card_per_model(store: tuple[str, int]) -> None:
+    db = Database(store[0])
+    with db.read() as session:
+        notes = session.exec(
+            select(Notification).where(
+                Notification.user_id == store[1], Notification.kind == "alert"
+            )
+        ).all()
+    assert len(notes) >= 2  # several incidents opened, each notified
+    count = len(monitoring.alerts(db, MODEL, ENV))
+    db.dispose()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state[USER_KEY] = store[1]
+    at.run()
+    assert not at.exception
+    cards = [m.value for m in at.markdown if m.value == "**Monitoring**"]
+    assert len(cards) == 1
+    assert f"{MODEL}: {count} open incident(s)" in [t.value for t in at.text]
 
 
 def test_batch_scoring_page_renders_for_a_data_scientist(store: tuple[str, int]) -> None:

@@ -150,3 +150,57 @@ def test_performance_table_uses_labels_where_joined_and_estimates_elsewhere(canc
     )
     assert table.loc[date(2026, 5, 1), "n_labelled"] == 120
     assert 0.85 < table.loc[date(2026, 5, 2), "accuracy"] <= 1.0
+
+
+def _scores(rng, n, separation, ties=False):
+    y = rng.random(n) < 0.3
+    p = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + separation * y - 1)))
+    if ties:  # a model that outputs few distinct scores (a shallow tree)
+        p = np.round(p, 1)
+    return y, p
+
+
+@pytest.mark.parametrize("separation,ties", [(0.5, False), (2.0, False), (4.0, False), (2.0, True)])
+def test_ranking_metrics_from_merged_histograms_match_sklearn(separation, ties):
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y, p = _scores(rng, 20_000, separation, ties)
+    labels, predicted = np.where(y, "Yes", "No"), np.where(p >= 0.5, "Yes", "No")
+    sums = {}
+    for part in np.array_split(np.arange(len(y)), 7):
+        sums = add_sums(
+            sums, label_sums(labels[part], predicted[part], p[part], "classification", "Yes")
+        )
+    metrics = metrics_from_sums(json.loads(json.dumps(sums)), "classification")
+    assert abs(metrics["roc_auc"] - roc_auc_score(y, p)) <= 0.002
+    assert abs(metrics["pr_auc"] - average_precision_score(y, p)) <= 0.002
+    assert metrics["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+    assert metrics["gini"] == pytest.approx(2 * metrics["roc_auc"] - 1)
+    cdf_gap = max(abs((p[y] <= t).mean() - (p[~y] <= t).mean()) for t in np.unique(np.round(p, 3)))
+    assert abs(metrics["ks"] - cdf_gap) <= 0.01
+
+
+def test_estimated_auc_from_scores_matches_the_realised_one_when_calibrated():
+    rng = np.random.default_rng(5)
+    p = rng.beta(2, 5, 50_000)
+    y = rng.random(len(p)) < p  # labels drawn from the scores: calibrated by construction
+    estimate = cbpe_estimate(cbpe_sums(p, p >= 0.5))
+    from sklearn.metrics import roc_auc_score
+
+    assert abs(estimate["roc_auc"] - roc_auc_score(y, p)) <= 0.01
+    assert estimate["brier"] == pytest.approx(np.mean((p - y) ** 2), abs=0.003)
+
+
+def test_regression_mape_equals_sklearn_on_nonzero_targets():
+    from sklearn.metrics import mean_absolute_percentage_error
+
+    rng = np.random.default_rng(2)
+    y = rng.gamma(2.0, 10.0, 3_000)
+    pred = y * rng.normal(1.0, 0.1, len(y))
+    sums = add_sums(
+        label_sums(y[:1000], pred[:1000], None, "regression"),
+        label_sums(y[1000:], pred[1000:], None, "regression"),
+    )
+    metrics = metrics_from_sums(sums, "regression")
+    assert metrics["mape"] == pytest.approx(mean_absolute_percentage_error(y, pred), rel=1e-12)

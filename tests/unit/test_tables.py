@@ -226,3 +226,15 @@ def test_iter_chunks_refuses_duplicate_headers_and_keeps_position(tmp_path):
         list(iter_table_chunks(path, "dup.csv"))
     buffer = io.BytesIO(b"a,b\n1,2\n")
     assert [c["b"].tolist() for c in iter_table_chunks(buffer, "ok.csv")] == [[2]]
+
+
+def test_semicolon_and_tab_separated_files_are_read_like_commas():
+    expected = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]})
+    for sep in (";", "\t", "|"):
+        data = expected.to_csv(index=False, sep=sep).encode()
+        pd.testing.assert_frame_equal(read_table(data, "eu.csv"), expected)
+        chunks = list(iter_table_chunks(io.BytesIO(data), "eu.csv", chunk_rows=1))
+        pd.testing.assert_frame_equal(pd.concat(chunks), expected)
+    # a comma file whose text holds semicolons stays a comma file
+    mixed = b"a,b\n1,x;y\n2,z\n"
+    assert list(read_table(mixed, "mixed.csv")["b"]) == ["x;y", "z"]

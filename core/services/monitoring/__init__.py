@@ -1,8 +1,10 @@
-"""Production monitoring: ingest predictions and labels into per-window aggregates, open alerts
-and retraining tasks, retrain, and the reads the monitoring page and reports use.
+"""Production monitoring: ingest predictions and labels into per-window aggregates, void a
+batch, open and close incidents and retraining tasks, retrain, and the reads the monitoring
+page and reports use.
 
-Ingest writes raw rows once (for labels and retraining) and merges per-window counts; every
-read for the page uses only the stored window aggregates, never raw prediction rows.
+Ingest writes raw rows once (for labels, voiding and retraining) and merges per-window
+counts; every read for the page uses only the stored window aggregates, never raw prediction
+rows (voiding recomputes the touched windows from the rows that remain).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from core.monitoring.windows import WINDOWS
 from core.services.monitoring.common import (
     ACKNOWLEDGED,
+    ACTIVE,
     ANOMALY,
     ANOMALY_HISTORY,
     AT_RISK,
     CHUNK_ROWS,
+    CLOSED,
     CONFIG_KEYS,
     DEFAULT_TOLERANCE,
     DONE,
@@ -43,17 +47,17 @@ from core.services.monitoring.common import (
     Progress,
     Source,
     configure,
+    known_environment,
     settings_for,
 )
 from core.services.monitoring.incidents import (
     Crossing,
-    WindowStatus,
+    IncidentChanges,
+    acknowledge_incidents,
     evaluate_windows,
     monitoring_link,
-    series_frame,
     set_alert_status,
     team_members,
-    window_status,
 )
 from core.services.monitoring.ingest import (
     IngestResult,
@@ -68,13 +72,20 @@ from core.services.monitoring.report import (
 from core.services.monitoring.retrain import (
     retrain,
 )
+from core.services.monitoring.status import (
+    WindowStatus,
+    series_frame,
+    window_status,
+)
 from core.services.monitoring.views import (
     AlertView,
+    BatchView,
     Distribution,
     HealthCard,
     MonitoringData,
     TaskView,
     alerts,
+    batches,
     data_fingerprint,
     distribution,
     drift_results,
@@ -82,10 +93,15 @@ from core.services.monitoring.views import (
     metric_series,
     monitored_models,
     monitoring_data,
+    open_incident_counts,
     performance_results,
     quality_results,
     retraining_tasks,
     statuses,
+)
+from core.services.monitoring.void import (
+    VoidResult,
+    void_batch,
 )
 
 __all__ = [
@@ -104,6 +120,8 @@ __all__ = [
     "LABELS",
     "OPEN",
     "ACKNOWLEDGED",
+    "ACTIVE",
+    "CLOSED",
     "RESOLVED",
     "DONE",
     "HEALTHY",
@@ -133,6 +151,14 @@ __all__ = [
     "team_members",
     "monitoring_link",
     "set_alert_status",
+    "acknowledge_incidents",
+    "IncidentChanges",
+    "known_environment",
+    "void_batch",
+    "VoidResult",
+    "BatchView",
+    "batches",
+    "open_incident_counts",
     "IngestResult",
     "ingest",
     "ingest_labels",

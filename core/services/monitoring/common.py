@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -13,6 +15,7 @@ from sqlmodel import Session, select
 
 from core import audit, evaluation
 from core.auth import Permission, Principal, require
+from core.config import get_settings
 from core.db import Database
 from core.errors import InvalidInput, NotFound
 from core.models import (
@@ -26,6 +29,8 @@ from core.models import (
 from core.monitoring.performance import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
+    SCORE_METRICS,
+    as_labels,
 )
 from core.monitoring.profile import ReferenceProfile
 from core.monitoring.quality import QualityThresholds
@@ -50,6 +55,9 @@ MAX_LISTED = 5
 MAX_TEXT = 120
 PREDICTIONS, LABELS = "predictions", "labels"
 OPEN, ACKNOWLEDGED, RESOLVED, DONE = "open", "acknowledged", "resolved", "done"
+CLOSED = "closed"
+ACTIVE = (OPEN, ACKNOWLEDGED)
+REALISED, ESTIMATED = "realised", "estimated"
 HEALTHY, AT_RISK, FAILING, NO_DATA = "healthy", "at risk", "failing", "no data"
 DRIFT, PERFORMANCE, QUALITY, ANOMALY = "drift", "performance", "quality", "anomaly"
 RETRAIN_KINDS = (DRIFT, PERFORMANCE)
@@ -73,23 +81,48 @@ _INSERT_COLUMNS = (
 )
 
 
+METRIC_LABELS = {
+    **evaluation.METRIC_LABELS,
+    "pr_auc": "PR AUC",
+    "brier": "Brier score",
+    "ks": "KS statistic",
+    "gini": "Gini",
+    "mape": "MAPE",
+}
+
+
 # --- settings ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PerformanceGoal:
-    """The metric a window must meet, where it comes from, and in plain words."""
+    """The metric a window must meet, where it comes from, and in plain words.
+
+    `unavailable` says why production data cannot compute it (then it is never replaced by
+    another metric; the health card says so instead)."""
 
     metric: str
     operator: str
     target: float
     basis: str
+    unavailable: str = ""
 
     def met(self, value: float) -> bool:
-        return value >= self.target if self.operator == ">=" else value <= self.target
+        return evaluation.OPERATORS.get(self.operator, evaluation.OPERATORS[">="])[1](
+            value, self.target
+        )
+
+    @property
+    def label(self) -> str:
+        return METRIC_LABELS.get(self.metric, self.metric)
+
+    def statement(self) -> str:
+        words = evaluation.OPERATORS.get(self.operator, ("at least", None))[0]
+        return f"{self.label} {words} {self.target:.4g}"
 
     def describe(self, value: float | None) -> str:
-        return evaluation.describe_goal(self.metric, self.operator, self.target, value)
+        text = evaluation.describe_goal(self.metric, self.operator, self.target, value)
+        return self.label + text[len(self.metric) :] if text.startswith(self.metric) else text
 
 
 @dataclass(frozen=True)
@@ -103,17 +136,33 @@ class MonitoringSettings:
     min_labelled: int = 20
     anomaly_threshold: float = 3.5
     window: str = "D"
+    min_window_rows: int = 100
+    close_after: int = 2
+    days_before_registration: float = 366.0
+    days_ahead: float = 1.0
+
+
+_COUNTS = {
+    "min_labelled": 20,
+    "min_window_rows": 100,
+    "close_after": 2,
+}
+_DAYS = {"days_before_registration": 366.0, "days_ahead": 1.0}
 
 
 def settings_for(model: MLModel, ev: Evaluation | None) -> MonitoringSettings:
     config = dict(model.monitoring_config or {})
     try:
         quality = QualityThresholds.from_dict(config.get("quality", {}))
-        min_labelled = int(config.get("min_labelled", 20))
+        counts: dict[str, Any] = {k: int(config.get(k, v)) for k, v in _COUNTS.items()}
+        days: dict[str, Any] = {k: float(config.get(k, v)) for k, v in _DAYS.items()}
         anomaly = float(config.get("anomaly_threshold", 3.5))
         window = str(config.get("window", "D"))
         if window not in WINDOWS:
             raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
+        negative = [k for k, v in {**counts, **days}.items() if v < 0]
+        if negative or counts["close_after"] < 1:
+            raise ValueError(f"{', '.join(negative) or 'close_after'} must be at least 1")
     except (TypeError, ValueError) as exc:
         raise InvalidInput(
             f"The monitoring settings of {model.name} are not valid ({exc}). "
@@ -124,9 +173,10 @@ def settings_for(model: MLModel, ev: Evaluation | None) -> MonitoringSettings:
         quality=quality,
         goal=_goal(model, ev, config.get("performance")),
         drift_feature=config.get("drift_feature") or None,
-        min_labelled=min_labelled,
         anomaly_threshold=anomaly,
         window=window,
+        **counts,
+        **days,
     )
 
 
@@ -138,6 +188,10 @@ CONFIG_KEYS = (
     "min_labelled",
     "anomaly_threshold",
     "window",
+    "min_window_rows",
+    "close_after",
+    "days_before_registration",
+    "days_ahead",
 )
 
 
@@ -194,21 +248,41 @@ def configure(
         return model
 
 
-def _computable(task: str) -> list[str]:
-    return REGRESSION_METRICS if task == Task.REGRESSION else CLASSIFICATION_METRICS
+def _unavailable(metric: str, task: str, ev: Evaluation | None) -> str:
+    """Why production data cannot compute `metric` for this model ('' when it can)."""
+    label = METRIC_LABELS.get(metric, metric)
+    computable = REGRESSION_METRICS if task == Task.REGRESSION else CLASSIFICATION_METRICS
+    if metric not in computable:
+        kind = "a regression" if task == Task.REGRESSION else "a classification"
+        return (
+            f"{label} is not computed from production data for {kind} model "
+            f"(computed: {', '.join(computable)})"
+        )
+    if metric in SCORE_METRICS and task == Task.MULTICLASS:
+        return f"{label} needs one score per row, which only a two-class model gives"
+    profile = (ev.reference_profile or {}) if ev is not None else {}
+    if metric in SCORE_METRICS and ev is not None and not profile.get("score"):
+        return f"{label} needs probabilities, and this model gives none (no predict_proba)"
+    return ""
 
 
 def _goal(model: MLModel, ev: Evaluation | None, custom: Any) -> PerformanceGoal | None:
     if isinstance(custom, Mapping) and custom.get("metric"):
+        metric = str(custom["metric"])
         return PerformanceGoal(
-            str(custom["metric"]),
+            metric,
             str(custom.get("operator", ">=")),
             float(custom["target"]),
             "set in the model's monitoring settings",
+            _unavailable(metric, model.task, ev),
         )
-    if model.goal_metric in _computable(model.task) and model.goal_target is not None:
+    if model.goal_metric and model.goal_target is not None:
         return PerformanceGoal(
-            model.goal_metric, model.goal_operator, model.goal_target, "the model's business goal"
+            model.goal_metric,
+            model.goal_operator,
+            model.goal_target,
+            "the model's business goal",
+            _unavailable(model.goal_metric, model.task, ev),
         )
     metric = {Task.REGRESSION: "mae", Task.BINARY: "f1"}.get(Task(model.task), "accuracy")
     reference = (ev.result.get("metrics", {}) if ev else {}).get(metric)
@@ -232,6 +306,27 @@ class _Target:
     profile: ReferenceProfile
     settings: MonitoringSettings
     environment: str
+    classes: list[str] = field(default_factory=list)
+
+
+def known_environment(env: str) -> str:
+    """The environment named, normalised; refused when no such environment is configured."""
+    environment = (env or "").strip().lower()
+    known = get_settings().environments
+    if environment not in known:
+        raise InvalidInput(
+            f"There is no environment '{environment}'; the environments are "
+            f"{', '.join(known)}. Choose one of them."
+        )
+    return environment
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Library warnings (pandas, scikit-learn, numpy) stay out of user-facing output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _target(session: Session, actor: Principal, model_name: str, env: str, what: str) -> _Target:
@@ -244,7 +339,7 @@ def _target(session: Session, actor: Principal, model_name: str, env: str, what:
         what=f"{what} {model.name}",
         model_id=model.id,
     )
-    environment = (env or "").strip().lower()
+    environment = known_environment(env)
     version = live_version(session, model, environment)
     if version is None:
         raise InvalidInput(
@@ -270,7 +365,16 @@ def _target_for(
         ReferenceProfile.from_dict(ev.reference_profile),
         settings_for(model, ev),
         environment,
+        _classes(model, ev),
     )
+
+
+def _classes(model: MLModel, ev: Evaluation) -> list[str]:
+    """The model's classes as text (from its evaluation), empty for a regressor."""
+    if model.task == Task.REGRESSION:
+        return []
+    labels = (ev.result.get("confusion_matrix") or {}).get("labels") or []
+    return [str(label) for label in as_labels(labels)] if labels else []
 
 
 def _as_datetime(day: date) -> datetime:

@@ -1,14 +1,15 @@
-"""Per-window status, threshold crossings, alerts, team notifications and retraining tasks."""
+"""Incidents: one open incident per model, environment and kind, updated by new windows,
+closed when its condition has cleared for a set number of windows, superseded or resolved;
+team notifications and retraining tasks when an incident opens."""
 
 from __future__ import annotations
 
+import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
-import pandas as pd
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from core import audit
@@ -22,43 +23,39 @@ from core.models import (
     Role,
     RoleGrant,
     User,
-    WindowAggregateRow,
     utcnow,
-)
-from core.monitoring.anomalies import flag_anomalies
-from core.monitoring.performance import (
-    cbpe_estimate,
-    metrics_from_sums,
-)
-from core.monitoring.profile import PREDICTION, SCORE, ReferenceProfile
-from core.monitoring.quality import quality_table
-from core.monitoring.windows import (
-    WindowAggregate,
-    dataset_drift_share,
-    window_drift,
 )
 from core.services import unit_of_work
 from core.services.monitoring.common import (
     ACKNOWLEDGED,
+    ACTIVE,
     ANOMALY,
     ANOMALY_HISTORY,
-    AT_RISK,
+    CLOSED,
     DRIFT,
-    FAILING,
-    HEALTHY,
+    ESTIMATED,
     OPEN,
     PERFORMANCE,
     QUALITY,
+    REALISED,
     RESOLVED,
     RETRAIN_KINDS,
     MonitoringSettings,
     _as_date,
     _as_datetime,
     _Target,
+    known_environment,
+)
+from core.services.monitoring.status import (
+    WindowStatus,
+    _all_windows,
+    series_frame,
+    window_status,
 )
 from core.services.portfolio import notify
+from core.services.registry import get_model
 
-# --- thresholds, alerts and retraining tasks ----------------------------------------------
+# --- window status ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -69,267 +66,396 @@ class Crossing:
     value: float | None
     threshold: float | None
     message: str
+    basis: str = ""
 
 
-@dataclass
-class WindowStatus:
-    window: date
-    drift_share: float
-    drifted: list[str]
-    dataset_drifted: bool
-    feature_drifted: bool
-    goal_value: float | None
-    goal_source: str
-    goal_met: bool | None
-    quality_issues: int
-    quality_problems: list[str]
-    n_rows: int
-
-    @property
-    def status(self) -> str:
-        if self.goal_met is False:
-            return FAILING
-        if self.dataset_drifted or self.feature_drifted or self.quality_issues:
-            return AT_RISK
-        return HEALTHY
+Key = tuple[str, str]
 
 
-def window_status(
-    profile: ReferenceProfile,
-    settings: MonitoringSettings,
-    day: date,
-    agg: WindowAggregate,
-) -> WindowStatus:
-    results = window_drift(profile, agg, settings.drift)
-    share = dataset_drift_share(results)
-    drifted = [r.column for r in results if r.drifted and r.column not in (PREDICTION, SCORE)]
-    feature = settings.drift_feature
-    value, source = _goal_value(profile, settings, agg)
+def _verdicts(
+    target: _Target, status: WindowStatus, anomaly: Crossing | None
+) -> dict[Key, Crossing | None]:
+    """Per incident key: a Crossing when the window is in breach, None when it is clear.
+
+    A key is absent when the window cannot judge it (too few rows, no labels, no goal)."""
+    settings, day = target.settings, status.window
+    if status.n_rows < settings.min_window_rows:
+        return {}
+    found: dict[Key, Crossing | None] = {}
+    if status.n_features:
+        found[(DRIFT, "")] = _drift_crossing(settings, status)
     goal = settings.goal
-    quality = quality_table(profile, {day: agg}, settings.quality)
-    problems = [
-        f"{feature}: {text}"
-        for feature, text in zip(quality["feature"], quality["problems"], strict=True)
-        if text
-    ]
-    issues = int(quality["issues"].iloc[0]) if len(quality) else 0
-    if agg.duplicate_ids > settings.quality.duplicate_ids:
-        problems.append(f"{agg.duplicate_ids} repeated prediction id(s)")
-    return WindowStatus(
-        window=day,
-        drift_share=share,
-        drifted=drifted,
-        dataset_drifted=bool(results) and share >= settings.drift.dataset_drift_share,
-        feature_drifted=bool(feature and feature in drifted),
-        goal_value=value,
-        goal_source=source,
-        goal_met=None if goal is None or value is None else goal.met(value),
-        quality_issues=issues,
-        quality_problems=problems,
-        n_rows=agg.n_rows,
-    )
-
-
-def _goal_value(
-    profile: ReferenceProfile, settings: MonitoringSettings, agg: WindowAggregate
-) -> tuple[float | None, str]:
-    goal, task = settings.goal, profile.task or "classification"
-    if goal is None:
-        return None, "none"
-    if int(agg.labels.get("n", 0)) >= settings.min_labelled:
-        value = metrics_from_sums(agg.labels, task).get(goal.metric)
-        if value is not None and math.isfinite(value):
-            return float(value), "realised"
-    if task == "classification" and agg.cbpe.get("n", 0) >= settings.min_labelled:
-        value = cbpe_estimate(agg.cbpe).get(goal.metric)
-        if value is not None and math.isfinite(value):
-            return float(value), "estimated"
-    return None, "none"
-
-
-def _crossings(target: _Target, status: WindowStatus) -> list[Crossing]:
-    settings, found = target.settings, []
-    day = status.window
-    if settings.drift_feature and status.feature_drifted:
-        found.append(
-            Crossing(
-                day,
-                DRIFT,
-                settings.drift_feature,
-                None,
-                None,
-                f"Data drift on {day}: the watched feature '{settings.drift_feature}' drifted.",
-            )
-        )
-    elif status.dataset_drifted:
-        share = settings.drift.dataset_drift_share
-        found.append(
-            Crossing(
-                day,
-                DRIFT,
-                "dataset_drift_share",
-                status.drift_share,
-                share,
-                f"Data drift on {day}: {status.drift_share:.0%} of the features drifted "
-                f"({', '.join(status.drifted[:8])}); the limit is {share:.0%}.",
-            )
-        )
-    goal = settings.goal
-    if goal is not None and status.goal_met is False:
-        found.append(
-            Crossing(
+    if goal is not None and status.goal_met is not None:
+        basis = status.goal_source
+        found[(PERFORMANCE, basis)] = (
+            None
+            if status.goal_met
+            else Crossing(
                 day,
                 PERFORMANCE,
                 goal.metric,
                 status.goal_value,
                 goal.target,
-                f"Performance on {day} ({status.goal_source}): {goal.describe(status.goal_value)}"
+                f"Performance on {day} ({basis}): {goal.describe(status.goal_value)}"
                 f" Goal: {goal.basis}.",
+                basis,
             )
         )
-    if status.quality_problems:
-        found.append(
-            Crossing(
-                day,
-                QUALITY,
-                "issues",
-                float(len(status.quality_problems)),
-                0.0,
-                f"Data quality on {day}: " + "; ".join(status.quality_problems[:5]) + ".",
-            )
+    found[(QUALITY, "")] = (
+        Crossing(
+            day,
+            QUALITY,
+            "issues",
+            float(len(status.quality_problems)),
+            0.0,
+            f"Data quality on {day}: " + "; ".join(status.quality_problems[:5]) + ".",
         )
+        if status.quality_problems
+        else None
+    )
+    found[(ANOMALY, "")] = anomaly
     return found
 
 
+def _drift_crossing(settings: MonitoringSettings, status: WindowStatus) -> Crossing | None:
+    day = status.window
+    if settings.drift_feature and status.feature_drifted:
+        return Crossing(
+            day,
+            DRIFT,
+            settings.drift_feature,
+            None,
+            None,
+            f"Data drift on {day}: the watched feature '{settings.drift_feature}' drifted.",
+        )
+    if settings.drift_feature is None and status.dataset_drifted:
+        share = settings.drift.dataset_drift_share
+        return Crossing(
+            day,
+            DRIFT,
+            "dataset_drift_share",
+            status.drift_share,
+            share,
+            f"Data drift on {day}: {len(status.drifted)} of {status.n_features} features "
+            f"drifted ({status.drift_share:.0%}: {', '.join(status.drifted[:8])}); the limit "
+            f"is {share:.0%}.",
+        )
+    return None
+
+
 def _anomaly_crossings(
-    statuses: list[WindowStatus], touched: set[date], settings: MonitoringSettings
-) -> list[Crossing]:
+    statuses: list[WindowStatus], settings: MonitoringSettings
+) -> dict[date, Crossing]:
     if not statuses:
-        return []
+        return {}
     frame = series_frame(statuses, settings)
-    found = []
+    found: dict[date, Crossing] = {}
     series_names = {"drift_share": "share of drifted features", "goal_value": "goal metric"}
     for column, words in series_names.items():
         flagged = frame[frame[f"{column}_anomaly"]]
         for day, value in zip(flagged["window"], flagged[column], strict=True):
-            if day in touched:
-                found.append(
-                    Crossing(
-                        day,
-                        ANOMALY,
-                        column,
-                        float(value),
-                        None,
-                        f"Unusual {words} on {day}: {float(value):.3g}, far from the recent "
-                        "windows.",
-                    )
-                )
+            found.setdefault(
+                day,
+                Crossing(
+                    day,
+                    ANOMALY,
+                    column,
+                    float(value),
+                    None,
+                    f"Unusual {words} on {day}: {float(value):.3g}, far from the recent windows.",
+                ),
+            )
     return found
 
 
-def series_frame(statuses: list[WindowStatus], settings: MonitoringSettings) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "window": [s.window for s in statuses],
-            "n_rows": [s.n_rows for s in statuses],
-            "drift_share": [s.drift_share for s in statuses],
-            "goal_value": [np.nan if s.goal_value is None else s.goal_value for s in statuses],
-            "goal_source": [s.goal_source for s in statuses],
-            "quality_issues": [s.quality_issues for s in statuses],
-            "status": [s.status for s in statuses],
-        }
-    )
-    for column in ("n_rows", "drift_share", "goal_value", "quality_issues"):
-        frame[f"{column}_anomaly"] = flag_anomalies(
-            frame[column].astype(float), threshold=settings.anomaly_threshold
-        ).to_numpy()
-    return frame
+# --- incidents -----------------------------------------------------------------------------
 
 
-def _all_windows(session: Session, target: _Target) -> dict[date, WindowAggregate]:
-    rows = session.exec(
-        select(WindowAggregateRow)
-        .where(
-            WindowAggregateRow.model_id == target.model.id,
-            WindowAggregateRow.version_id == target.version.id,
-            WindowAggregateRow.environment == target.environment,
-        )
-        .order_by(col(WindowAggregateRow.window_start))
-    ).all()
-    return {_as_date(r.window_start): WindowAggregate.from_dict(r.data) for r in rows}
+@dataclass
+class IncidentChanges:
+    """What one evaluation did to the incidents of a model in an environment."""
+
+    opened: list[Alert] = field(default_factory=list)
+    updated: list[Alert] = field(default_factory=list)
+    closed: list[Alert] = field(default_factory=list)
+    task_id: int | None = None
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(items)} incident(s) {verb}"
+            for items, verb in (
+                (self.opened, "opened"),
+                (self.updated, "updated"),
+                (self.closed, "closed"),
+            )
+            if items
+        ]
+        return f" {', '.join(parts)}." if parts else ""
 
 
 def evaluate_windows(
     session: Session, actor: Principal, target: _Target, touched: list[date]
-) -> tuple[list[Alert], int | None]:
-    """Open alerts for thresholds crossed in the touched windows; notify; open a retraining task."""
+) -> IncidentChanges:
+    """Open, update, supersede and close incidents from the windows, oldest window first."""
+    changes = IncidentChanges()
     if not touched:
-        return [], None
+        return changes
+    # one evaluation at a time per model: two ingests cannot both open the same incident
+    session.exec(select(MLModel.id).where(MLModel.id == target.model.id).with_for_update()).one()
     windows = _all_windows(session, target)
     days = sorted(windows)
-    first = max(days.index(min(touched)) - ANOMALY_HISTORY, 0)
-    last = days.index(max(touched))
+    active = _active_incidents(session, target)
+    since = min([min(touched), *(_last_window(a) for a in active.values())])
+    first = max(bisect.bisect_left(days, since) - ANOMALY_HISTORY, 0)
     statuses = [
-        window_status(target.profile, target.settings, day, windows[day])
-        for day in days[first : last + 1]
+        window_status(target.profile, target.settings, day, windows[day]) for day in days[first:]
     ]
+    anomalies = _anomaly_crossings(statuses, target.settings)
     wanted = set(touched)
-    crossings = [c for s in statuses if s.window in wanted for c in _crossings(target, s)]
-    crossings += _anomaly_crossings(statuses, wanted, target.settings)
-    opened = _open_alerts(session, target, crossings)
-    if not opened:
-        return [], None
-    _notify_team(session, target, opened)
-    task_id = _open_retraining(session, actor, target, opened)
-    for alert in opened:
+    sweep = _Sweep(session, actor, target, active, changes, {}, _settled(session, target))
+    for status in statuses:
+        if status.window >= since:
+            verdicts = _verdicts(target, status, anomalies.get(status.window))
+            sweep.day(status.window, verdicts, status.window in wanted)
+    _announce(session, actor, target, changes)
+    return changes
+
+
+def _last_window(alert: Alert) -> date:
+    return _as_date(alert.last_window or alert.window_start)
+
+
+@dataclass
+class _Sweep:
+    session: Session
+    actor: Principal
+    target: _Target
+    active: dict[Key, Alert]
+    changes: IncidentChanges
+    clear_run: dict[Key, list[date]]
+    settled: dict[Key, date]
+
+    def day(self, day: date, verdicts: dict[Key, Crossing | None], may_open: bool) -> None:
+        for key, crossing in verdicts.items():
+            if crossing is not None:
+                self._breach(key, crossing, may_open)
+        for key, crossing in verdicts.items():
+            if crossing is None:
+                self._clear(key, day)
+        self._supersede(day, verdicts)
+
+    def _breach(self, key: Key, crossing: Crossing, may_open: bool) -> None:
+        self.clear_run.pop(key, None)
+        incident = self.active.get(key)
+        if incident is None:
+            if may_open and crossing.window > self.settled.get(key, date.min):
+                self.active[key] = _open(self.session, self.target, crossing)
+                self.changes.opened.append(self.active[key])
+            return
+        if _update(incident, crossing, self.target) and incident not in self.changes.opened:
+            if incident not in self.changes.updated:
+                self.changes.updated.append(incident)
+        self.session.add(incident)
+
+    def _clear(self, key: Key, day: date) -> None:
+        incident = self.active.get(key)
+        if incident is None or day <= _last_window(incident):
+            return
+        run = self.clear_run.setdefault(key, [])
+        run.append(day)
+        needed = self.target.settings.close_after
+        if len(run) >= needed:
+            span = f"{run[0]}" if len(run) == 1 else f"{run[0]} to {run[-1]}"
+            self._close(
+                key,
+                f"The condition cleared for {needed} window(s) in a row ({span}).",
+                None,
+            )
+
+    def _supersede(self, day: date, verdicts: dict[Key, Crossing | None]) -> None:
+        estimated = self.active.get((PERFORMANCE, ESTIMATED))
+        realised_key = (PERFORMANCE, REALISED)
+        if estimated is None or realised_key not in verdicts:
+            return
+        if day < _as_date(estimated.window_start):
+            return
+        realised = self.active.get(realised_key)
+        if verdicts[realised_key] is not None and realised is not None:
+            self._close(
+                (PERFORMANCE, ESTIMATED),
+                f"Superseded by incident #{realised.id}: labels for {day} measure the goal "
+                "instead of estimating it.",
+                realised.id,
+            )
+        elif verdicts[realised_key] is None and day >= _last_window(estimated):
+            goal = self.target.settings.goal
+            words = f" ({goal.statement()})" if goal else ""
+            self._close(
+                (PERFORMANCE, ESTIMATED),
+                f"Labels for {day} show the goal met{words}; the estimate was wrong.",
+                None,
+            )
+
+    def _close(self, key: Key, reason: str, superseded_by: int | None) -> None:
+        incident = self.active.pop(key)
+        self.clear_run.pop(key, None)
+        self.settled[key] = max(self.settled.get(key, date.min), _last_window(incident))
+        close_incident(self.session, self.actor, self.target.model, incident, reason, superseded_by)
+        if incident in self.changes.updated:
+            self.changes.updated.remove(incident)
+        self.changes.closed.append(incident)
+
+
+def _active_incidents(session: Session, target: _Target) -> dict[Key, Alert]:
+    rows = session.exec(
+        select(Alert)
+        .where(
+            Alert.model_id == target.model.id,
+            Alert.environment == target.environment,
+            col(Alert.status).in_(ACTIVE),
+        )
+        .order_by(col(Alert.id))
+        .with_for_update()
+    ).all()
+    return {(a.kind, a.basis): a for a in rows}
+
+
+def _settled(session: Session, target: _Target) -> dict[Key, date]:
+    """Per key, the last window of its closed incidents: replaying those windows (late labels,
+    a second batch for the same week) must not open the same episode again."""
+    rows = session.exec(
+        select(Alert.kind, Alert.basis, func.max(Alert.last_window))
+        .where(
+            Alert.model_id == target.model.id,
+            Alert.environment == target.environment,
+            col(Alert.status).not_in(ACTIVE),
+        )
+        .group_by(col(Alert.kind), col(Alert.basis))
+    ).all()
+    return {(kind, basis): _as_date(last) for kind, basis, last in rows if last is not None}
+
+
+def _open(session: Session, target: _Target, crossing: Crossing) -> Alert:
+    value = _finite(crossing.value)
+    alert = Alert(
+        model_id=target.model.id or 0,
+        version_id=target.version.id or 0,
+        environment=target.environment,
+        window_start=_as_datetime(crossing.window),
+        last_window=_as_datetime(crossing.window),
+        kind=crossing.kind,
+        basis=crossing.basis,
+        metric=crossing.metric[:120],
+        value=value,
+        worst_value=value,
+        threshold=_finite(crossing.threshold),
+        message=crossing.message,
+        windows_in_breach=1,
+    )
+    session.add(alert)
+    session.flush()
+    return alert
+
+
+def _update(incident: Alert, crossing: Crossing, target: _Target) -> bool:
+    """Fold a window in breach into an open incident; True when it changed the incident."""
+    value = _finite(crossing.value)
+    changed = False
+    if value is not None and _worse(incident, value, target):
+        incident.worst_value = value
+        changed = True
+    if crossing.window > _last_window(incident):
+        incident.last_window = _as_datetime(crossing.window)
+        incident.windows_in_breach += 1
+        incident.value = value
+        incident.metric = crossing.metric[:120]
+        incident.message = crossing.message
+        incident.version_id = target.version.id or incident.version_id
+        changed = True
+    if changed:
+        incident.updated_at = utcnow()
+    return changed
+
+
+def _worse(incident: Alert, value: float, target: _Target) -> bool:
+    if incident.worst_value is None:
+        return True
+    goal = target.settings.goal
+    lower_is_worse = (
+        incident.kind == PERFORMANCE
+        and goal is not None
+        and goal.operator
+        in (
+            ">=",
+            ">",
+        )
+    )
+    return value < incident.worst_value if lower_is_worse else value > incident.worst_value
+
+
+def close_incident(
+    session: Session,
+    actor: Principal,
+    model: MLModel,
+    incident: Alert,
+    reason: str,
+    superseded_by: int | None = None,
+    status: str = CLOSED,
+) -> None:
+    """Close an incident with its reason, in the caller's transaction, audited."""
+    incident.status = status
+    incident.closed_reason = reason[:1000]
+    incident.superseded_by_id = superseded_by
+    incident.resolved_at = utcnow()
+    incident.updated_at = incident.resolved_at
+    if status == RESOLVED:
+        incident.resolved_by_id = actor.user_id
+    session.add(incident)
+    audit.record(
+        session,
+        actor,
+        "incident.closed",
+        object_type="alert",
+        object_id=incident.id,
+        model_id=model.id,
+        summary=f"Incident #{incident.id} of {model.name} ({_kind_words(incident)}) closed: "
+        f"{reason[:300]}",
+        details={
+            "reason": reason[:1000],
+            "superseded_by": superseded_by,
+            "status": status,
+            "windows_in_breach": incident.windows_in_breach,
+        },
+    )
+
+
+def _kind_words(incident: Alert) -> str:
+    return f"{incident.basis} {incident.kind}" if incident.basis else incident.kind
+
+
+def _announce(
+    session: Session, actor: Principal, target: _Target, changes: IncidentChanges
+) -> None:
+    if not changes.opened:
+        return
+    for alert in changes.opened:
         audit.record(
             session,
             actor,
-            "monitoring.alert_opened",
+            "incident.opened",
             object_type="alert",
             object_id=alert.id,
             model_id=target.model.id,
             summary=alert.message[:500],
-            details={"kind": alert.kind, "metric": alert.metric, "window": alert.window_start},
+            details={
+                "kind": alert.kind,
+                "basis": alert.basis,
+                "metric": alert.metric,
+                "window": alert.window_start,
+            },
         )
-    return opened, task_id
-
-
-def _open_alerts(session: Session, target: _Target, crossings: list[Crossing]) -> list[Alert]:
-    if not crossings:
-        return []
-    starts = sorted({_as_datetime(c.window) for c in crossings})
-    existing = {
-        (_as_date(a.window_start), a.kind, a.metric)
-        for a in session.exec(
-            select(Alert).where(
-                Alert.model_id == target.model.id,
-                Alert.environment == target.environment,
-                col(Alert.window_start).in_(starts),
-            )
-        )
-    }
-    opened = []
-    for c in crossings:
-        key = (c.window, c.kind, c.metric)
-        if key in existing:
-            continue
-        existing.add(key)
-        alert = Alert(
-            model_id=target.model.id or 0,
-            version_id=target.version.id or 0,
-            environment=target.environment,
-            window_start=_as_datetime(c.window),
-            kind=c.kind,
-            metric=c.metric[:120],
-            value=_finite(c.value),
-            threshold=_finite(c.threshold),
-            message=c.message,
-        )
-        session.add(alert)
-        opened.append(alert)
-    session.flush()
-    return opened
+    _notify_team(session, target, changes.opened)
+    changes.task_id = _open_retraining(session, actor, target, changes.opened)
 
 
 def _finite(value: float | None) -> float | None:
@@ -366,7 +492,7 @@ def _notify_team(session: Session, target: _Target, opened: list[Alert]) -> None
             session,
             people,
             "alert",
-            f"{target.model.name}: {kind} alert in {target.environment} ({span})",
+            f"{target.model.name}: {kind} incident opened in {target.environment} ({span})",
             body=alerts[-1].message,
             link=monitoring_link(target.model.name),
             model_id=target.model.id,
@@ -377,7 +503,8 @@ def _notify_team(session: Session, target: _Target, opened: list[Alert]) -> None
 def _open_retraining(
     session: Session, actor: Principal, target: _Target, opened: list[Alert]
 ) -> int | None:
-    reasons = [a for a in opened if a.kind in RETRAIN_KINDS]
+    # an estimate alone does not start retraining: labels may contradict it
+    reasons = [a for a in opened if a.kind in RETRAIN_KINDS and a.basis != ESTIMATED]
     if not reasons:
         return None
     current = session.exec(
@@ -410,41 +537,84 @@ def _open_retraining(
     return task.id
 
 
+def _model_of(session: Session, incident: Alert) -> MLModel:
+    model = session.get(MLModel, incident.model_id)
+    if model is None:
+        raise NotFound(f"The model of incident #{incident.id} no longer exists; reload the page.")
+    return model
+
+
 def set_alert_status(
     db: Database, actor: Principal, alert_id: int, status: str, note: str = ""
 ) -> Alert:
-    """Acknowledge or resolve an alert."""
+    """Acknowledge an incident (it stays open and keeps counting) or resolve it by hand."""
     if status not in (ACKNOWLEDGED, RESOLVED):
-        raise InvalidInput(f"An alert can be set to '{ACKNOWLEDGED}' or '{RESOLVED}'.")
+        raise InvalidInput(f"An incident can be set to '{ACKNOWLEDGED}' or '{RESOLVED}'.")
     with unit_of_work(db, actor) as session:
         alert = session.exec(select(Alert).where(Alert.id == alert_id).with_for_update()).first()
         if alert is None:
-            raise NotFound(f"There is no alert #{alert_id}; reload the page.")
-        model = session.get(MLModel, alert.model_id)
-        assert model is not None
+            raise NotFound(f"There is no incident #{alert_id}; reload the page.")
+        model = _model_of(session, alert)
         require(
             session,
             actor,
             Permission.MANAGE_MONITORING,
             team_id=model.team_id,
-            what=f"handle alerts of {model.name}",
+            what=f"handle incidents of {model.name}",
             model_id=model.id,
         )
-        if alert.status == RESOLVED:
-            raise Conflict(f"Alert #{alert_id} is already resolved.")
-        alert.status = status
+        if alert.status not in ACTIVE:
+            raise Conflict(f"Incident #{alert_id} is already {alert.status}; reload the page.")
         if status == RESOLVED:
-            alert.resolved_at = utcnow()
-            alert.resolved_by_id = actor.user_id
-        session.add(alert)
-        audit.record(
+            reason = f"Resolved by {actor.name}" + (f": {note[:500]}" if note else ".")
+            close_incident(session, actor, model, alert, reason, status=RESOLVED)
+            return alert
+        _acknowledge(session, actor, model, alert, note)
+        return alert
+
+
+def _acknowledge(
+    session: Session, actor: Principal, model: MLModel, alert: Alert, note: str
+) -> None:
+    alert.status = ACKNOWLEDGED
+    alert.updated_at = utcnow()
+    session.add(alert)
+    audit.record(
+        session,
+        actor,
+        "incident.acknowledged",
+        object_type="alert",
+        object_id=alert.id,
+        model_id=model.id,
+        summary=f"Incident #{alert.id} of {model.name} acknowledged: {alert.message[:200]}",
+        details={"note": note[:500]},
+    )
+
+
+def acknowledge_incidents(
+    db: Database, actor: Principal, model_name: str, env: str, note: str = ""
+) -> int:
+    """Acknowledge every open (not yet acknowledged) incident of a model in an environment."""
+    environment = known_environment(env)
+    with unit_of_work(db, actor) as session:
+        model = get_model(session, model_name)
+        require(
             session,
             actor,
-            f"monitoring.alert_{status}",
-            object_type="alert",
-            object_id=alert.id,
+            Permission.MANAGE_MONITORING,
+            team_id=model.team_id,
+            what=f"handle incidents of {model.name}",
             model_id=model.id,
-            summary=f"Alert #{alert.id} of {model.name} {status}: {alert.message[:200]}",
-            details={"note": note[:500]},
         )
-        return alert
+        rows = session.exec(
+            select(Alert)
+            .where(
+                Alert.model_id == model.id,
+                Alert.environment == environment,
+                Alert.status == OPEN,
+            )
+            .with_for_update()
+        ).all()
+        for alert in rows:
+            _acknowledge(session, actor, model, alert, note)
+        return len(rows)

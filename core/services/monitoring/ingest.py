@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import repeat
 from typing import Any
 
@@ -59,6 +59,7 @@ from core.services.monitoring.common import (
     _as_datetime,
     _Target,
     _target,
+    quiet,
 )
 from core.services.monitoring.incidents import evaluate_windows
 from core.services.registry import get_model
@@ -79,6 +80,8 @@ class IngestResult:
     alerts: list[str] = field(default_factory=list)
     retraining_task_id: int | None = None
     message: str = ""
+    notes: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
 
 
 def ingest(
@@ -101,15 +104,25 @@ def ingest(
             target = _target(session, actor, model_name, env, "ingest production data into")
             _refuse_repeat(session, target, PREDICTIONS, digest)
             batch = _new_batch(session, actor, target, PREDICTIONS, source, digest, name)
+            ignored: set[str] = set()
             windows, n_rows, span = _ingest_rows(
-                session, target, batch, data, name, progress, chunk_rows
+                session, target, batch, data, name, progress, chunk_rows, ignored
             )
             _store_windows(session, target, windows)
-            return _finish(session, actor, target, batch, sorted(windows), n_rows, span, source)
+            notes = [ignored_note(ignored)] if ignored else []
+            return _finish(
+                session, actor, target, batch, sorted(windows), n_rows, span, source, notes
+            )
     except IntegrityError as error:
         if "prediction" not in str(error.orig).lower():
             raise
         raise _existing_ids_error(db, model_name, env, data, name, chunk_rows) from None
+
+
+def ignored_note(columns: set[str]) -> str:
+    listed = ", ".join(f"'{c}'" for c in sorted(columns)[:MAX_LISTED])
+    more = f" and {len(columns) - MAX_LISTED} more" if len(columns) > MAX_LISTED else ""
+    return f"Ignored column(s) the model does not use: {listed}{more}."
 
 
 def _default_name(data: Source) -> str:
@@ -152,6 +165,7 @@ def _refuse_repeat(session: Session, target: _Target, kind: str, digest: str) ->
             InferenceBatch.environment == target.environment,
             InferenceBatch.kind == kind,
             InferenceBatch.file_sha256 == digest,
+            col(InferenceBatch.voided_at).is_(None),
         )
     ).first()
     if earlier is not None:
@@ -199,6 +213,7 @@ def _ingest_rows(
     name: str,
     progress: Progress | None,
     chunk_rows: int,
+    ignored: set[str],
 ) -> tuple[dict[date, WindowAggregate], int, tuple[datetime, datetime] | None]:
     features = dict(target.version.feature_types)
     seen = SeenIds()
@@ -207,15 +222,19 @@ def _ingest_rows(
     n_rows, low, high = 0, None, None
     total = _size_hint(data)
     row_bytes = 0.0
-    for chunk in _chunks(data, name, chunk_rows):
+    for raw in _chunks(data, name, chunk_rows):
+        extra = [c for c in raw.columns if c not in {TS_COL, ID_COL, *OPTIONAL_COLUMNS, *features}]
+        ignored.update(str(c) for c in extra)
+        chunk = raw.drop(columns=extra) if extra else raw
         stamps = _check_chunk(chunk, features, name, target)
         _refuse_repeated_ids(chunk, seen)
         if PRED_COL not in chunk.columns:
             estimator = estimator if estimator is not None else _estimator(target.version)
-            _score_chunk(chunk, estimator, features, target.model.task)
+            _score(chunk, estimator, features, target)
         chunk[TS_COL] = stamps
         _insert_predictions(session, batch, target, chunk, features)
-        part = aggregate_chunk(chunk, target.profile, window=target.settings.window)
+        with quiet():
+            part = aggregate_chunk(chunk, target.profile, window=target.settings.window)
         windows = merge_windows(windows, part)
         n_rows += len(chunk)
         low = min(low, stamps.min()) if low is not None else stamps.min()
@@ -253,6 +272,73 @@ def _fraction(n_rows: int, total: int, data: Source, row_bytes: float) -> float:
     return min(0.99, n_rows * row_bytes / max(total, 1))
 
 
+def _score(chunk: pd.DataFrame, estimator: Any, features: dict[str, str], target: _Target) -> None:
+    """Score with the live model; a refusal names the column and rows it could not score."""
+    try:
+        with quiet():
+            _score_chunk(chunk, estimator, features, target.model.task)
+    except InvalidInput as refused:
+        raise _scoring_error(chunk, features, target, refused) from None
+
+
+def _scoring_error(
+    chunk: pd.DataFrame, features: dict[str, str], target: _Target, refused: InvalidInput
+) -> InvalidInput:
+    who = f"The live model {target.model.name} v{target.version.number}"
+    for column in features:
+        empty = chunk[column].isna().to_numpy()
+        if empty.any():
+            rows = ", ".join(str(int(i) + 1) for i in chunk.index[empty][:MAX_LISTED])
+            return InvalidInput(
+                f"{who} cannot score rows where column '{column}' is empty ({int(empty.sum())} "
+                f"row(s), e.g. row(s) {rows}); fill those values, or send the model's output in "
+                f"a '{PRED_COL}' column."
+            )
+    first = refused.user_message.splitlines()[0] if refused.user_message else ""
+    return InvalidInput(
+        f"{who} could not score the rows; check that every column holds the kind of values "
+        f"the model was trained on, or send the model's output in a '{PRED_COL}' column.",
+        details=[first[:300]] if first else [],
+    )
+
+
+def _outside_range(stamps: pd.Series, target: _Target, name: str) -> InvalidInput | None:
+    """A refusal when any timestamp lies outside [registration - before, now + ahead]."""
+    registered = pd.Timestamp(target.version.created_at or utcnow())
+    registered = registered.tz_localize("UTC") if registered.tzinfo is None else registered
+    settings = target.settings
+    low = registered - timedelta(days=settings.days_before_registration)
+    high = pd.Timestamp(utcnow()) + timedelta(days=settings.days_ahead)
+    outside = ((stamps < low) | (stamps > high)).to_numpy()
+    if not outside.any():
+        return None
+    bad = stamps[outside]
+    return InvalidInput(
+        f"{int(outside.sum())} row(s) of '{name}' have timestamps outside the accepted range "
+        f"{low:%Y-%m-%d} to {high:%Y-%m-%d} (they run from {bad.min():%Y-%m-%d} to "
+        f"{bad.max():%Y-%m-%d}); nothing was stored: correct the timestamps, or widen the "
+        "range with the monitoring settings days_before_registration and days_ahead.",
+        details=_listed(outside, stamps.index, "timestamp outside the accepted range"),
+    )
+
+
+def class_problems(values: pd.Series, column: str, target: _Target) -> list[str]:
+    """Values of a class column that are not classes of the model (labels like 0/1 vs Yes/No)."""
+    if not target.classes:
+        return []
+    present = values.notna().to_numpy()
+    text = _text(values, target.model.task)
+    bad = present & ~np.isin(text.astype(str), target.classes)
+    if not bad.any():
+        return []
+    found = ", ".join(repr(v) for v in pd.unique(text[bad])[:MAX_LISTED])
+    expected = ", ".join(repr(c) for c in target.classes)
+    return [
+        f"column '{column}' has {int(bad.sum()):,} value(s) that are not classes of "
+        f"{target.model.name} ({found}); the model's classes are {expected}"
+    ]
+
+
 def _check_chunk(
     chunk: pd.DataFrame, features: dict[str, str], name: str, target: _Target
 ) -> pd.Series:
@@ -265,6 +351,9 @@ def _check_chunk(
         tables.check_columns(chunk, features, allow_extra=[TS_COL, ID_COL, *OPTIONAL_COLUMNS])
     except InvalidInput as refused:
         problems += refused.details
+    for column in (PRED_COL, LABEL_COL):
+        if column in chunk.columns:
+            problems += class_problems(chunk[column], column, target)
     stamps = pd.Series(pd.NaT, index=chunk.index, dtype="datetime64[ns, UTC]")
     if TS_COL in chunk.columns:
         stamps = pd.to_datetime(chunk[TS_COL], errors="coerce", utc=True)
@@ -284,6 +373,9 @@ def _check_chunk(
             f"({count}). Nothing was stored; fix what is listed and upload it again.",
             details=problems,
         )
+    outside = _outside_range(stamps, target, name)
+    if outside is not None:
+        raise outside
     return stamps
 
 
@@ -462,6 +554,7 @@ def _finish(
     n_rows: int,
     span: tuple[datetime, datetime] | None,
     source: str,
+    notes: list[str] | None = None,
 ) -> IngestResult:
     batch.n_rows = n_rows
     if span is not None:
@@ -479,14 +572,15 @@ def _finish(
         f"v{target.version.number} in {target.environment} ({batch.filename}, from {source})",
         details={"sha256": batch.file_sha256, "rows": n_rows, "windows": len(touched)},
     )
-    opened, task_id = evaluate_windows(session, actor, target, touched)
+    changes = evaluate_windows(session, actor, target, touched)
     first, last = (touched[0], touched[-1]) if touched else (None, None)
     message = (
         f"Batch #{batch.id}: {n_rows:,} {kind} for {target.model.name} v{target.version.number} "
         f"in {target.environment}, {len(touched)} window(s) from {first} to {last} updated."
     )
-    if opened:
-        message += f" {len(opened)} alert(s) opened."
+    message += changes.summary()
+    for note in notes or []:
+        message += f" {note}"
     return IngestResult(
         batch_id=batch.id or 0,
         model=target.model.name,
@@ -495,9 +589,11 @@ def _finish(
         kind=kind,
         n_rows=n_rows,
         windows=touched,
-        alerts=[a.message for a in opened],
-        retraining_task_id=task_id,
+        alerts=[a.message for a in changes.opened],
+        retraining_task_id=changes.task_id,
         message=message,
+        notes=list(notes or []),
+        closed=[f"#{a.id}: {a.closed_reason}" for a in changes.closed],
     )
 
 

@@ -38,6 +38,7 @@ from core.services.monitoring.common import (
     _Target,
     _target,
     _target_for,
+    quiet,
 )
 from core.services.monitoring.ingest import (
     IngestResult,
@@ -52,6 +53,8 @@ from core.services.monitoring.ingest import (
     _span,
     _store_windows,
     _text,
+    class_problems,
+    ignored_note,
 )
 
 # --- labels ------------------------------------------------------------------------------
@@ -78,13 +81,18 @@ def ingest_labels(
         batch = _new_batch(session, actor, target, LABELS, source, digest, name)
         by_version: dict[int, dict[date, WindowAggregate]] = {}
         n_rows, low, high = 0, None, None
-        for chunk in _chunks(data, name, chunk_rows):
+        ignored: set[str] = set()
+        for raw in _chunks(data, name, chunk_rows):
+            extra = [c for c in raw.columns if c not in (ID_COL, LABEL_COL, TS_COL)]
+            ignored.update(str(c) for c in extra)
+            chunk = raw.drop(columns=extra) if extra else raw
             joined = _join_labels(session, target, chunk, name)
-            _write_labels(session, joined)
+            _write_labels(session, joined, batch.id or 0)
             for key, part in joined.groupby("version_id"):
                 version_id = int(str(key))
                 profile = _profile_of(session, target, version_id)
-                windows = aggregate_labels(part, profile, window=target.settings.window)
+                with quiet():
+                    windows = aggregate_labels(part, profile, window=target.settings.window)
                 by_version[version_id] = merge_windows(by_version.get(version_id, {}), windows)
             n_rows += len(chunk)
             low = min(low, joined[TS_COL].min()) if low is not None else joined[TS_COL].min()
@@ -95,7 +103,8 @@ def ingest_labels(
             _store_windows(session, _version_target(session, target, version_id), windows)
         touched = sorted(by_version.get(target.version.id or 0, {}))
         span = _span(low, high)
-        return _finish(session, actor, target, batch, touched, n_rows, span, source)
+        notes = [ignored_note(ignored)] if ignored else []
+        return _finish(session, actor, target, batch, touched, n_rows, span, source, notes)
 
 
 def _profile_of(session: Session, target: _Target, version_id: int) -> ReferenceProfile:
@@ -115,8 +124,6 @@ def _version_target(session: Session, target: _Target, version_id: int) -> _Targ
 
 def _join_labels(session: Session, target: _Target, chunk: pd.DataFrame, name: str) -> pd.DataFrame:
     problems = [f"column '{c}' is missing" for c in (ID_COL, LABEL_COL) if c not in chunk.columns]
-    extra = [c for c in chunk.columns if c not in (ID_COL, LABEL_COL, TS_COL)]
-    problems += [f"column '{c}' is not used for labels; remove it" for c in extra]
     if not problems:
         problems += _listed(chunk[ID_COL].isna().to_numpy(), chunk.index, "empty prediction id")
         problems += _listed(chunk[LABEL_COL].isna().to_numpy(), chunk.index, "empty label")
@@ -125,6 +132,12 @@ def _join_labels(session: Session, target: _Target, chunk: pd.DataFrame, name: s
             f"The labels file '{name}' cannot be used ({len(problems)} problem(s)). "
             "It needs the columns prediction_id and label. Nothing was stored.",
             details=problems,
+        )
+    wrong = class_problems(chunk[LABEL_COL], LABEL_COL, target)
+    if wrong:
+        raise InvalidInput(
+            f"The labels file '{name}' cannot be used: its {wrong[0]}. Nothing was stored; "
+            "write the labels as the model's classes and send the file again."
         )
     ids = chunk[ID_COL].astype(str)
     _refuse_repeated_ids(chunk, SeenIds())
@@ -142,7 +155,8 @@ def _join_labels(session: Session, target: _Target, chunk: pd.DataFrame, name: s
         listed = ", ".join(repr(i) for i in labelled.index[:MAX_LISTED])
         raise Conflict(
             f"{len(labelled):,} prediction(s) already have a label, for example {listed}. "
-            "Nothing was stored; send only labels that have not been sent before."
+            "Nothing was stored; send only new labels, or void the batch that brought the "
+            "wrong ones (Monitoring page, Batches) and send them again."
         )
     return pd.DataFrame(
         {
@@ -182,10 +196,12 @@ def _stored_predictions(session: Session, target: _Target, ids: list[str]) -> pd
     return frame.set_index("prediction_id")
 
 
-def _write_labels(session: Session, joined: pd.DataFrame) -> None:
+def _write_labels(session: Session, joined: pd.DataFrame, batch_id: int) -> None:
     table = Prediction.__table__  # type: ignore[attr-defined]
     statement = (
-        update(table).where(table.c.id == bindparam("row_id")).values(label=bindparam("value"))
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(label=bindparam("value"), label_batch_id=batch_id)
     )
     session.connection().execute(
         statement,

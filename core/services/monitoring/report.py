@@ -11,11 +11,14 @@ import numpy as np
 
 from core.db import Database
 from core.errors import NotFound
+from core.monitoring.profile import PREDICTION, SCORE
 from core.monitoring.quality import quality_table
+from core.monitoring.stats import FeatureDrift
 from core.monitoring.windows import (
     window_drift,
 )
-from core.services.monitoring.incidents import window_status
+from core.services.monitoring.common import quiet
+from core.services.monitoring.status import window_status
 from core.services.monitoring.views import (
     MonitoringData,
     health_card,
@@ -44,11 +47,15 @@ def report(
         )
     agg = data.windows[day]
     state = window_status(data.profile, data.settings, day, agg)
+    with quiet():
+        results = window_drift(data.profile, agg, data.settings.drift)
+        quality = quality_table(data.profile, {day: agg}, data.settings.quality)
     drift = [
         {**r.to_dict(), "feature": r.column, "verdict": "drift" if r.drifted else "no drift"}
-        for r in window_drift(data.profile, agg, data.settings.drift)
+        for r in results
+        if r.column not in (PREDICTION, SCORE)
     ]
-    quality = quality_table(data.profile, {day: agg}, data.settings.quality)
+    outputs = {r.column: r for r in results if r.column in (PREDICTION, SCORE)}
     perf = performance_results(_one_window(data, day))
     card = health_card(data)
     return _json_ready(
@@ -66,6 +73,8 @@ def report(
                 "drifted": state.dataset_drifted,
             },
             "features": drift,
+            "prediction_drift": _output(outputs.get(PREDICTION)),
+            "score_drift": _output(outputs.get(SCORE)),
             "quality": {
                 "issues": state.quality_issues,
                 "problems": state.quality_problems,
@@ -78,10 +87,22 @@ def report(
                 "goal_met": state.goal_met,
             },
             "message": f"{model_name} v{data.version} in {env}, window {day}: {state.status}; "
-            f"{sum(r['drifted'] for r in drift)} of {len(drift)} columns drifted, "
+            f"{len(state.drifted)} of {state.n_features} features drifted; "
+            f"prediction drift: {_verdict(state.prediction_drifted)}; "
+            f"score drift: {_verdict(state.score_drifted)}; "
             f"{state.quality_issues} quality issue(s).",
         }
     )
+
+
+def _verdict(drifted: bool | None) -> str:
+    return "not measured" if drifted is None else "yes" if drifted else "no"
+
+
+def _output(result: FeatureDrift | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {**result.to_dict(), "verdict": "drift" if result.drifted else "no drift"}
 
 
 def _one_window(data: MonitoringData, day: date) -> MonitoringData:

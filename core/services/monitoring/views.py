@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -11,11 +11,11 @@ import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core import evaluation
 from core.db import Database
 from core.errors import NotFound
 from core.models import (
     Alert,
+    InferenceBatch,
     MLModel,
     ModelVersion,
     RetrainingTask,
@@ -36,7 +36,7 @@ from core.monitoring.windows import (
 )
 from core.services.compare import live_version
 from core.services.monitoring.common import (
-    ACKNOWLEDGED,
+    ACTIVE,
     AT_RISK,
     FAILING,
     HEALTHY,
@@ -45,14 +45,27 @@ from core.services.monitoring.common import (
     MonitoringSettings,
     _as_date,
     _target_for,
+    known_environment,
 )
-from core.services.monitoring.incidents import (
+from core.services.monitoring.status import (
     WindowStatus,
     _all_windows,
     series_frame,
     window_status,
 )
 from core.services.registry import get_model, get_version
+
+ESTIMATED_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "ks",
+    "gini",
+)
 
 # --- reads for the page (window aggregates only) ------------------------------------------
 
@@ -100,7 +113,7 @@ def data_fingerprint(db: Database, model_name: str, env: str) -> tuple[Any, ...]
             )
         ).one()
         alerts = session.exec(
-            select(func.count(), func.max(Alert.id), func.max(Alert.resolved_at)).where(
+            select(func.count(), func.max(Alert.id), func.max(Alert.updated_at)).where(
                 Alert.model_id == model.id
             )
         ).one()
@@ -127,27 +140,32 @@ def monitoring_data(
     db: Database, model_name: str, env: str = "production", version: int | None = None
 ) -> MonitoringData:
     """The stored windows of the live version (or `version`) in `env`, with its reference."""
+    env = known_environment(env)
     with db.read() as session:
         model = get_model(session, model_name)
         chosen = _monitored_version(session, model, env, version)
         target = _target_for(session, model, chosen, env)
         windows = _all_windows(session, target)
-    goal = target.settings.goal
     return MonitoringData(
         model=model.name,
         task=model.task,
         environment=env,
         version=chosen.number,
-        goal_description=(
-            f"{evaluation.METRIC_LABELS.get(goal.metric, goal.metric)} {goal.operator} "
-            f"{goal.target:.4g} ({goal.basis})"
-            if goal
-            else "No performance goal can be checked for this model."
-        ),
+        goal_description=_goal_description(target.settings),
         profile=target.profile,
         settings=target.settings,
         windows=windows,
     )
+
+
+def _goal_description(settings: MonitoringSettings) -> str:
+    goal = settings.goal
+    if goal is None:
+        return "No performance goal is set for this model."
+    text = f"{goal.label} {goal.operator} {goal.target:.4g} ({goal.basis})"
+    if goal.unavailable:
+        text += f"; it cannot be checked on production data: {goal.unavailable}"
+    return text
 
 
 def _monitored_version(
@@ -188,7 +206,7 @@ def performance_results(data: MonitoringData) -> pd.DataFrame:
     table = performance_table(data.windows, task)
     if task == "classification":
         estimates = [cbpe_estimate(data.windows[w].cbpe) for w in table["window"]]
-        for metric in ("accuracy", "precision", "recall", "f1"):
+        for metric in ESTIMATED_METRICS:
             table[f"estimated_{metric}"] = [e.get(metric, np.nan) for e in estimates]
     return table
 
@@ -256,6 +274,8 @@ def distribution(data: MonitoringData, feature: str, window: date) -> Distributi
 
 @dataclass(frozen=True)
 class AlertView:
+    """One incident as the page shows it."""
+
     id: int
     window: date
     kind: str
@@ -266,11 +286,31 @@ class AlertView:
     status: str
     version: int
     created_at: datetime
+    basis: str = ""
+    last_window: date | None = None
+    windows_in_breach: int = 1
+    worst_value: float | None = None
+    closed_reason: str | None = None
+    superseded_by: int | None = None
+
+    @property
+    def title(self) -> str:
+        kind = f"{self.basis} {self.kind}" if self.basis else self.kind
+        span = (
+            f"{self.window}"
+            if self.last_window in (None, self.window)
+            else f"{self.window} to {self.last_window}"
+        )
+        return (
+            f"#{self.id} · {kind} · {self.windows_in_breach} window(s) in breach ({span}) · "
+            f"v{self.version} · {self.status}"
+        )
 
 
 def alerts(
     db: Database, model_name: str, env: str | None = None, *, open_only: bool = True
 ) -> list[AlertView]:
+    """Incidents of a model (open and acknowledged ones unless `open_only` is False)."""
     with db.read() as session:
         model = get_model(session, model_name)
         stmt = (
@@ -281,22 +321,80 @@ def alerts(
         if env is not None:
             stmt = stmt.where(Alert.environment == env)
         if open_only:
-            stmt = stmt.where(col(Alert.status).in_([OPEN, ACKNOWLEDGED]))
-        rows = session.exec(stmt.order_by(col(Alert.window_start).desc(), col(Alert.id))).all()
+            stmt = stmt.where(col(Alert.status).in_(ACTIVE))
+        rows = session.exec(stmt.order_by(col(Alert.updated_at).desc(), col(Alert.id))).all()
+        return [_alert_view(a, number) for a, number in rows]
+
+
+def _alert_view(a: Alert, number: int) -> AlertView:
+    return AlertView(
+        a.id or 0,
+        _as_date(a.window_start),
+        a.kind,
+        a.metric,
+        a.value,
+        a.threshold,
+        a.message,
+        a.status,
+        number,
+        a.created_at,
+        a.basis,
+        _as_date(a.last_window) if a.last_window else None,
+        a.windows_in_breach,
+        a.worst_value,
+        a.closed_reason,
+        a.superseded_by_id,
+    )
+
+
+def open_incident_counts(db: Database, model_ids: list[int]) -> dict[int, int]:
+    """Open (or acknowledged) incidents per model, for the Home cards."""
+    if not model_ids:
+        return {}
+    with db.read() as session:
+        rows = session.exec(
+            select(Alert.model_id, func.count())
+            .where(col(Alert.model_id).in_(model_ids), col(Alert.status).in_(ACTIVE))
+            .group_by(col(Alert.model_id))
+        ).all()
+        return {int(model_id): int(count) for model_id, count in rows}
+
+
+@dataclass(frozen=True)
+class BatchView:
+    id: int
+    kind: str
+    filename: str
+    n_rows: int
+    version: int
+    created_at: datetime
+    voided_at: datetime | None
+    void_reason: str | None
+
+
+def batches(db: Database, model_name: str, env: str, limit: int = 50) -> list[BatchView]:
+    """The latest batches of a model in an environment, voided ones included."""
+    with db.read() as session:
+        model = get_model(session, model_name)
+        rows = session.exec(
+            select(InferenceBatch, ModelVersion.number)
+            .join(ModelVersion, col(ModelVersion.id) == InferenceBatch.version_id)
+            .where(InferenceBatch.model_id == model.id, InferenceBatch.environment == env)
+            .order_by(col(InferenceBatch.id).desc())
+            .limit(limit)
+        ).all()
         return [
-            AlertView(
-                a.id or 0,
-                _as_date(a.window_start),
-                a.kind,
-                a.metric,
-                a.value,
-                a.threshold,
-                a.message,
-                a.status,
+            BatchView(
+                b.id or 0,
+                b.kind,
+                b.filename,
+                b.n_rows,
                 number,
-                a.created_at,
+                b.created_at,
+                b.voided_at,
+                b.void_reason,
             )
-            for a, number in rows
+            for b, number in rows
         ]
 
 
@@ -347,6 +445,23 @@ class HealthCard:
     since: date | None
     reasons: list[str]
     last_window: date | None
+    drift: list[str] = field(default_factory=list)
+
+
+def _drift_lines(state: WindowStatus) -> list[str]:
+    """Feature drift, prediction drift and score drift, each on its own line."""
+
+    lines = [
+        f"Features: {len(state.drifted)} of {state.n_features} drifted"
+        + (f" ({', '.join(state.drifted[:6])})." if state.drifted else ".")
+    ]
+    for what, drifted in (
+        ("Predictions", state.prediction_drifted),
+        ("Scores", state.score_drifted),
+    ):
+        if drifted is not None:  # a regressor has no scores
+            lines.append(f"{what}: distribution {'changed' if drifted else 'unchanged'}.")
+    return lines
 
 
 def health_card(data: MonitoringData) -> HealthCard:
@@ -390,16 +505,27 @@ def health_card(data: MonitoringData) -> HealthCard:
         since,
         reasons,
         latest.window,
+        _drift_lines(latest),
     )
 
 
 def _goal_words(data: MonitoringData, states: list[WindowStatus]) -> tuple[str, bool | None]:
     goal = data.settings.goal
     if goal is None:
-        return "No goal that production data can check is set for this model.", None
+        return "No performance goal is set for this model, so none is checked.", None
+    if goal.unavailable:
+        return (
+            f"The goal ({goal.statement()}) cannot be checked on production data: "
+            f"{goal.unavailable}. No other metric is checked in its place.",
+            None,
+        )
     judged = [s for s in states if s.goal_value is not None]
     if not judged:
-        return "No labels or scores have arrived yet, so the goal cannot be checked.", None
+        return (
+            f"The goal ({goal.statement()}) cannot be checked yet: no window has enough labels "
+            f"(at least {data.settings.min_labelled}) or scores to estimate it.",
+            None,
+        )
     last = judged[-1]
     basis = "measured on labelled data" if last.goal_source == "realised" else "estimated"
     return (
@@ -415,9 +541,13 @@ def _reasons(state: WindowStatus, settings: MonitoringSettings) -> list[str]:
         reasons.append(settings.goal.describe(state.goal_value))
     if state.dataset_drifted or state.feature_drifted:
         reasons.append(
-            f"{state.drift_share:.0%} of the inputs changed compared with the reference data "
-            f"({', '.join(state.drifted[:6])})."
+            f"{len(state.drifted)} of {state.n_features} features changed compared with the "
+            f"reference data ({', '.join(state.drifted[:6])})."
         )
+    if state.prediction_drifted:
+        reasons.append("The distribution of the model's predictions changed.")
+    if state.score_drifted:
+        reasons.append("The distribution of the model's scores changed.")
     if state.quality_problems:
         reasons.append("Data quality: " + "; ".join(state.quality_problems[:3]) + ".")
     return reasons

@@ -1,0 +1,320 @@
+"""Void a batch of predictions or labels: its rows leave the store (labels are cleared), the
+windows it touched are recomputed from the rows that remain, and incidents it caused close."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from core import audit
+from core.auth import Permission, Principal, refresh, require
+from core.db import Database
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import (
+    Alert,
+    InferenceBatch,
+    MLModel,
+    ModelVersion,
+    Prediction,
+    WindowAggregateRow,
+    utcnow,
+)
+from core.monitoring.windows import WindowAggregate, aggregate_chunk, window_starts
+from core.services import unit_of_work
+from core.services.monitoring.common import (
+    ACTIVE,
+    ANOMALY,
+    ID_COL,
+    LABEL_COL,
+    LABELS,
+    PRED_COL,
+    SCORE_COL,
+    TS_COL,
+    _as_date,
+    _as_datetime,
+    _Target,
+    _target_for,
+    quiet,
+)
+from core.services.monitoring.incidents import (
+    _verdicts,
+    close_incident,
+    evaluate_windows,
+)
+from core.services.monitoring.ingest import _window_json
+from core.services.monitoring.status import window_status
+from core.services.registry import get_model
+
+MIN_REASON = 5
+
+
+@dataclass(frozen=True)
+class VoidResult:
+    batch_id: int
+    kind: str
+    rows: int
+    windows: list[date]
+    closed: list[int]
+    message: str
+
+
+def void_batch(
+    db: Database, actor: Principal, model_name: str, batch_id: int, reason: str
+) -> VoidResult:
+    """Void one batch with a reason; the same file can then be sent again."""
+    why = " ".join((reason or "").split())
+    if len(why) < MIN_REASON:
+        raise InvalidInput(
+            f"Say why batch #{batch_id} is voided (at least {MIN_REASON} characters), for "
+            "example 'labels were 0/1 instead of Yes/No'."
+        )
+    with unit_of_work(db, actor) as session:
+        model = get_model(session, model_name)
+        _require_void(session, actor, model)
+        batch = _batch(session, model, batch_id)
+        version = session.get(ModelVersion, batch.version_id)
+        if version is None:
+            raise NotFound(f"The version of batch #{batch_id} no longer exists.")
+        rows = _remove_rows(session, batch)
+        touched = _recompute(session, model, rows, batch.environment)
+        batch.voided_at = utcnow()
+        batch.voided_by_id = actor.user_id
+        batch.void_reason = why[:500]
+        session.add(batch)
+        audit.record(
+            session,
+            actor,
+            "monitoring.batch_voided",
+            object_type="inference_batch",
+            object_id=batch.id,
+            model_id=model.id,
+            summary=f"Batch #{batch.id} of {model.name} ({batch.kind}, {len(rows):,} rows, "
+            f"{batch.filename or 'no name'}) voided: {why[:300]}",
+            details={"reason": why[:500], "rows": len(rows), "windows": len(touched)},
+        )
+        closed = _reconsider(session, actor, model, batch, touched, why)
+        days = sorted({day for _, day in touched})
+        return VoidResult(
+            batch_id=batch.id or 0,
+            kind=batch.kind,
+            rows=len(rows),
+            windows=days,
+            closed=closed,
+            message=f"Batch #{batch.id} voided: {len(rows):,} {batch.kind} removed from "
+            f"{len(days)} window(s), recomputed from the rows that remain"
+            + (f"; {len(closed)} incident(s) closed" if closed else "")
+            + ". The same file can now be sent again.",
+        )
+
+
+def _require_void(session: Session, actor: Principal, model: MLModel) -> None:
+    current = refresh(session, actor)
+    if current.can(Permission.INGEST, model.team_id):
+        return
+    require(
+        session,
+        actor,
+        Permission.MANAGE_MONITORING,
+        team_id=model.team_id,
+        what=f"void a batch of {model.name}",
+        model_id=model.id,
+    )
+
+
+def _batch(session: Session, model: MLModel, batch_id: int) -> InferenceBatch:
+    batch = session.exec(
+        select(InferenceBatch)
+        .where(InferenceBatch.id == batch_id, InferenceBatch.model_id == model.id)
+        .with_for_update()
+    ).first()
+    if batch is None:
+        raise NotFound(
+            f"{model.name} has no batch #{batch_id}; the Monitoring page lists its batches."
+        )
+    if batch.voided_at is not None:
+        raise Conflict(
+            f"Batch #{batch_id} was already voided on {batch.voided_at:%Y-%m-%d %H:%M} UTC "
+            f"({batch.void_reason}); nothing was changed."
+        )
+    return batch
+
+
+def _remove_rows(session: Session, batch: InferenceBatch) -> pd.DataFrame:
+    """The (version, timestamp) of every row the batch brought; its rows deleted or unlabelled."""
+    table = Prediction.__table__  # type: ignore[attr-defined]
+    column = table.c.label_batch_id if batch.kind == LABELS else table.c.batch_id
+    found = session.connection().execute(
+        select(table.c.version_id, table.c.ts).where(column == batch.id)
+    )
+    rows = pd.DataFrame(found.all(), columns=["version_id", "ts"])
+    if batch.kind == LABELS:
+        session.connection().execute(
+            update(table).where(column == batch.id).values(label=None, label_batch_id=None)
+        )
+    else:
+        session.connection().execute(
+            update(table).where(table.c.label_batch_id == batch.id).values(label_batch_id=None)
+        )
+        session.connection().execute(delete(table).where(column == batch.id))
+    return rows
+
+
+def _recompute(
+    session: Session, model: MLModel, rows: pd.DataFrame, environment: str
+) -> list[tuple[int, date]]:
+    """Recompute every touched window of every version from the rows left in the store."""
+    touched: list[tuple[int, date]] = []
+    for key, part in rows.groupby("version_id"):
+        version = session.get(ModelVersion, int(str(key)))
+        if version is None:
+            continue
+        target = _target_for(session, model, version, environment)
+        stamps = pd.to_datetime(part["ts"], utc=True)
+        days = sorted(
+            {pd.Timestamp(d).date() for d in window_starts(stamps, target.settings.window)}
+        )
+        for day in days:
+            _recompute_window(session, target, day)
+            touched.append((version.id or 0, day))
+    return touched
+
+
+def _window_end(day: date, window: str) -> datetime:
+    offset = {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}
+    return (pd.Timestamp(_as_datetime(day)) + offset[window]).to_pydatetime()
+
+
+def _recompute_window(session: Session, target: _Target, day: date) -> None:
+    row = session.exec(
+        select(WindowAggregateRow)
+        .where(
+            WindowAggregateRow.model_id == target.model.id,
+            WindowAggregateRow.version_id == target.version.id,
+            WindowAggregateRow.environment == target.environment,
+            WindowAggregateRow.window_start == _as_datetime(day),
+        )
+        .with_for_update()
+    ).first()
+    if row is None:
+        return
+    frame = _stored_rows(session, target, day)  # read under the window's row lock
+    if frame.empty:
+        session.delete(row)
+        return
+    with quiet():
+        fresh = aggregate_chunk(frame, target.profile, window=target.settings.window)
+    aggregate = fresh.get(day, WindowAggregate(window_start=day))
+    row.data = _window_json(aggregate)
+    row.n_rows = aggregate.n_rows
+    row.updated_at = utcnow()
+    row.row_version += 1
+    session.add(row)
+
+
+def _stored_rows(session: Session, target: _Target, day: date) -> pd.DataFrame:
+    table = Prediction.__table__  # type: ignore[attr-defined]
+    columns = [
+        table.c.prediction_id,
+        table.c.ts,
+        table.c.prediction,
+        table.c.score,
+        table.c.label,
+        table.c.features,
+    ]
+    result = session.connection().execute(
+        select(*columns).where(
+            table.c.model_id == target.model.id,
+            table.c.version_id == target.version.id,
+            table.c.environment == target.environment,
+            table.c.ts >= _as_datetime(day),
+            table.c.ts < _window_end(day, target.settings.window),
+        )
+    )
+    records = result.all()
+    if not records:
+        return pd.DataFrame()
+    features = pd.DataFrame.from_records([json.loads(r.features) for r in records])
+    frame = pd.DataFrame(
+        {
+            ID_COL: [r.prediction_id for r in records],
+            TS_COL: pd.to_datetime([r.ts for r in records], utc=True),
+            PRED_COL: [r.prediction for r in records],
+            LABEL_COL: [r.label for r in records],
+        }
+    )
+    scores = pd.to_numeric(pd.Series([r.score for r in records], dtype=object), errors="coerce")
+    if scores.notna().any():
+        frame[SCORE_COL] = scores.to_numpy(dtype=float)
+    if frame[LABEL_COL].isna().all():
+        frame = frame.drop(columns=[LABEL_COL])
+    return pd.concat([frame, features], axis=1)
+
+
+def _reconsider(
+    session: Session,
+    actor: Principal,
+    model: MLModel,
+    batch: InferenceBatch,
+    touched: list[tuple[int, date]],
+    why: str,
+) -> list[int]:
+    """Close the active incidents no remaining window is in breach of; update the rest."""
+    version = session.get(ModelVersion, batch.version_id)
+    if version is None or not touched:
+        return []
+    target = _target_for(session, model, version, batch.environment)
+    windows = {
+        _as_date(r.window_start): WindowAggregate.from_dict(r.data)
+        for r in session.exec(
+            select(WindowAggregateRow).where(
+                WindowAggregateRow.model_id == model.id,
+                WindowAggregateRow.version_id == version.id,
+                WindowAggregateRow.environment == batch.environment,
+            )
+        )
+    }
+    incidents = session.exec(
+        select(Alert).where(
+            Alert.model_id == model.id,
+            Alert.environment == batch.environment,
+            col(Alert.status).in_(ACTIVE),
+        )
+    ).all()
+    affected = {day for _, day in touched}
+    closed = []
+    for incident in incidents:
+        first = _as_date(incident.window_start)
+        last = _as_date(incident.last_window or incident.window_start)
+        overlaps = any(first <= day <= last for day in affected)
+        if incident.kind == ANOMALY or not overlaps:
+            continue
+        if not _still_in_breach(target, incident, windows):
+            close_incident(
+                session,
+                actor,
+                model,
+                incident,
+                f"Batch #{batch.id} was voided ({why[:200]}); without it no window is in breach.",
+            )
+            closed.append(incident.id or 0)
+    days = sorted({day for version_id, day in touched if version_id == version.id} & set(windows))
+    evaluate_windows(session, actor, target, days)
+    return closed
+
+
+def _still_in_breach(
+    target: _Target, incident: Alert, windows: dict[date, WindowAggregate]
+) -> bool:
+    first = _as_date(incident.window_start)
+    last = _as_date(incident.last_window or incident.window_start)
+    key = (incident.kind, incident.basis)
+    for day in sorted(d for d in windows if first <= d <= last):
+        status = window_status(target.profile, target.settings, day, windows[day])
+        if _verdicts(target, status, None).get(key) is not None:
+            return True
+    return False
