@@ -1,7 +1,7 @@
 """incidents, voided batches, label batches
 
 Revision ID: b14a00000001
-Revises: 1fe4137086f4
+Revises: b13a00000001
 Create Date: 2026-11-30 09:53:59.371471
 
 Alerts become incidents (last window, windows in breach, worst value, why and by what they
@@ -17,7 +17,7 @@ import sqlmodel.sql.sqltypes
 
 
 revision: str = 'b14a00000001'
-down_revision: Union[str, None] = '1fe4137086f4'
+down_revision: Union[str, None] = 'b13a00000001'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
