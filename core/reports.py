@@ -20,10 +20,11 @@ from sqlmodel import Session, col, select
 
 from core import audit, evaluation
 from core.artifacts import ArtifactStore
+from core.auth import Principal
 from core.db import Database
 from core.errors import QuorumError
 from core.models import Deployment, MLModel, ModelVersion, Team, User, utcnow
-from core.services import compliance
+from core.services import compliance, read_as
 from core.services.registry import CARD_SECTIONS, get_model, get_version, state_label
 from core.services.reviews import decisions_of
 from core.services.versions import evaluation_of
@@ -76,19 +77,20 @@ def fingerprint_of(content: dict[str, Any]) -> str:
 
 def build_pack(
     db: Database,
+    actor: Principal,
     model_name: str,
     number: int,
     *,
     generated_by: str = "",
     store: ArtifactStore | None = None,
 ) -> Pack:
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         content = _content(session, model, version, generated_by)
         ev = evaluation_of(session, version.id or 0)
         result = ev.result if ev else {}
-    comparison, champion_result = _comparison(db, model.name, number, store)
+    comparison, champion_result = _comparison(db, actor, model.name, number, store)
     content["comparison"] = comparison
     charts = _charts(result, champion_result, comparison, number)
     content["charts"] = [{"key": c.key, "title": c.title, "sha256": c.sha256} for c in charts]
@@ -287,12 +289,12 @@ def _deployments(
 
 
 def _comparison(
-    db: Database, model_name: str, number: int, store: ArtifactStore | None
+    db: Database, actor: Principal, model_name: str, number: int, store: ArtifactStore | None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     from core.services.compare import compare
 
     try:
-        result = compare(db, model_name, number, store=store)
+        result = compare(db, actor, model_name, number, store=store)
     except QuorumError as error:
         return {"available": False, "reason": error.user_message}, None
     return {

@@ -22,9 +22,8 @@ from core.artifacts import ArtifactStore
 from core.auth import Principal
 from core.config import get_settings
 from core.db import Database
-from core.errors import AuthenticationFailed, NotFound
+from core.errors import AuthenticationFailed
 from core.services import deployments, registry, reviews, users, versions
-from core.services.compare import live_version
 
 
 class Client:
@@ -58,7 +57,7 @@ class Client:
                     "risk_tier": m.risk_tier,
                     "versions": [v.number for v in registry.versions_of(session, m.id or 0)],
                 }
-                for m in registry.list_models(session)
+                for m in registry.list_models(session, self.principal)
             ]
 
     def register_version(
@@ -102,15 +101,7 @@ class Client:
 
     def load_model(self, name: str, version: int | None = None, env: str | None = None) -> Any:
         """The estimator of a version, the one live in `env`, or the latest; hash-verified."""
-        with self.db.read() as session:
-            model = registry.get_model(session, name)
-            if env is not None:
-                chosen = live_version(session, model, env)
-                if chosen is None:
-                    raise NotFound(f"Nothing of {name} is live in {env}.")
-            else:
-                chosen = registry.get_version(session, model, version)
-        return versions.load_estimator(chosen, self.store)
+        return versions.load_model(self.db, self.principal, name, version, env, self.store)
 
     # --- review and deployment --------------------------------------------------------------
 
@@ -120,7 +111,8 @@ class Client:
     def decide(self, model: str, version: int, decision: str, reason: str = "") -> str:
         reviews.decide(self.db, self.principal, model, version, decision, reason)
         with self.db.read() as session:
-            return registry.get_version(session, registry.get_model(session, model), version).state
+            found = registry.get_model(session, self.principal, model)
+            return registry.get_version(session, found, version).state
 
     def approve(self, model: str, version: int, reason: str = "") -> str:
         return self.decide(model, version, "approve", reason)
@@ -138,7 +130,7 @@ class Client:
         deployments.rollback(self.db, self.principal, model, env, reason)
 
     def deploy_status(self, model: str) -> dict[str, int | None]:
-        return deployments.status(self.db, model)
+        return deployments.status(self.db, self.principal, model)
 
     # --- production data ----------------------------------------------------------------------
 

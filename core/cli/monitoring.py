@@ -58,14 +58,14 @@ def cmd_monitor_report(args: argparse.Namespace, db: Database) -> dict[str, Any]
     from core.cli.common import acting_user
     from core.services import monitoring
 
-    acting_user(db)
+    actor = acting_user(db)
     window = None
     if args.window:
         try:
             window = date.fromisoformat(args.window)
         except ValueError:
             raise InvalidInput(f"--window {args.window!r} is not a date like 2026-01-31.") from None
-    return monitoring.report(db, args.model, args.env, window)
+    return monitoring.report(db, actor, args.model, args.env, window)
 
 
 def register_cli(groups: Any) -> None:

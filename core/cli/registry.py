@@ -24,8 +24,7 @@ def cmd_whoami(args: argparse.Namespace, db: Database) -> dict[str, Any]:
 def cmd_models_list(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     from core.services import portfolio
 
-    acting_user(db)
-    rows = portfolio.portfolio(db, recent=0).models
+    rows = portfolio.portfolio(db, acting_user(db), recent=0).models
     lines = [f"{m.name}  v{m.latest_version or '-'}  {m.latest_state}  {m.risk_tier}" for m in rows]
     return {"models": [m.__dict__ for m in rows], "message": "\n".join(lines) or "No models."}
 
@@ -84,11 +83,11 @@ def cmd_review_submit(args: argparse.Namespace, db: Database) -> dict[str, Any]:
 def cmd_review_decide(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     from core.services import registry, reviews
 
-    reviews.decide(db, acting_user(db), args.model, args.version, args.decision, args.reason)
+    actor = acting_user(db)
+    reviews.decide(db, actor, args.model, args.version, args.decision, args.reason)
     with db.read() as session:
-        state = registry.get_version(
-            session, registry.get_model(session, args.model), args.version
-        ).state
+        model = registry.get_model(session, actor, args.model)
+        state = registry.get_version(session, model, args.version).state
     return {
         "decision": args.decision,
         "state": state,
@@ -111,8 +110,9 @@ def cmd_deploy_promote(args: argparse.Namespace, db: Database) -> dict[str, Any]
 def cmd_deploy_rollback(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     from core.services import deployments
 
-    deployments.rollback(db, acting_user(db), args.model, args.env, args.reason)
-    live = deployments.status(db, args.model).get(args.env)
+    actor = acting_user(db)
+    deployments.rollback(db, actor, args.model, args.env, args.reason)
+    live = deployments.status(db, actor, args.model).get(args.env)
     return {
         "environment": args.env,
         "version": live,
@@ -123,8 +123,8 @@ def cmd_deploy_rollback(args: argparse.Namespace, db: Database) -> dict[str, Any
 def cmd_deploy_status(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     from core.services import deployments
 
-    acting_user(db)
-    live = deployments.status(db, args.model)
+    actor = acting_user(db)
+    live = deployments.status(db, actor, args.model)
     history = [
         {
             "environment": h.environment,
@@ -135,7 +135,7 @@ def cmd_deploy_status(args: argparse.Namespace, db: Database) -> dict[str, Any]:
             "live_from": h.live_from.isoformat(),
             "live_until": h.live_until.isoformat() if h.live_until else None,
         }
-        for h in deployments.history(db, args.model)
+        for h in deployments.history(db, actor, args.model)
     ]
     lines = [f"{env}: " + (f"v{n}" if n else "nothing live") for env, n in live.items()]
     return {"model": args.model, "live": live, "history": history, "message": "\n".join(lines)}

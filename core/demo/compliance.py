@@ -100,7 +100,7 @@ def _fill(
     share: float,
     owner: int | None,
 ) -> None:
-    lists = {c.key: c for c in compliance.checklists(db, model, number)}
+    lists = {c.key: c for c in compliance.checklists(db, actor, model, number)}
     checklist = lists.get(template_key)
     if checklist is None:
         return

@@ -6,11 +6,14 @@ import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 
+from sqlmodel import col, select
+
 from core import audit
 from core.auth import Permission, Principal, require
 from core.db import Database
 from core.models import AuditEvent
 from core.services import read_as
+from core.services.registry import scoped_events
 
 CSV_COLUMNS = (
     "seq",
@@ -37,21 +40,36 @@ def search(
     end: date | None = None,
     limit: int = 500,
 ) -> list[AuditEvent]:
+    """Events the actor may read: a global audit role reads every event; a team role reads the
+    events of its teams' models. Another team's model answers like an absent one (no events)."""
     with read_as(db, actor) as session:
-        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True)
-        return audit.query(
-            session,
-            audit.AuditFilter(
-                model_id=model_id,
-                actor_id=actor_id,
-                action=action or None,
-                since=datetime.combine(start, time.min, tzinfo=UTC) if start else None,
-                until=datetime.combine(end, time.min, tzinfo=UTC) + timedelta(days=1)
-                if end
-                else None,
-                limit=limit,
-            ),
+        current = require(
+            session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True
         )
+        stmt = scoped_events(select(AuditEvent), audit_scope(current))
+        if model_id is not None:
+            stmt = stmt.where(AuditEvent.model_id == model_id)
+        if actor_id is not None:
+            stmt = stmt.where(AuditEvent.actor_id == actor_id)
+        if action:
+            stmt = stmt.where(AuditEvent.action == action)
+        if start is not None:
+            stmt = stmt.where(AuditEvent.created_at >= datetime.combine(start, time.min, UTC))
+        if end is not None:
+            until = datetime.combine(end, time.min, UTC) + timedelta(days=1)
+            stmt = stmt.where(AuditEvent.created_at < until)
+        return list(session.exec(stmt.order_by(col(AuditEvent.seq).desc()).limit(limit)).all())
+
+
+def audit_scope(current: Principal) -> frozenset[int] | None:
+    """The teams whose events the principal may read; None: every event."""
+    if current.can(Permission.VIEW_AUDIT):
+        return None
+    return frozenset(
+        g.team_id
+        for g in current.grants
+        if g.team_id is not None and current.can(Permission.VIEW_AUDIT, g.team_id)
+    )
 
 
 def verify(db: Database, actor: Principal) -> audit.ChainReport:

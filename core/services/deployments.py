@@ -9,12 +9,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal
 from core.config import get_settings
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import Deployment, MLModel, ModelVersion, User, utcnow
-from core.services import unit_of_work
+from core.services import read_as, unit_of_work
 from core.services.registry import get_model, get_version, lock_model
 from core.services.reviews import policy_status
 from core.workflow import Action, next_state
@@ -76,14 +76,12 @@ def promote(
 def _promote(
     session: Session, actor: Principal, model_name: str, number: int, env: str, why: str
 ) -> Deployment:
-    model = get_model(session, model_name)
-    require(
+    model = get_model(
         session,
         actor,
-        Permission.DEPLOY,
-        team_id=model.team_id,
-        what=f"deploy {model.name}",
-        model_id=model.id,
+        model_name,
+        permission=Permission.DEPLOY,
+        what="deploy {model}",
     )
     lock_model(session, model.id or 0)
     version = get_version(session, model, number)
@@ -159,14 +157,12 @@ def rollback(
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     try:
         with unit_of_work(db, actor) as session:
-            model = get_model(session, model_name)
-            require(
+            model = get_model(
                 session,
                 actor,
-                Permission.DEPLOY,
-                team_id=model.team_id,
-                what=f"roll back {model.name}",
-                model_id=model.id,
+                model_name,
+                permission=Permission.DEPLOY,
+                what="roll back {model}",
             )
             lock_model(session, model.id or 0)
             current = _live(session, model.id or 0, env)
@@ -220,9 +216,11 @@ class HistoryRow:
     live_until: datetime | None
 
 
-def history(db: Database, model_name: str, environment: str | None = None) -> list[HistoryRow]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def history(
+    db: Database, actor: Principal, model_name: str, environment: str | None = None
+) -> list[HistoryRow]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         stmt = select(Deployment).where(Deployment.model_id == model.id)
         if environment:
             stmt = stmt.where(Deployment.environment == _environment(environment))
@@ -248,10 +246,12 @@ def history(db: Database, model_name: str, environment: str | None = None) -> li
         ]
 
 
-def live_at(db: Database, model_name: str, environment: str, when: datetime) -> int | None:
+def live_at(
+    db: Database, actor: Principal, model_name: str, environment: str, when: datetime
+) -> int | None:
     """The version number that was live in `environment` at `when`, or None."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         row = session.exec(
             select(Deployment)
             .where(
@@ -270,9 +270,9 @@ def live_at(db: Database, model_name: str, environment: str, when: datetime) -> 
         return version.number
 
 
-def status(db: Database, model_name: str) -> dict[str, int | None]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def status(db: Database, actor: Principal, model_name: str) -> dict[str, int | None]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         result: dict[str, int | None] = {}
         for env in get_settings().environments:
             live = _live(session, model.id or 0, env)
@@ -281,10 +281,10 @@ def status(db: Database, model_name: str) -> dict[str, int | None]:
         return result
 
 
-def readiness(db: Database, model_name: str, number: int) -> list[str]:
+def readiness(db: Database, actor: Principal, model_name: str, number: int) -> list[str]:
     """What still blocks production for this version (empty when it may go)."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         blockers = production_blockers(session, model, version)
         if not blockers and version.state != "approved":

@@ -9,10 +9,19 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from core import audit, validation
-from core.auth import Permission, Principal, require
+from core.auth import (
+    SYSTEM,
+    Permission,
+    Principal,
+    readable_team_ids,
+    refresh,
+    require,
+    visible_teams,
+)
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
+    AuditEvent,
     Deployment,
     MLModel,
     ModelVersion,
@@ -97,9 +106,16 @@ def _check_spec(spec: ModelSpec) -> dict[str, Any]:
 def create_model(db: Database, actor: Principal, spec: ModelSpec) -> MLModel:
     fields = _check_spec(spec)
     with unit_of_work(db, actor) as session:
-        team = session.exec(select(Team).where(Team.name == spec.team)).first()
+        current = require(
+            session, actor, Permission.REGISTER_MODEL, what=f"in team {spec.team}", anywhere=True
+        )
+        team = session.exec(
+            scoped(select(Team).where(Team.name == spec.team), readable_team_ids(current), Team.id)
+        ).first()
         if team is None:
-            raise NotFound(f"No team named {spec.team!r}. Pick one of the existing teams.")
+            raise NotFound(
+                f"No team named {spec.team!r} is visible to you. Pick one of your teams."
+            )
         require(
             session, actor, Permission.REGISTER_MODEL, team_id=team.id, what=f"in team {team.name}"
         )
@@ -125,14 +141,68 @@ def create_model(db: Database, actor: Principal, spec: ModelSpec) -> MLModel:
         return model
 
 
-def get_model(session: Session, name_or_id: str | int) -> MLModel:
+def not_visible(name_or_id: str | int) -> NotFound:
+    """The one answer for a model that is absent or belongs to a team the actor cannot see."""
     if isinstance(name_or_id, int):
-        model = session.get(MLModel, name_or_id)
+        return NotFound(f"No model with id {name_or_id} is visible to you.")
+    return NotFound(
+        f"No model named {name_or_id!r} is visible to you. Check the name on the Models page."
+    )
+
+
+def scoped(stmt: Any, scope: frozenset[int] | None, team_column: Any = None) -> Any:
+    """`stmt` restricted in SQL to the teams of `scope` (None: every team)."""
+    if scope is None:
+        return stmt
+    return stmt.where(col(team_column if team_column is not None else MLModel.team_id).in_(scope))
+
+
+def scoped_events(stmt: Any, scope: frozenset[int] | None) -> Any:
+    """Audit events restricted in SQL to those of models in `scope`'s teams (None: all)."""
+    if scope is None:
+        return stmt
+    visible = select(MLModel.id).where(col(MLModel.team_id).in_(scope))
+    return stmt.where(col(AuditEvent.model_id).in_(visible))
+
+
+def get_model(
+    session: Session,
+    actor: Principal,
+    name_or_id: str | int,
+    *,
+    permission: Permission | None = None,
+    what: str = "",
+) -> MLModel:
+    """The model if the actor may see it, else NotFound, worded the same whether it is absent
+    or another team's. With `permission`, the actor must hold it somewhere before the lookup
+    (so a refusal does not depend on what exists) and in the model's team after it.
+    `what` may name the model as {model}."""
+    current = refresh(session, actor)
+    if permission is not None:
+        label = what.format(model=name_or_id)
+        require(session, current, permission, what=label, anywhere=True)
+    if isinstance(name_or_id, int):
+        stmt = select(MLModel).where(MLModel.id == name_or_id)
     else:
-        model = session.exec(select(MLModel).where(MLModel.name == name_or_id)).first()
+        stmt = select(MLModel).where(MLModel.name == name_or_id)
+    model = session.exec(scoped(stmt, readable_team_ids(current))).first()
     if model is None:
-        raise NotFound(f"No model named {name_or_id!r}. Check the name on the Models page.")
+        raise not_visible(name_or_id)
+    if permission is not None:
+        require(
+            session,
+            current,
+            permission,
+            team_id=model.team_id,
+            what=what.format(model=model.name),
+            model_id=model.id,
+        )
     return model
+
+
+def model_row(session: Session, name_or_id: str | int) -> MLModel:
+    """The model whoever owns it: for the system's own work (demo seed, maintenance, jobs)."""
+    return get_model(session, SYSTEM, name_or_id)
 
 
 def lock_model(session: Session, model_id: int) -> MLModel:
@@ -163,8 +233,10 @@ def versions_of(session: Session, model_id: int) -> list[ModelVersion]:
     return list(session.exec(stmt.order_by(col(ModelVersion.number).desc())).all())
 
 
-def list_models(session: Session, *, include_archived: bool = False) -> list[MLModel]:
-    stmt = select(MLModel)
+def list_models(
+    session: Session, actor: Principal, *, include_archived: bool = False
+) -> list[MLModel]:
+    stmt = scoped(select(MLModel), visible_teams(session, actor))
     if not include_archived:
         stmt = stmt.where(col(MLModel.archived_at).is_(None))
     return list(session.exec(stmt.order_by(col(MLModel.name))).all())
@@ -180,15 +252,14 @@ def update_card(
         for key in CARD_SECTIONS
     }
     with unit_of_work(db, actor) as session:
-        model = lock_model(session, get_model(session, model_id).id or 0)
-        require(
+        found = get_model(
             session,
             actor,
-            Permission.EDIT_MODEL,
-            team_id=model.team_id,
-            what=f"edit the card of {model.name}",
-            model_id=model.id,
+            model_id,
+            permission=Permission.EDIT_MODEL,
+            what="edit the card of {model}",
         )
+        model = lock_model(session, found.id or 0)
         _expect_row_version(model, row_version)
         changed = sorted(k for k in CARD_SECTIONS if model.model_card.get(k, "") != cleaned[k])
         model.model_card = cleaned
@@ -211,15 +282,10 @@ def update_card(
 def archive_model(db: Database, actor: Principal, model_id: int, reason: str) -> MLModel:
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     with unit_of_work(db, actor) as session:
-        model = lock_model(session, get_model(session, model_id).id or 0)
-        require(
-            session,
-            actor,
-            Permission.ARCHIVE,
-            team_id=model.team_id,
-            what=f"archive {model.name}",
-            model_id=model.id,
+        found = get_model(
+            session, actor, model_id, permission=Permission.ARCHIVE, what="archive {model}"
         )
+        model = lock_model(session, found.id or 0)
         if model.archived_at is not None:
             raise Conflict(f"{model.name} is already archived.")
         live = session.exec(
@@ -260,8 +326,12 @@ def _touch(obj: MLModel | ModelVersion) -> None:
     obj.updated_at = utcnow()
 
 
-def version_counts(session: Session) -> dict[str, int]:
-    rows = session.exec(select(ModelVersion.state, func.count()).group_by(ModelVersion.state)).all()
+def version_counts(session: Session, actor: Principal) -> dict[str, int]:
+    stmt = select(ModelVersion.state, func.count()).join(
+        MLModel, col(MLModel.id) == col(ModelVersion.model_id)
+    )
+    stmt = scoped(stmt, visible_teams(session, actor))
+    rows = session.exec(stmt.group_by(ModelVersion.state)).all()
     return {state: int(n) for state, n in rows}
 
 
@@ -283,14 +353,12 @@ def archive_version(
 
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.ARCHIVE,
-            team_id=model.team_id,
-            what=f"archive versions of {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.ARCHIVE,
+            what="archive versions of {model}",
         )
         version = get_version(session, model, number)
         live = session.exec(

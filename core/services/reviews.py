@@ -9,7 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import ROLE_PERMISSIONS, Permission, Principal, load_grants, require
+from core.auth import (
+    ROLE_PERMISSIONS,
+    Permission,
+    Principal,
+    load_grants,
+    readable_team_ids,
+    refresh,
+    require,
+)
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
@@ -30,7 +38,7 @@ from core.models import (
 )
 from core.services import read_as, unit_of_work
 from core.services.portfolio import notify
-from core.services.registry import get_model, get_version
+from core.services.registry import get_model, get_version, scoped
 from core.workflow import Action, next_state
 
 DEFAULT_POLICIES: dict[str, tuple[int, tuple[Role, ...]]] = {
@@ -220,14 +228,12 @@ def submit_for_review(
 ) -> ModelVersion:
     text = validation.plain_text(note, "note", max_length=2000)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.SUBMIT_REVIEW,
-            team_id=model.team_id,
-            what=f"submit {model.name} for review",
-            model_id=model.id,
+            model_name,
+            permission=Permission.SUBMIT_REVIEW,
+            what="submit {model} for review",
         )
         version = _locked_version(session, model, number)
         _expect(version, row_version)
@@ -298,15 +304,14 @@ def _decide(
     why: str,
     row_version: int | None,
 ) -> Decision:
-    model = get_model(session, model_name)
-    current = require(
+    model = get_model(
         session,
         actor,
-        Permission.DECIDE,
-        team_id=model.team_id,
-        what=f"of {model.name}",
-        model_id=model.id,
+        model_name,
+        permission=Permission.DECIDE,
+        what="of {model}",
     )
+    current = refresh(session, actor)
     version = _locked_version(session, model, number)
     _expect(version, row_version)
     if version.registered_by_id == actor.user_id:
@@ -460,14 +465,12 @@ def add_comment(
     text = validation.plain_text(body, "comment", max_length=5000, required=True)
     pin = validation.plain_text(anchor, "pinned metric or chart", max_length=120)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.COMMENT,
-            team_id=model.team_id,
-            what=f"comment on {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.COMMENT,
+            what="comment on {model}",
         )
         version = get_version(session, model, number)
         if parent_id is not None:
@@ -526,9 +529,9 @@ class CommentView:
     author: str
 
 
-def comments_of(db: Database, model_name: str, number: int) -> list[CommentView]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def comments_of(db: Database, actor: Principal, model_name: str, number: int) -> list[CommentView]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         rows = session.exec(
             select(Comment)
@@ -556,11 +559,13 @@ def review_queue(db: Database, actor: Principal) -> list[QueueItem]:
     with read_as(db, actor) as session:
         grants = load_grants(session, actor.user_id)
         me = Principal(actor.user_id, actor.email, actor.name, grants)
-        rows = session.exec(
+        stmt = (
             select(ModelVersion, MLModel)
             .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
             .where(ModelVersion.state == VersionState.IN_REVIEW)
-            .order_by(col(ModelVersion.updated_at))
+        )
+        rows = session.exec(
+            scoped(stmt, readable_team_ids(me)).order_by(col(ModelVersion.updated_at))
         ).all()
         names = user_names(session, {v.registered_by_id for v, _ in rows})
         mine = {
@@ -595,10 +600,10 @@ class DecisionView:
 
 
 def review_detail(
-    db: Database, model_name: str, number: int
+    db: Database, actor: Principal, model_name: str, number: int
 ) -> tuple[MLModel, ModelVersion, PolicyStatus, list[DecisionView]]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         status = policy_status(session, model, version)
         eval_hash = current_evaluation_hash(session, version)

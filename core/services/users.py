@@ -365,11 +365,12 @@ def issue_token_as_operator(db: Database, address: str, name: str = "cli") -> Ne
 def revoke_token(db: Database, actor: Principal, token_id: int) -> None:
     with unit_of_work(db, actor) as session:
         token = session.get(AccessToken, token_id)
-        if token is None:
-            raise NotFound(f"No access token with id {token_id}.")
-        own = token.user_id == actor.user_id
+        own = token is not None and token.user_id == actor.user_id
+        # Someone else's token and no token at all get the same refusal, so ids do not leak.
         permission = Permission.MANAGE_OWN_TOKENS if own else Permission.MANAGE_USERS
         require(session, actor, permission, what="revoke this access token", anywhere=own)
+        if token is None:
+            raise NotFound(f"No access token with id {token_id}.")
         if token.revoked_at is not None:
             raise Conflict("This token is already revoked.")
         token.revoked_at = utcnow()

@@ -24,7 +24,7 @@ def render(ctx: PageContext) -> None:
         return
     model, number = picked
     try:
-        status = compliance.version_compliance(ctx.db, model, number)
+        status = compliance.version_compliance(ctx.db, ctx.principal, model, number)
     except QuorumError as error:
         fail(error)
         return
@@ -52,7 +52,7 @@ def _queue(ctx: PageContext) -> None:
         return
     st.subheader("Waiting for compliance")
     try:
-        rows = compliance.compliance_queue(ctx.db)
+        rows = compliance.compliance_queue(ctx.db, ctx.principal)
     except QuorumError as error:
         fail(error)
         return
@@ -117,7 +117,7 @@ def _gate(status: compliance.VersionCompliance) -> None:
 
 def _checklists(ctx: PageContext, model: str, number: int) -> None:
     try:
-        lists = compliance.checklists(ctx.db, model, number)
+        lists = compliance.checklists(ctx.db, ctx.principal, model, number)
     except QuorumError as error:
         fail(error)
         return
@@ -381,7 +381,7 @@ def _pack(ctx: PageContext, model: str, number: int) -> None:
 
 def _timeline(ctx: PageContext, model: str) -> None:
     try:
-        entries = compliance.timeline(ctx.db, model)
+        entries = compliance.timeline(ctx.db, ctx.principal, model)
     except QuorumError as error:
         fail(error)
         return

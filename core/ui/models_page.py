@@ -17,9 +17,12 @@ MODEL_PARAM = "model"
 
 
 def render(ctx: PageContext) -> None:
-    names = pf.model_names(ctx.db)
+    names = pf.model_names(ctx.db, ctx.principal)
     if not names:
-        st.info("No models are registered yet. Data scientists register them on the Register page.")
+        st.info(
+            "No model is visible to you. Models belong to teams: a data scientist registers one "
+            "on the Register page, or ask an admin for a role in the team whose models you need."
+        )
         return
     wanted = st.query_params.get(MODEL_PARAM)
     index = names.index(wanted) if wanted in names else None
@@ -31,11 +34,11 @@ def render(ctx: PageContext) -> None:
         placeholder="Choose a model to see its versions",
     )
     if choice is None:
-        _table(pf.portfolio(ctx.db, recent=0))
+        _table(pf.portfolio(ctx.db, ctx.principal, recent=0))
         return
     st.query_params[MODEL_PARAM] = choice
     try:
-        detail = model_view.model_detail(ctx.db, choice, ctx.settings.environments)
+        detail = model_view.model_detail(ctx.db, ctx.principal, choice, ctx.settings.environments)
     except QuorumError as error:
         fail(error)
         return
@@ -218,10 +221,12 @@ def _cached_compare(
     url: str, model: str, candidate: int, champion: int | None, fingerprint: str
 ) -> compare.Comparison:
     """Cached per inputs: `fingerprint` carries the artifact hash and what is live in
-    production, so a promotion or rollback in any process gives a fresh comparison."""
+    production, so a promotion or rollback in any process gives a fresh comparison. Shared
+    across people: the caller has already read the model as the signed-in person."""
+    from core.auth import SYSTEM
     from core.ui.session import database
 
-    return compare.compare(database(), model, candidate, champion)
+    return compare.compare(database(), SYSTEM, model, candidate, champion)
 
 
 def compare_section(

@@ -141,6 +141,17 @@ def some_content(at: AppTest) -> None:
     assert len(list(at.main)) > 1
 
 
+def nothing_visible(at: AppTest) -> None:
+    """A signed-in person with no role belongs to no team, so no model is there for them."""
+    shown = texts(at) + frame_values(at) + "\n".join(i.value for i in at.info)
+    assert "No model is visible to you" in shown
+    options = [o for box in at.selectbox for o in box.options]
+    for name in ("credit-default-scorer", "bike-demand-forecaster"):
+        assert name not in shown and name not in options
+
+
+NOTHING_VISIBLE = ("app.py", "pages/1_Models.py")
+
 CONTENT: dict[str, Callable[[AppTest], None]] = {
     "app.py": home_content,
     "pages/1_Models.py": models_content,
@@ -172,7 +183,10 @@ def test_page_for_role(spec: nav.PageSpec, role: Role | None, demo_store: DemoSt
     sidebar = "\n".join(e.value for e in at.sidebar.get("text"))
     assert EMAIL_BY_ROLE[role] in sidebar
     refusal = [e.value for e in at.error if e.value.startswith(f"You cannot open {spec.label}")]
-    if may_open(spec, role):
+    if may_open(spec, role) and role is None and spec.path in NOTHING_VISIBLE:
+        assert refusal == []
+        nothing_visible(at)
+    elif may_open(spec, role):
         assert refusal == []
         CONTENT.get(spec.path, some_content)(at)
     else:

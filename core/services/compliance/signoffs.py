@@ -9,7 +9,15 @@ from sqlmodel import Session, col, select
 
 from core import audit, validation
 from core.artifacts import ArtifactStore, default_store
-from core.auth import ROLE_PERMISSIONS, SYSTEM, Permission, Principal, require
+from core.auth import (
+    ROLE_PERMISSIONS,
+    SYSTEM,
+    Permission,
+    Principal,
+    refresh,
+    require,
+    visible_teams,
+)
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, QuorumError
 from core.models import (
@@ -20,8 +28,8 @@ from core.models import (
     User,
     utcnow,
 )
-from core.services import unit_of_work
-from core.services.compliance.checklists import _require_work, evidence_hash
+from core.services import read_as, unit_of_work
+from core.services.compliance.checklists import evidence_hash
 from core.services.compliance.common import (
     EXPIRY_NOTICE_DAYS,
     MAX_EXPIRY_DAYS,
@@ -30,7 +38,7 @@ from core.services.compliance.common import (
     SIGNATURE,
 )
 from core.services.portfolio import notify
-from core.services.registry import get_model, get_version
+from core.services.registry import get_model, get_version, scoped
 
 # --- sign-offs ------------------------------------------------------------------------------
 
@@ -152,15 +160,14 @@ def sign(
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRY_DAYS:
         raise InvalidInput(f"Expiry must be between 1 and {MAX_EXPIRY_DAYS} days from today.")
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        current = require(
+        model = get_model(
             session,
             actor,
-            Permission.SIGN_OFF,
-            team_id=model.team_id,
-            what=f"{model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.SIGN_OFF,
+            what="{model}",
         )
+        current = refresh(session, actor)
         version = get_version(session, model, number)
         user = session.get(User, actor.user_id)
         if (
@@ -234,22 +241,37 @@ def revoke(db: Database, actor: Principal, signoff_id: int, reason: str) -> Sign
     """Revoke a signature by adding a revocation record that points at it."""
     why = validation.plain_text(reason, "reason for revoking", max_length=1000, required=True)
     with unit_of_work(db, actor) as session:
-        target = session.get(Signoff, signoff_id)
-        if target is None or target.kind != SIGNATURE:
-            raise NotFound(f"There is no signature #{signoff_id} to revoke.")
+        require(session, actor, Permission.SIGN_OFF, what="revoke sign-offs", anywhere=True)
+        target = session.exec(
+            scoped(
+                select(Signoff)
+                .join(ModelVersion, col(ModelVersion.id) == col(Signoff.version_id))
+                .join(MLModel, col(MLModel.id) == col(ModelVersion.model_id))
+                .where(Signoff.id == signoff_id, Signoff.kind == SIGNATURE),
+                visible_teams(session, actor),
+            )
+        ).first()
+        if target is None:
+            raise NotFound(f"No signature #{signoff_id} is visible to you; nothing was revoked.")
         version = session.get(ModelVersion, target.version_id)
         assert version is not None
-        model = get_model(session, version.model_id)
-        current = require(
+        model = get_model(
             session,
             actor,
-            Permission.SIGN_OFF,
-            team_id=model.team_id,
-            what=f"revoke sign-offs of {model.name}",
-            model_id=model.id,
+            version.model_id,
+            permission=Permission.SIGN_OFF,
+            what="revoke sign-offs of {model}",
         )
+        current = refresh(session, actor)
         if target.signer_id != actor.user_id:
-            _require_work(session, actor, model, "revoke someone else's sign-off")
+            require(
+                session,
+                actor,
+                Permission.COMPLIANCE_WORK,
+                team_id=model.team_id,
+                what=f"revoke someone else's sign-off of {model.name}",
+                model_id=model.id,
+            )
         already = session.exec(
             select(Signoff).where(Signoff.supersedes_id == target.id, Signoff.kind == REVOCATION)
         ).first()
@@ -287,9 +309,9 @@ def revoke(db: Database, actor: Principal, signoff_id: int, reason: str) -> Sign
         return revocation
 
 
-def signoffs(db: Database, model_name: str, number: int) -> list[SignoffView]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def signoffs(db: Database, actor: Principal, model_name: str, number: int) -> list[SignoffView]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         return signoff_views(session, get_version(session, model, number))
 
 

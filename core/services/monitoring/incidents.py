@@ -12,7 +12,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal, require, visible_teams
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
@@ -57,6 +57,7 @@ from core.services.monitoring.common import (
     _Target,
 )
 from core.services.portfolio import notify
+from core.services.registry import get_model, scoped
 
 # --- thresholds, alerts and retraining tasks ----------------------------------------------
 
@@ -417,18 +418,24 @@ def set_alert_status(
     if status not in (ACKNOWLEDGED, RESOLVED):
         raise InvalidInput(f"An alert can be set to '{ACKNOWLEDGED}' or '{RESOLVED}'.")
     with unit_of_work(db, actor) as session:
-        alert = session.exec(select(Alert).where(Alert.id == alert_id).with_for_update()).first()
+        require(session, actor, Permission.MANAGE_MONITORING, what="handle alerts", anywhere=True)
+        visible = scoped(
+            select(Alert.id)
+            .join(MLModel, col(MLModel.id) == col(Alert.model_id))
+            .where(Alert.id == alert_id),
+            visible_teams(session, actor),
+        )
+        alert = session.exec(
+            select(Alert).where(col(Alert.id).in_(visible)).with_for_update()
+        ).first()
         if alert is None:
-            raise NotFound(f"There is no alert #{alert_id}; reload the page.")
-        model = session.get(MLModel, alert.model_id)
-        assert model is not None
-        require(
+            raise NotFound(f"No alert #{alert_id} is visible to you; reload the page.")
+        model = get_model(
             session,
             actor,
-            Permission.MANAGE_MONITORING,
-            team_id=model.team_id,
-            what=f"handle alerts of {model.name}",
-            model_id=model.id,
+            alert.model_id,
+            permission=Permission.MANAGE_MONITORING,
+            what="handle alerts of {model}",
         )
         if alert.status == RESOLVED:
             raise Conflict(f"Alert #{alert_id} is already resolved.")
