@@ -54,6 +54,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         _EVERYONE
         | {
             Permission.DECIDE,
+            Permission.SIGN_OFF,
             Permission.DEPLOY,
             Permission.SCORE,
             Permission.INGEST,

@@ -1,4 +1,4 @@
-"""Admin: people, teams and role grants."""
+"""Admin: people, teams, role grants and approval policies."""
 
 import streamlit as st
 
@@ -8,8 +8,10 @@ from core.ui.session import page
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams = st.tabs(["People and roles", "Teams"])
+people, teams, policies = st.tabs(["People and roles", "Teams", "Approval policies"])
 with people:
     admin.people_section(ctx)
 with teams:
     admin.teams_section(ctx)
+with policies:
+    admin.policies_section(ctx)

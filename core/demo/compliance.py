@@ -50,7 +50,7 @@ def seed_compliance(db: Database) -> list[str]:
 
     for key in ("internal_policy", "sr_11_7", "eu_ai_act_high_risk", "iso_42001", "nist_ai_rmf"):
         _fill(db, casey, CREDIT, 2, key, share=1.0, owner=riley.user_id)
-    compliance.sign(db, casey, CREDIT, 2, "validated", "Casey Compliance")
+    compliance.sign(db, riley, CREDIT, 2, "validated", "Riley Reviewer")
     compliance.sign(db, casey, CREDIT, 2, "approved for production", "Casey Compliance", 365)
     compliance.sign(db, blake, CREDIT, 2, "business accepted", "Blake Business", 20)
 
@@ -64,9 +64,9 @@ def seed_compliance(db: Database) -> list[str]:
     for number in (1, 2):
         for key in ("internal_policy", "nist_ai_rmf"):
             _fill(db, casey, BIKE, number, key, share=1.0, owner=riley.user_id)
-    expired = compliance.sign(db, casey, BIKE, 1, "validated", "Casey Compliance", 365)
+    expired = compliance.sign(db, riley, BIKE, 1, "validated", "Riley Reviewer", 365)
     _backdate(db, expired.id or 0, days=400)
-    compliance.sign(db, casey, BIKE, 2, "validated", "Casey Compliance", 365)
+    compliance.sign(db, riley, BIKE, 2, "validated", "Riley Reviewer", 365)
     compliance.sign(db, blake, BIKE, 2, "business accepted", "Blake Business")
     _fill(db, casey, BIKE, 3, "internal_policy", share=0.5, owner=riley.user_id)
 
@@ -82,11 +82,10 @@ def _policy(db: Database, ada: users.Principal) -> None:
         db,
         ada,
         "high",
-        min_approvals=policy.min_approvals,
-        required_roles=list(policy.required_roles),
         required_checklists=POLICY_CHECKLISTS,
         required_signoffs=POLICY_SIGNOFFS,
         row_version=policy.row_version,
+        reason="High-risk models need the EU AI Act and internal checklists and two sign-offs.",
     )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import audit, validation
+from core import audit, policy, validation
 from core.auth import (
     ROLE_PERMISSIONS,
     Permission,
@@ -22,7 +25,7 @@ from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
     ROLE_LABELS,
-    ApprovalPolicy,
+    ApprovalPolicyVersion,
     Comment,
     Decision,
     DecisionKind,
@@ -36,16 +39,12 @@ from core.models import (
     VersionState,
     utcnow,
 )
+from core.policy import PolicyFields
 from core.services import read_as, unit_of_work
 from core.services.portfolio import notify
 from core.services.registry import get_model, get_version, scoped
 from core.workflow import Action, next_state
 
-DEFAULT_POLICIES: dict[str, tuple[int, tuple[Role, ...]]] = {
-    RiskTier.LOW: (1, (Role.REVIEWER,)),
-    RiskTier.MEDIUM: (1, (Role.REVIEWER,)),
-    RiskTier.HIGH: (2, (Role.REVIEWER, Role.COMPLIANCE)),
-}
 MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9._%+-]+(?:@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?)")
 _ACTION = {
     DecisionKind.APPROVE: Action.APPROVE,
@@ -57,18 +56,121 @@ _ACTION = {
 # --- approval policy ----------------------------------------------------------------------
 
 
-def policy_for(session: Session, risk_tier: str) -> ApprovalPolicy:
-    stored = session.exec(select(ApprovalPolicy).where(ApprovalPolicy.risk_tier == risk_tier))
-    policy = stored.first()
-    if policy is not None:
-        return policy
-    count, roles = DEFAULT_POLICIES[RiskTier(risk_tier)]
-    return ApprovalPolicy(
-        risk_tier=risk_tier,
-        min_approvals=count,
-        required_roles=[r.value for r in roles],
-        row_version=0,
+@dataclass(frozen=True)
+class PolicyInForce:
+    """One version of a tier's approval policy: stored (version >= 1) or the built-in
+    defaults (version 0, never stored)."""
+
+    risk_tier: str
+    version: int
+    fields: PolicyFields
+    version_id: int | None = None
+    created_by_id: int | None = None
+    confirmed_by_id: int | None = None
+    created_at: datetime | None = None
+    reason: str = ""
+
+    @property
+    def min_approvals(self) -> int:
+        return self.fields.min_approvals
+
+    @property
+    def required_roles(self) -> list[str]:
+        return self.fields.required_roles
+
+    @property
+    def required_checklists(self) -> list[str]:
+        return self.fields.required_checklists
+
+    @property
+    def required_signoffs(self) -> list[str]:
+        return self.fields.required_signoffs
+
+    @property
+    def row_version(self) -> int:
+        """What an editor saw: a change is refused if another was saved meanwhile."""
+        return self.version
+
+    @property
+    def label(self) -> str:
+        return f"{self.risk_tier}-risk policy v{self.version}" + (
+            " (built-in defaults)" if self.version == 0 else ""
+        )
+
+
+def _in_force(row: ApprovalPolicyVersion) -> PolicyInForce:
+    return PolicyInForce(
+        risk_tier=row.risk_tier,
+        version=row.version,
+        fields=policy.from_document(row.fields, row.schema_version, row.risk_tier),
+        version_id=row.id,
+        created_by_id=row.created_by_id,
+        confirmed_by_id=row.confirmed_by_id,
+        created_at=row.created_at,
+        reason=row.reason,
     )
+
+
+def _check_tier(risk_tier: str) -> str:
+    if risk_tier not in RiskTier._value2member_map_:
+        raise InvalidInput(f"{risk_tier!r} is not a risk tier; use low, medium or high.")
+    return risk_tier
+
+
+def policy_for(session: Session, risk_tier: str) -> PolicyInForce:
+    """The policy in force for a tier: its latest version, or the built-in defaults."""
+    row = session.exec(
+        select(ApprovalPolicyVersion)
+        .where(ApprovalPolicyVersion.risk_tier == _check_tier(risk_tier))
+        .order_by(col(ApprovalPolicyVersion.version).desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return PolicyInForce(risk_tier, 0, policy.defaults(risk_tier))
+    return _in_force(row)
+
+
+def policy_by_id(session: Session, version_id: int | None, risk_tier: str) -> PolicyInForce:
+    """A stored policy version, or the built-in defaults for `version_id` None."""
+    row = session.get(ApprovalPolicyVersion, version_id) if version_id is not None else None
+    if row is None:
+        return PolicyInForce(risk_tier, 0, policy.defaults(risk_tier))
+    return _in_force(row)
+
+
+def policy_versions(session: Session, risk_tier: str) -> list[PolicyInForce]:
+    """Every version of a tier's policy, oldest first, starting from the built-in defaults."""
+    rows = session.exec(
+        select(ApprovalPolicyVersion)
+        .where(ApprovalPolicyVersion.risk_tier == _check_tier(risk_tier))
+        .order_by(col(ApprovalPolicyVersion.version))
+    ).all()
+    return [PolicyInForce(risk_tier, 0, policy.defaults(risk_tier))] + [_in_force(r) for r in rows]
+
+
+def policy_history(db: Database, risk_tier: str) -> list[PolicyInForce]:
+    """Every version of a tier's policy, oldest first (for the admin page and packs)."""
+    with db.read() as session:
+        return policy_versions(session, risk_tier)
+
+
+def policies(db: Database) -> list[PolicyInForce]:
+    """The policy in force for each risk tier (what the admin editor starts from)."""
+    with db.read() as session:
+        return [policy_for(session, tier.value) for tier in RiskTier]
+
+
+def check_policy(
+    session: Session, risk_tier: str, values: Mapping[str, Any]
+) -> tuple[PolicyInForce, PolicyFields]:
+    """The policy in force and the new fields: the current values with `values` applied,
+    each checked against core.policy's schema."""
+    from core.services.compliance.templates import stored_templates
+
+    current = policy_for(session, _check_tier(risk_tier))
+    merged = current.fields.as_document() | dict(values)
+    keys = tuple(t.key for t in stored_templates(session))
+    return current, policy.check(merged, risk_tier, keys)
 
 
 def update_policy(
@@ -76,52 +178,76 @@ def update_policy(
     actor: Principal,
     risk_tier: str,
     *,
-    min_approvals: int,
-    required_roles: list[str],
-    required_checklists: list[str] | None = None,
-    required_signoffs: list[str] | None = None,
     row_version: int,
-) -> ApprovalPolicy:
-    if risk_tier not in RiskTier._value2member_map_:
-        raise InvalidInput(f"{risk_tier!r} is not a risk tier; use low, medium or high.")
-    if not 1 <= min_approvals <= 10:
-        raise InvalidInput("The number of approvals must be between 1 and 10.")
-    roles = sorted({Role(r).value for r in required_roles if r in Role._value2member_map_})
-    if len(roles) != len(set(required_roles)):
-        raise InvalidInput("Required roles must be among: " + ", ".join(r.value for r in Role))
-    if len(roles) > min_approvals:
-        raise InvalidInput(
-            f"{len(roles)} roles must be among the approvers, but only {min_approvals} "
-            "approvals are needed; raise the number of approvals or require fewer roles."
-        )
+    reason: str = "",
+    **values: Any,
+) -> PolicyInForce:
+    """Save a new version of a tier's policy (fields not given keep their value). The old
+    version stays; decisions and sign-offs name the version they were judged under."""
+    why = validation.plain_text(reason, "reason", max_length=500)
     with unit_of_work(db, actor) as session:
         require(session, actor, Permission.MANAGE_POLICIES, what="edit approval policies")
-        policy = policy_for(session, risk_tier)
-        if policy.row_version != row_version:
-            raise Conflict("Someone else changed this policy meanwhile. Reload and try again.")
-        before = {"min_approvals": policy.min_approvals, "required_roles": policy.required_roles}
-        policy.min_approvals = min_approvals
-        policy.required_roles = roles
-        policy.required_checklists = sorted(set(required_checklists or []))
-        policy.required_signoffs = sorted(set(required_signoffs or []))
-        policy.updated_by_id = actor.user_id
-        policy.updated_at = utcnow()
-        policy.row_version += 1
-        session.add(policy)
-        audit.record(
-            session,
-            actor,
-            "policy.updated",
-            object_type="policy",
-            object_id=risk_tier,
-            summary=f"Approval policy for {risk_tier} risk: {min_approvals} approvals, roles "
-            + (", ".join(roles) or "any"),
-            details={
-                "before": before,
-                "after": {"min_approvals": min_approvals, "required_roles": roles},
-            },
+        return apply_policy(session, actor, risk_tier, values, row_version, why)
+
+
+def apply_policy(
+    session: Session,
+    actor: Principal,
+    risk_tier: str,
+    values: Mapping[str, Any],
+    row_version: int,
+    why: str,
+    *,
+    confirmed_by: Principal | None = None,
+) -> PolicyInForce:
+    """Insert the next policy version and audit every field before and after."""
+    current, fields = check_policy(session, risk_tier, values)
+    if current.version != row_version:
+        raise Conflict(
+            f"Someone else saved version {current.version} of the {risk_tier}-risk policy "
+            "meanwhile. Reload to see it, then make your change again."
         )
-        return policy
+    row = ApprovalPolicyVersion(
+        risk_tier=risk_tier,
+        version=current.version + 1,
+        schema_version=policy.SCHEMA_VERSION,
+        fields=fields.as_document(),
+        reason=why,
+        created_by_id=actor.user_id or None,
+        confirmed_by_id=confirmed_by.user_id if confirmed_by else None,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"Another version of the {risk_tier}-risk policy was saved at the same moment. "
+            "Reload and make your change again."
+        ) from None
+    changed = policy.changes(current.fields, fields)
+    audit.record(
+        session,
+        confirmed_by or actor,
+        "policy.updated",
+        object_type="policy",
+        object_id=f"{risk_tier}/v{row.version}",
+        summary=f"Approval policy for {risk_tier} risk: version {current.version} -> "
+        f"{row.version}; changed " + (", ".join(changed) or "nothing"),
+        details={
+            "risk_tier": risk_tier,
+            "from_version": current.version,
+            "to_version": row.version,
+            "policy_version_id": row.id,
+            "schema_version": policy.SCHEMA_VERSION,
+            "proposed_by": actor.user_id,
+            "confirmed_by": confirmed_by.user_id if confirmed_by else None,
+            "reason": why,
+            "before": current.fields.as_document(),
+            "after": fields.as_document(),
+            "changed": changed,
+        },
+    )
+    return _in_force(row)
 
 
 @dataclass(frozen=True)
@@ -334,6 +460,7 @@ def _decide(
         reason=why,
         artifact_sha256=version.artifact_sha256,
         evaluation_sha256=current_evaluation_hash(session, version),
+        policy_version_id=policy_for(session, model.risk_tier).version_id,
     )
     session.add(decision)
     session.flush()

@@ -1,13 +1,16 @@
-"""Admin page sections: users, role grants, teams."""
+"""Admin page sections: users, role grants, teams, approval policies."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from core import policy
 from core.errors import QuorumError
-from core.models import ROLE_LABELS, Role
-from core.services import users
+from core.models import ROLE_LABELS, RiskTier, Role
+from core.services import compliance, reviews, users
 from core.ui.session import PageContext, fail
 
 
@@ -122,3 +125,100 @@ def teams_section(ctx: PageContext) -> None:
                 st.success(f"Team {team.name} created. Grant roles in it on the first tab.")
             except QuorumError as error:
                 fail(error)
+
+
+# --- approval policies: the form is drawn from core.policy's schema ---------------------------
+
+
+def policies_section(ctx: PageContext) -> None:
+    tier = st.selectbox("Risk tier", [t.value for t in RiskTier], key="policy_tier")
+    history = reviews.policy_history(ctx.db, tier)
+    current = history[-1]
+    st.caption(
+        f"In force: {current.label}. A change saves a new version; decisions and sign-offs keep "
+        "the version they were judged under, and the approval pack shows every change."
+    )
+    keys = tuple(row.template.key for row in compliance.list_templates(ctx.db))
+    with st.form(f"policy_{tier}"):
+        values = {spec.name: _field_widget(spec, current, tier, keys) for spec in policy.FIELDS}
+        reason = st.text_input("Why this change", key=f"policy_{tier}_reason")
+        if st.form_submit_button("Save a new version", type="primary"):
+            try:
+                saved = reviews.update_policy(
+                    ctx.db,
+                    ctx.principal,
+                    tier,
+                    row_version=current.version,
+                    reason=reason,
+                    **values,
+                )
+                st.success(f"Saved: {saved.label} is now in force.")
+            except QuorumError as error:
+                fail(error)
+    _policy_history(history)
+
+
+def _field_widget(spec: policy.FieldSpec, current: Any, tier: str, keys: tuple[str, ...]) -> Any:
+    value = getattr(current.fields, spec.name)
+    key = f"policy_{tier}_{spec.name}"
+    if spec.kind == "int":
+        return int(
+            st.number_input(spec.label, spec.minimum, spec.maximum, value, help=spec.help, key=key)
+        )
+    if spec.kind == "months":
+        months = st.number_input(
+            spec.label + " (0 = never)", 0, spec.maximum, value or 0, help=spec.help, key=key
+        )
+        return int(months) or None
+    if spec.kind == "bool":
+        return st.checkbox(spec.label, value, help=spec.help, key=key)
+    if spec.kind == "meaning_roles":
+        st.markdown(f"**{spec.label}**")
+        return {
+            meaning: st.multiselect(
+                f"May sign '{meaning}'",
+                spec.choices,
+                value.get(meaning, []),
+                format_func=_role_label,
+                help=spec.help,
+                key=f"{key}_{meaning}",
+            )
+            for meaning in policy.MEANINGS
+        }
+    options = keys if spec.kind == "checklists" else spec.choices
+    return st.multiselect(
+        spec.label,
+        options,
+        [v for v in value if v in options],
+        format_func=_role_label if spec.kind == "roles" else str,
+        help=spec.help,
+        key=key,
+    )
+
+
+def _role_label(value: str) -> str:
+    return ROLE_LABELS[Role(value)] if value in Role._value2member_map_ else value
+
+
+def _policy_history(history: list[Any]) -> None:
+    st.markdown("**Versions**")
+    rows = []
+    for before, after in zip(history, history[1:], strict=False):
+        changed = policy.changes(before.fields, after.fields)
+        rows.append(
+            {
+                "Version": after.version,
+                "Saved (UTC)": after.created_at.strftime("%Y-%m-%d %H:%M")
+                if after.created_at
+                else "",
+                "Reason": after.reason,
+                "Changed": "; ".join(
+                    f"{name}: {c['before']} -> {c['after']}" for name, c in changed.items()
+                )
+                or "nothing",
+            }
+        )
+    if rows:
+        st.dataframe(pd.DataFrame(rows[::-1]), hide_index=True, width="stretch")
+    else:
+        st.caption("Never changed: the built-in defaults apply.")

@@ -297,13 +297,16 @@ def _signoffs(ctx: PageContext, status: compliance.VersionCompliance) -> None:
     else:
         st.info("No one has signed this version yet.")
     st.caption(f"Current evidence set SHA-256: {status.evidence_sha256}")
-    team_id = status.model.team_id
-    if not ctx.principal.can(Permission.SIGN_OFF, team_id):
+    if not status.signable:
+        st.caption(
+            f"Under the {status.policy_label} you may not sign this version (or you registered "
+            "it). Each meaning names the roles that may sign it; the Admin page shows them."
+        )
         return
     model, number = status.model.name, status.version.number
     with st.form("comp_sign", clear_on_submit=True):
         st.markdown("**Sign this version**")
-        meaning = st.selectbox("Meaning of your signature", compliance.MEANINGS, key="comp_meaning")
+        meaning = st.selectbox("Meaning of your signature", status.signable, key="comp_meaning")
         typed = st.text_input(
             f"Type your full name to confirm ({ctx.principal.name})", key="comp_typed"
         )

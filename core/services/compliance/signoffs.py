@@ -14,16 +14,19 @@ from core.auth import (
     SYSTEM,
     Permission,
     Principal,
+    describe_roles,
     refresh,
     require,
     visible_teams,
 )
 from core.db import Database
-from core.errors import Conflict, InvalidInput, NotFound, QuorumError
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, QuorumError
 from core.models import (
+    ROLE_LABELS,
     MLModel,
     ModelVersion,
     Notification,
+    Role,
     Signoff,
     User,
     utcnow,
@@ -39,6 +42,7 @@ from core.services.compliance.common import (
 )
 from core.services.portfolio import notify
 from core.services.registry import get_model, get_version, scoped
+from core.services.reviews import PolicyInForce, policy_for
 
 # --- sign-offs ------------------------------------------------------------------------------
 
@@ -120,6 +124,31 @@ def _signature_status(
     return "valid", ""
 
 
+def signing_roles(
+    current: Principal, team_id: int, judged: PolicyInForce, meaning: str
+) -> list[str]:
+    """The roles the principal holds in the team that the policy lets sign `meaning`."""
+    held = {r.value for r in current.roles(team_id)}
+    return sorted(held & set(judged.fields.roles_for(meaning)))
+
+
+def _role_to_sign(current: Principal, model: MLModel, judged: PolicyInForce, meaning: str) -> str:
+    roles = signing_roles(current, model.team_id, judged, meaning)
+    if roles:
+        return roles[0]
+    allowed = judged.fields.roles_for(meaning)
+    who = " or ".join(ROLE_LABELS[Role(r)].lower() for r in allowed) or "nobody"
+    raise PermissionDenied(
+        f"You do not have permission to sign '{meaning}' for {model.name}: the "
+        f"{judged.label} lets only a {who} sign it. Ask an admin to grant you such a role "
+        "in this team, or ask someone who holds one.",
+        details=[f"your roles: {describe_roles(current.grants) or 'none'}"],
+        permission=Permission.SIGN_OFF.name,
+        attempt=f"sign '{meaning}' for {model.name}",
+        model_id=model.id,
+    )
+
+
 def _signing_role(current: Principal, team_id: int) -> str:
     roles = sorted(
         r.value for r in current.roles(team_id) if Permission.SIGN_OFF in ROLE_PERMISSIONS[r]
@@ -160,15 +189,17 @@ def sign(
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRY_DAYS:
         raise InvalidInput(f"Expiry must be between 1 and {MAX_EXPIRY_DAYS} days from today.")
     with unit_of_work(db, actor) as session:
-        model = get_model(
-            session,
-            actor,
-            model_name,
-            permission=Permission.SIGN_OFF,
-            what="{model}",
-        )
+        model = get_model(session, actor, model_name)
         current = refresh(session, actor)
         version = get_version(session, model, number)
+        judged = policy_for(session, model.risk_tier)
+        role = _role_to_sign(current, model, judged, meaning)
+        if version.registered_by_id == actor.user_id:
+            raise InvalidInput(
+                f"Sign-off refused: you registered v{version.number} of {model.name}, so you "
+                "cannot sign it (separation of duties). Ask someone else who may sign "
+                f"'{meaning}'."
+            )
         user = session.get(User, actor.user_id)
         if (
             user is None
@@ -194,9 +225,10 @@ def sign(
             meaning=meaning,
             signer_id=actor.user_id,
             printed_name=user.name,
-            role=_signing_role(current, model.team_id),
+            role=role,
             artifact_sha256=version.artifact_sha256,
             evidence_sha256=evidence,
+            policy_version_id=judged.version_id,
             signed_at=now,
             expires_at=now + timedelta(days=expires_days) if expires_days else None,
             supersedes_id=previous.signoff.id if previous else None,
@@ -220,6 +252,8 @@ def sign(
                 "artifact_sha256": version.artifact_sha256,
                 "evidence_sha256": evidence,
                 "signed_at": signoff.signed_at.isoformat(),
+                "policy_version": judged.version,
+                "policy_version_id": judged.version_id,
             },
         )
         return signoff
