@@ -38,6 +38,7 @@ class Settings:
     oidc_client_secret: str = ""
     oidc_redirect_uri: str = "http://127.0.0.1:8501/oauth2callback"
     oidc_roles_claim: str = ""
+    oidc_link_verified_emails: bool = False
     admin_emails: tuple[str, ...] = ()
     environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS
     max_upload_mb: int = 200
@@ -65,6 +66,9 @@ class Settings:
             oidc_client_secret=get("OIDC_CLIENT_SECRET", ""),
             oidc_redirect_uri=get("OIDC_REDIRECT_URI", defaults.oidc_redirect_uri),
             oidc_roles_claim=get("OIDC_ROLES_CLAIM", ""),
+            oidc_link_verified_emails=_bool(
+                get("OIDC_LINK_VERIFIED_EMAILS", "false"), "OIDC_LINK_VERIFIED_EMAILS"
+            ),
             admin_emails=_split(get("ADMIN_EMAILS", "")),
             environments=_split(get("ENVIRONMENTS", ",".join(DEFAULT_ENVIRONMENTS))),
             max_upload_mb=_int(get("MAX_UPLOAD_MB", str(defaults.max_upload_mb)), "MAX_UPLOAD_MB"),
@@ -137,6 +141,15 @@ class Settings:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"QUORUM_{name} must be true or false, not {value!r}.")
 
 
 def _int(value: str, name: str) -> int:

@@ -8,10 +8,14 @@ from core.ui.session import page
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams, policies = st.tabs(["People and roles", "Teams", "Approval policies"])
+people, teams, policies, mappings = st.tabs(
+    ["People and roles", "Teams", "Approval policies", "Sign-in role mappings"]
+)
 with people:
     admin.people_section(ctx)
 with teams:
     admin.teams_section(ctx)
 with policies:
     admin.policies_section(ctx)
+with mappings:
+    admin.mappings_section(ctx)

@@ -222,3 +222,65 @@ def _policy_history(history: list[Any]) -> None:
         st.dataframe(pd.DataFrame(rows[::-1]), hide_index=True, width="stretch")
     else:
         st.caption("Never changed: the built-in defaults apply.")
+
+
+# --- role mappings: how the identity provider's roles claim becomes roles ---------------------
+
+
+def mappings_section(ctx: PageContext) -> None:
+    st.caption(
+        "A value of the identity provider's roles claim grants a role only through a mapping "
+        "here, never by its name. Grants follow the mappings at each sign-in."
+    )
+    with ctx.db.read() as session:
+        teams = {t.id: t.name for t in users.list_teams(session)}
+    mappings = users.role_mappings(ctx.db)
+    if mappings:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "Claim value": m.claim_value,
+                        "Role": _role_label(m.role),
+                        "Scope": "All teams" if m.team_id is None else teams.get(m.team_id, "?"),
+                    }
+                    for m in mappings
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.info("No mappings: the roles claim grants nothing. Add one below.")
+    with st.form("new_mapping", clear_on_submit=True):
+        st.markdown("**Map a claim value to a role**")
+        value = st.text_input("Claim value (exactly as the provider sends it)", key="map_value")
+        role = st.selectbox(
+            "Role", list(Role), format_func=lambda r: ROLE_LABELS[r], key="map_role"
+        )
+        scope = st.selectbox(
+            "Scope",
+            [None, *teams],
+            key="map_scope",
+            format_func=lambda t: "All teams" if t is None else f"Team {teams[t]}",
+        )
+        if st.form_submit_button("Add mapping") and role is not None:
+            try:
+                users.add_role_mapping(ctx.db, ctx.principal, value, role, scope)
+                st.success(f"{value!r} now grants {ROLE_LABELS[role]} at the next sign-in.")
+            except QuorumError as error:
+                fail(error)
+    if mappings:
+        with st.form("remove_mapping"):
+            chosen = st.selectbox(
+                "Mapping",
+                mappings,
+                key="map_remove",
+                format_func=lambda m: f"{m.claim_value} -> {_role_label(m.role)}",
+            )
+            if st.form_submit_button("Remove mapping"):
+                try:
+                    users.remove_role_mapping(ctx.db, ctx.principal, chosen.id or 0)
+                    st.success("Mapping removed; the grants it gave are withdrawn now.")
+                except QuorumError as error:
+                    fail(error)
