@@ -8,8 +8,14 @@ from core.ui.session import page
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams, policies, mappings = st.tabs(
-    ["People and roles", "Teams", "Approval policies", "Sign-in role mappings"]
+people, teams, policies, mappings, pending = st.tabs(
+    [
+        "People and roles",
+        "Teams",
+        "Approval policies",
+        "Sign-in role mappings",
+        "Changes waiting for a second admin",
+    ]
 )
 with people:
     admin.people_section(ctx)
@@ -19,3 +25,5 @@ with policies:
     admin.policies_section(ctx)
 with mappings:
     admin.mappings_section(ctx)
+with pending:
+    admin.pending_section(ctx)

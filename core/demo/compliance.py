@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
+from core.auth import OPERATOR
 from core.db import Database
 from core.models import MLModel, Signoff, utcnow
 from core.services import compliance, reviews, users
@@ -45,8 +46,7 @@ def seed_compliance(db: Database) -> list[str]:
     casey = users.principal_by_email(db, "casey@demo.quorum")
     blake = users.principal_by_email(db, "blake@demo.quorum")
     riley = users.principal_by_email(db, "riley@demo.quorum")
-    ada = users.principal_by_email(db, "ada@demo.quorum")
-    _policy(db, ada)
+    _policy(db)
 
     for key in ("internal_policy", "sr_11_7", "eu_ai_act_high_risk", "iso_42001", "nist_ai_rmf"):
         _fill(db, casey, CREDIT, 2, key, share=1.0, owner=riley.user_id)
@@ -75,12 +75,12 @@ def seed_compliance(db: Database) -> list[str]:
     return [*created, "checklists, evidence and sign-offs (one expired, one revoked)"]
 
 
-def _policy(db: Database, ada: users.Principal) -> None:
+def _policy(db: Database) -> None:
     with db.read() as session:
         policy = reviews.policy_for(session, "high")
-    reviews.update_policy(
+    reviews.update_policy(  # the demo seed is an operator action: no second admin needed
         db,
-        ada,
+        OPERATOR,
         "high",
         required_checklists=POLICY_CHECKLISTS,
         required_signoffs=POLICY_SIGNOFFS,

@@ -25,13 +25,14 @@ from core.models import (
     Deployment,
     MLModel,
     ModelVersion,
+    PendingChange,
     RiskTier,
     Task,
     Team,
     VersionState,
     utcnow,
 )
-from core.services import unit_of_work
+from core.services import changes, unit_of_work
 
 GOAL_OPERATORS = (">=", "<=", ">", "<")
 CARD_SECTIONS = ("purpose", "intended_use", "limitations", "data", "ethics", "caveats")
@@ -384,3 +385,80 @@ def archive_version(
             summary=f"{model.name} v{number} archived: {why}",
         )
         return version
+
+
+RISK_ORDER = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2}
+
+
+def set_risk_tier(
+    db: Database, actor: Principal, model_name: str, tier: str, reason: str, *, row_version: int
+) -> MLModel | PendingChange:
+    """Raise a model's risk tier at once; a lower tier (a lighter policy) waits for a second
+    admin to confirm it, unless the operator makes the change."""
+    why = validation.plain_text(reason, "reason", max_length=500, required=True)
+    if tier not in RiskTier._value2member_map_:
+        raise InvalidInput(f"{tier!r} is not a risk tier. Use low, medium or high.")
+    with unit_of_work(db, actor) as session:
+        found = get_model(
+            session,
+            actor,
+            model_name,
+            permission=Permission.EDIT_MODEL,
+            what="change the risk tier of {model}",
+        )
+        model = lock_model(session, found.id or 0)
+        _expect_row_version(model, row_version)
+        if tier == model.risk_tier:
+            raise InvalidInput(f"{model.name} is already {tier} risk; nothing to change.")
+        if RISK_ORDER[RiskTier(tier)] < RISK_ORDER[RiskTier(model.risk_tier)]:
+            if not changes.acts_alone(actor):
+                payload = {
+                    "model_id": model.id,
+                    "from": model.risk_tier,
+                    "to": tier,
+                    "row_version": model.row_version,
+                    "reason": why,
+                }
+                summary = f"{model.name}: risk tier {model.risk_tier} -> {tier}: {why}"
+                return changes.propose(session, actor, changes.RISK_LOWERED, payload, summary)
+        return _apply_tier(session, actor, model, tier, why)
+
+
+def _apply_tier(
+    session: Session,
+    actor: Principal,
+    model: MLModel,
+    tier: str,
+    why: str,
+    proposed_by: int | None = None,
+) -> MLModel:
+    before = model.risk_tier
+    model.risk_tier = tier
+    _touch(model)
+    session.add(model)
+    audit.record(
+        session,
+        actor,
+        "model.risk_tier_changed",
+        object_type="model",
+        object_id=model.id,
+        model_id=model.id,
+        summary=f"{model.name}: risk tier {before} -> {tier}: {why}"
+        + (" (confirmed by a second admin)" if proposed_by else ""),
+        details={"before": before, "after": tier, "reason": why, "proposed_by": proposed_by},
+    )
+    return model
+
+
+@changes.applies(changes.RISK_LOWERED)
+def _apply_risk_lowered(
+    session: Session, proposer: Principal, confirmer: Principal, payload: dict[str, Any]
+) -> str:
+    model = lock_model(session, payload["model_id"])
+    if model.risk_tier != payload["from"] or model.row_version != payload["row_version"]:
+        raise Conflict(
+            f"{model.name} changed after this was proposed (it is now {model.risk_tier} risk). "
+            "Refuse this change and propose again if it is still wanted."
+        )
+    _apply_tier(session, confirmer, model, payload["to"], payload["reason"], proposer.user_id)
+    return f"{model.name} is now {payload['to']} risk"

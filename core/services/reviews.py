@@ -32,6 +32,7 @@ from core.models import (
     Evaluation,
     MLModel,
     ModelVersion,
+    PendingChange,
     RiskTier,
     Role,
     RoleGrant,
@@ -40,7 +41,7 @@ from core.models import (
     utcnow,
 )
 from core.policy import PolicyFields
-from core.services import read_as, unit_of_work
+from core.services import changes, read_as, unit_of_work
 from core.services.portfolio import notify
 from core.services.registry import get_model, get_version, scoped
 from core.workflow import Action, next_state
@@ -181,13 +182,53 @@ def update_policy(
     row_version: int,
     reason: str = "",
     **values: Any,
-) -> PolicyInForce:
-    """Save a new version of a tier's policy (fields not given keep their value). The old
-    version stays; decisions and sign-offs name the version they were judged under."""
+) -> PolicyInForce | PendingChange:
+    """Propose a new version of a tier's policy (fields not given keep their value); it takes
+    effect when another admin confirms it (the operator's change takes effect at once). The
+    old version stays; decisions and sign-offs name the version they were judged under."""
     why = validation.plain_text(reason, "reason", max_length=500)
     with unit_of_work(db, actor) as session:
         require(session, actor, Permission.MANAGE_POLICIES, what="edit approval policies")
-        return apply_policy(session, actor, risk_tier, values, row_version, why)
+        if changes.acts_alone(actor):
+            return apply_policy(session, actor, risk_tier, values, row_version, why)
+        current, fields = check_policy(session, risk_tier, values)
+        _expect_policy_version(current, row_version)
+        changed = policy.changes(current.fields, fields)
+        if not changed:
+            raise InvalidInput(f"Nothing would change in the {current.label}.")
+        payload = {
+            "risk_tier": risk_tier,
+            "values": fields.as_document(),
+            "row_version": row_version,
+            "reason": why,
+            "changed": changed,
+        }
+        summary = f"{current.label} -> v{current.version + 1}: change " + ", ".join(changed)
+        return changes.propose(session, actor, changes.POLICY_UPDATE, payload, summary)
+
+
+@changes.applies(changes.POLICY_UPDATE)
+def _apply_policy_change(
+    session: Session, proposer: Principal, confirmer: Principal, payload: dict[str, Any]
+) -> str:
+    saved = apply_policy(
+        session,
+        proposer,
+        payload["risk_tier"],
+        payload["values"],
+        payload["row_version"],
+        payload.get("reason", ""),
+        confirmed_by=confirmer,
+    )
+    return f"{saved.label} is in force"
+
+
+def _expect_policy_version(current: PolicyInForce, row_version: int) -> None:
+    if current.version != row_version:
+        raise Conflict(
+            f"Someone else saved version {current.version} of the {current.risk_tier}-risk "
+            "policy meanwhile. Reload to see it, then make your change again."
+        )
 
 
 def apply_policy(
@@ -202,11 +243,7 @@ def apply_policy(
 ) -> PolicyInForce:
     """Insert the next policy version and audit every field before and after."""
     current, fields = check_policy(session, risk_tier, values)
-    if current.version != row_version:
-        raise Conflict(
-            f"Someone else saved version {current.version} of the {risk_tier}-risk policy "
-            "meanwhile. Reload to see it, then make your change again."
-        )
+    _expect_policy_version(current, row_version)
     row = ApprovalPolicyVersion(
         risk_tier=risk_tier,
         version=current.version + 1,

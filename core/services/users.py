@@ -17,8 +17,17 @@ from core.auth import OPERATOR, Permission, Principal, principal_for, require
 from core.config import get_settings
 from core.db import Database
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from core.models import AccessToken, Role, RoleGrant, RoleMapping, Team, User, utcnow
-from core.services import unit_of_work
+from core.models import (
+    AccessToken,
+    PendingChange,
+    Role,
+    RoleGrant,
+    RoleMapping,
+    Team,
+    User,
+    utcnow,
+)
+from core.services import changes, unit_of_work
 
 TOKEN_PREFIX = "qrm_"  # noqa: S105  (a public marker, not a secret)
 
@@ -410,32 +419,71 @@ def set_active(db: Database, actor: Principal, user_id: int, active: bool) -> Us
 
 def grant_role(
     db: Database, actor: Principal, user_id: int, role: Role | str, team_id: int | None = None
-) -> RoleGrant:
+) -> RoleGrant | PendingChange:
+    """Grant a role. A role granted to oneself waits for another admin (a PendingChange)."""
     role = parse_role(role) if not isinstance(role, Role) else role
     with unit_of_work(db, actor) as session:
         require(session, actor, Permission.MANAGE_USERS, what="grant roles")
-        user = get_user(session, user_id)
-        scope = _scope_label(session, team_id)
-        existing = session.exec(
-            select(RoleGrant).where(
-                RoleGrant.user_id == user_id, RoleGrant.role == role, RoleGrant.team_id == team_id
+        user, scope = _grantable(session, user_id, role, team_id)
+        if user_id == actor.user_id and not changes.acts_alone(actor):
+            payload = {"user_id": user_id, "role": role.value, "team_id": team_id}
+            return changes.propose(
+                session, actor, changes.SELF_GRANT, payload, f"{user.email} to hold {role} {scope}"
             )
-        ).first()
-        if existing:
-            raise Conflict(f"{user.email} already holds the role {role.value} {scope}.")
-        grant = RoleGrant(user_id=user_id, role=role, team_id=team_id, granted_by_id=actor.user_id)
-        session.add(grant)
-        session.flush()
-        audit.record(
-            session,
-            actor,
-            "grant.created",
-            object_type="grant",
-            object_id=grant.id,
-            summary=f"{user.email} granted {role.value} {scope}",
-            details={"user_id": user_id, "role": role.value, "team_id": team_id},
+        return _grant(session, actor, user, role, team_id, scope)
+
+
+def _grantable(session: Session, user_id: int, role: Role, team_id: int | None) -> tuple[User, str]:
+    user = get_user(session, user_id)
+    scope = _scope_label(session, team_id)
+    existing = session.exec(
+        select(RoleGrant).where(
+            RoleGrant.user_id == user_id, RoleGrant.role == role, RoleGrant.team_id == team_id
         )
-        return grant
+    ).first()
+    if existing:
+        raise Conflict(f"{user.email} already holds the role {role.value} {scope}.")
+    return user, scope
+
+
+def _grant(
+    session: Session,
+    actor: Principal,
+    user: User,
+    role: Role,
+    team_id: int | None,
+    scope: str,
+    proposed_by: int | None = None,
+) -> RoleGrant:
+    grant = RoleGrant(user_id=user.id or 0, role=role, team_id=team_id, granted_by_id=actor.user_id)
+    session.add(grant)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "grant.created",
+        object_type="grant",
+        object_id=grant.id,
+        summary=f"{user.email} granted {role.value} {scope}"
+        + (" (their own request, confirmed by a second admin)" if proposed_by else ""),
+        details={
+            "user_id": user.id,
+            "role": role.value,
+            "team_id": team_id,
+            "proposed_by": proposed_by,
+        },
+    )
+    return grant
+
+
+@changes.applies(changes.SELF_GRANT)
+def _apply_self_grant(
+    session: Session, proposer: Principal, confirmer: Principal, payload: dict[str, Any]
+) -> str:
+    role, team_id = Role(payload["role"]), payload["team_id"]
+    user, scope = _grantable(session, payload["user_id"], role, team_id)
+    _grant(session, confirmer, user, role, team_id, scope, proposed_by=proposer.user_id)
+    return f"{user.email} now holds {role.value} {scope}"
 
 
 def revoke_grant(db: Database, actor: Principal, grant_id: int) -> None:

@@ -9,9 +9,9 @@ import streamlit as st
 
 from core import policy
 from core.errors import QuorumError
-from core.models import ROLE_LABELS, RiskTier, Role
-from core.services import compliance, reviews, users
-from core.ui.session import PageContext, fail
+from core.models import ROLE_LABELS, PendingChange, RiskTier, Role
+from core.services import changes, compliance, reviews, users
+from core.ui.session import PageContext, fail, flash
 
 
 def people_section(ctx: PageContext) -> None:
@@ -60,8 +60,16 @@ def _grant_form(ctx: PageContext, people: list, teams: dict) -> None:
         )
         if st.form_submit_button("Grant role", type="primary") and role is not None:
             try:
-                users.grant_role(ctx.db, ctx.principal, user.id, role, scope)
-                st.success(f"{user.email} now holds {ROLE_LABELS[role]}. It takes effect at once.")
+                done = users.grant_role(ctx.db, ctx.principal, user.id, role, scope)
+                if isinstance(done, PendingChange):
+                    st.success(
+                        f"A role for yourself waits for a second admin: change #{done.id} takes "
+                        "effect when another admin confirms it."
+                    )
+                else:
+                    st.success(
+                        f"{user.email} now holds {ROLE_LABELS[role]}. It takes effect at once."
+                    )
             except QuorumError as error:
                 fail(error)
 
@@ -152,7 +160,13 @@ def policies_section(ctx: PageContext) -> None:
                     reason=reason,
                     **values,
                 )
-                st.success(f"Saved: {saved.label} is now in force.")
+                if isinstance(saved, PendingChange):
+                    st.success(
+                        f"Proposed as change #{saved.id}: it takes effect when another admin "
+                        "confirms it under 'Changes waiting for a second admin'."
+                    )
+                else:
+                    st.success(f"Saved: {saved.label} is now in force.")
             except QuorumError as error:
                 fail(error)
     _policy_history(history)
@@ -284,3 +298,69 @@ def mappings_section(ctx: PageContext) -> None:
                     st.success("Mapping removed; the grants it gave are withdrawn now.")
                 except QuorumError as error:
                     fail(error)
+
+
+# --- four eyes: changes of power waiting for a second admin ---------------------------------
+
+
+def pending_section(ctx: PageContext) -> None:
+    try:
+        rows = changes.changes(ctx.db, ctx.principal)
+    except QuorumError as error:
+        fail(error)
+        return
+    waiting = [r for r in rows if r.status == changes.PENDING]
+    st.caption(
+        "A role granted to oneself, an approval-policy change and a lower risk tier take effect "
+        "only when an admin other than the one who asked confirms them."
+    )
+    if not waiting:
+        st.info("Nothing waits for a second admin.")
+    for change in waiting:
+        with st.container(border=True):
+            st.markdown(f"**#{change.id} {change.kind}**")
+            st.text(change.summary)
+            st.caption(
+                f"Proposed by {change.proposed_by} on {change.proposed_at:%Y-%m-%d %H:%M} UTC"
+            )
+            reason = st.text_input(
+                "Reason (to refuse or withdraw)", key=f"change_reason_{change.id}"
+            )
+            left, right = st.columns(2)
+            if left.button("Confirm", key=f"change_confirm_{change.id}", type="primary"):
+                _act(lambda c=change: changes.confirm(ctx.db, ctx.principal, c.id), "confirmed")
+            if right.button("Refuse", key=f"change_refuse_{change.id}"):
+                _act(
+                    lambda c=change, r=reason: changes.refuse(ctx.db, ctx.principal, c.id, r),
+                    "refused",
+                )
+    decided = [r for r in rows if r.status != changes.PENDING]
+    if decided:
+        st.markdown("**Decided**")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "#": r.id,
+                        "What": r.kind,
+                        "Change": r.summary,
+                        "Proposed by": r.proposed_by,
+                        "Outcome": r.status,
+                        "By": r.decided_by,
+                        "Reason": r.reason,
+                    }
+                    for r in decided
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+
+def _act(call: Any, verb: str) -> None:
+    try:
+        change = call()
+        flash(f"Change #{change.id} {verb}.")
+        st.rerun()
+    except QuorumError as error:
+        fail(error)

@@ -17,17 +17,19 @@ from sqlmodel import col, select
 from core import demo, policy, reports
 from core.auth import SYSTEM, Principal
 from core.db import Database
-from core.errors import InvalidInput, InvalidTransition, PermissionDenied
+from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
 from core.models import (
     ApprovalPolicyVersion,
     AuditEvent,
     Decision,
     Deployment,
+    PendingChange,
     Role,
     Signoff,
+    User,
     utcnow,
 )
-from core.services import compliance, deployments, registry, reviews, users, versions
+from core.services import changes, compliance, deployments, registry, reviews, users, versions
 
 MEDIUM = "gate-scorer"
 HIGH = "credit-default-scorer"  # high risk, from the people_db fixture
@@ -80,12 +82,26 @@ def approved(db: Database, p: People, model: str, seed: int) -> int:
     return number
 
 
+def second_admin(db: Database, p: People) -> Principal:
+    with db.read() as session:
+        known = session.exec(select(User).where(User.email == "root@demo.quorum")).first()
+    if known is None:
+        root = users.create_user(db, p.ada, "root@demo.quorum", "Root Second")
+        users.grant_role(db, p.ada, root.id or 0, Role.ADMIN)
+    return users.principal_by_email(db, "root@demo.quorum")
+
+
 def set_policy(db: Database, p: People, tier: str, **values: Any) -> reviews.PolicyInForce:
+    """Ada proposes, a second admin confirms: how a person changes a policy."""
     with db.read() as session:
         current = reviews.policy_for(session, tier)
-    return reviews.update_policy(
+    proposal = reviews.update_policy(
         db, p.ada, tier, row_version=current.version, reason="test", **values
     )
+    assert isinstance(proposal, PendingChange)
+    changes.confirm(db, second_admin(db, p), proposal.id or 0)
+    with db.read() as session:
+        return reviews.policy_for(session, tier)
 
 
 def live(db: Database, model: str, env: str) -> int | None:
@@ -279,7 +295,7 @@ def test_a_policy_change_is_a_new_version_with_every_field_before_and_after(
 def test_the_pack_shows_the_policy_at_each_decision_and_every_change(
     people_db: Database, people: People
 ) -> None:
-    set_policy(people_db, people, "medium", min_approvals=1, required_roles=["reviewer"])
+    set_policy(people_db, people, "medium", revalidation_months=36)
     number = approved(people_db, people, MEDIUM, 0)
     set_policy(people_db, people, "medium", required_signoffs=["business accepted"])
     pack = reports.build_pack(people_db, people.casey, MEDIUM, number)
@@ -306,3 +322,61 @@ def test_documents_of_an_older_schema_are_upgraded() -> None:
     assert fields.min_approvals == 2 and fields.required_signoffs == ["validated"]
     assert fields.signoff_roles["validated"] == ["reviewer"]
     assert (fields.staging_first, fields.revalidation_months) == (False, 12)
+
+
+# --- four eyes on power ---------------------------------------------------------------------
+
+
+def test_policy_change_self_grant_and_lower_risk_wait_for_a_second_admin(
+    people_db: Database, people: People
+) -> None:
+    root = second_admin(people_db, people)
+    with people_db.read() as session:
+        team = users.team_by_name(session, demo.DEMO_TEAM)
+        model = registry.model_row(session, HIGH)
+
+    policy_change = reviews.update_policy(
+        people_db, people.ada, "high", row_version=0, reason="stricter", min_approvals=3
+    )
+    self_grant = users.grant_role(people_db, people.ada, people.ada.user_id, Role.REVIEWER, team.id)
+    lower = registry.set_risk_tier(
+        people_db, people.dana, HIGH, "low", "pilot only", row_version=model.row_version
+    )
+    assert all(isinstance(c, PendingChange) for c in (policy_change, self_grant, lower))
+    with people_db.read() as session:  # nothing took effect yet
+        assert reviews.policy_for(session, "high").version == 0
+        assert registry.model_row(session, HIGH).risk_tier == "high"
+        assert all(g.role != Role.REVIEWER for g in users.grants_of(session, people.ada.user_id))
+
+    for change in (policy_change, self_grant):
+        with pytest.raises(InvalidInput, match="another admin must confirm"):
+            changes.confirm(people_db, people.ada, change.id or 0)
+    with pytest.raises(PermissionDenied):  # a data scientist is no admin
+        changes.confirm(people_db, people.dana, lower.id or 0)
+
+    for change in (policy_change, self_grant, lower):
+        changes.confirm(people_db, root, change.id or 0)
+    with people_db.read() as session:
+        in_force = reviews.policy_for(session, "high")
+        assert (in_force.version, in_force.min_approvals) == (1, 3)
+        assert in_force.confirmed_by_id == root.user_id
+        assert registry.model_row(session, HIGH).risk_tier == "low"
+        assert any(g.role == Role.REVIEWER for g in users.grants_of(session, people.ada.user_id))
+        actions = [
+            e.action for e in session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
+        ]
+    assert actions.count("change.proposed") == 3 and actions.count("change.confirmed") == 3
+    with pytest.raises(Conflict):  # decided once
+        changes.confirm(people_db, root, lower.id or 0)
+
+    raise_back = registry.set_risk_tier(
+        people_db, people.dana, HIGH, "high", "back to normal", row_version=model.row_version + 1
+    )
+    assert not isinstance(raise_back, PendingChange), "a higher tier takes effect at once"
+    refused = reviews.update_policy(
+        people_db, people.ada, "high", row_version=1, reason="lighter", min_approvals=1,
+        required_roles=["reviewer"],
+    )  # fmt: skip
+    changes.refuse(people_db, root, refused.id or 0, "Too light for credit models.")
+    with people_db.read() as session:
+        assert reviews.policy_for(session, "high").version == 1

@@ -25,10 +25,11 @@ from core.models import (
     Evaluation,
     ModelVersion,
     Notification,
+    PendingChange,
     Role,
     VersionState,
 )
-from core.services import deployments, portfolio, registry, reviews, users, versions
+from core.services import changes, deployments, portfolio, registry, reviews, users, versions
 
 PrincipalFactory = Callable[[Role | None], Principal]
 MEDIUM = "toy-scorer"
@@ -271,7 +272,19 @@ def test_update_policy_validation_and_permission(people_db: Database, people: Pe
         ).all()
     assert len(denials) == 4
 
-    policy = update(people.ada)
+    proposal = update(people.ada)
+    assert isinstance(proposal, PendingChange), "a policy change waits for a second admin"
+    with people_db.read() as session:
+        assert reviews.policy_for(session, "medium").min_approvals == 1
+    with pytest.raises(InvalidInput, match="another admin must confirm"):
+        changes.confirm(people_db, people.ada, proposal.id or 0)
+    second = users.create_user(people_db, people.ada, "root@demo.quorum", "Root Second")
+    users.grant_role(people_db, people.ada, second.id or 0, Role.ADMIN)
+    changes.confirm(
+        people_db, users.principal_by_email(people_db, "root@demo.quorum"), proposal.id or 0
+    )
+    with people_db.read() as session:
+        policy = reviews.policy_for(session, "medium")
     assert (policy.min_approvals, policy.required_roles, policy.row_version) == (2, ["reviewer"], 1)
     with pytest.raises(Conflict):
         update(people.ada, n=3, rv=0)
