@@ -99,8 +99,26 @@ class Settings:
             found.append(
                 "set QUORUM_ENVIRONMENTS to a comma-separated list such as staging,production"
             )
+        if self.auth == "oidc":
+            found.extend(self._oidc_problems())
         if self.is_production:
             found.extend(self._production_problems())
+        return found
+
+    def _oidc_problems(self) -> list[str]:
+        """Real sign-in, in any environment: never a built-in or shared cookie secret."""
+        found = []
+        if len(self.cookie_secret) < MIN_SECRET_LENGTH or self.cookie_secret in (
+            self.secret_key,
+            DEFAULT_SECRET,
+        ):
+            found.append(
+                f"set QUORUM_COOKIE_SECRET to its own random value of at least {MIN_SECRET_LENGTH} "
+                "characters; it signs the login cookie"
+            )
+        for name in ("oidc_server_metadata_url", "oidc_client_id", "oidc_client_secret"):
+            if not getattr(self, name):
+                found.append(f"set QUORUM_{name.upper()} for the OpenID Connect provider")
         return found
 
     def _production_problems(self) -> list[str]:
@@ -114,23 +132,26 @@ class Settings:
                 f"set QUORUM_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
                 "characters (for example: python -c 'import secrets; print(secrets.token_hex(32))')"
             )
-        if len(self.cookie_secret) < MIN_SECRET_LENGTH or self.cookie_secret == self.secret_key:
+        if self.auth != "oidc" and (
+            len(self.cookie_secret) < MIN_SECRET_LENGTH or self.cookie_secret == self.secret_key
+        ):  # with OIDC, _oidc_problems has said it already
             found.append(
                 f"set QUORUM_COOKIE_SECRET to its own random value of at least {MIN_SECRET_LENGTH} "
                 "characters; it signs the login cookie"
             )
-        if self.auth == "oidc":
-            for name in ("oidc_server_metadata_url", "oidc_client_id", "oidc_client_secret"):
-                if not getattr(self, name):
-                    found.append(f"set QUORUM_{name.upper()} for the OpenID Connect provider")
         return found
 
     def oidc_secrets_toml(self) -> str:
-        """The `[auth]` section Streamlit's st.login reads, built from these settings."""
-        cookie = self.cookie_secret or self.secret_key
+        """The `[auth]` section Streamlit's st.login reads, built from these settings. There is
+        no fallback: without its own cookie secret there is no secrets file."""
+        problems = self._oidc_problems()
+        if problems:
+            raise ConfigurationError(
+                "The OpenID Connect secrets file cannot be written.", details=problems
+            )
         values = {
             "redirect_uri": self.oidc_redirect_uri,
-            "cookie_secret": cookie,
+            "cookie_secret": self.cookie_secret,
             "client_id": self.oidc_client_id,
             "client_secret": self.oidc_client_secret,
             "server_metadata_url": self.oidc_server_metadata_url,

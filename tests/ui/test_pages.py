@@ -182,6 +182,7 @@ def test_page_for_role(spec: nav.PageSpec, role: Role | None, demo_store: DemoSt
     assert [t.value for t in at.title][:1] == [spec.label]
     sidebar = "\n".join(e.value for e in at.sidebar.get("text"))
     assert EMAIL_BY_ROLE[role] in sidebar
+    assert sum("Demo mode" in w.value for w in at.warning) == 1, "every page says demo mode"
     refusal = [e.value for e in at.error if e.value.startswith(f"You cannot open {spec.label}")]
     if may_open(spec, role) and role is None and spec.path in NOTHING_VISIBLE:
         assert refusal == []
