@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import charts, evaluation
 from core.errors import QuorumError
-from core.models import Task
+from core.models import PendingChange, RiskTier, Task
 from core.services import compare, model_view, registry
 from core.services import portfolio as pf
 from core.ui.home import page_of
@@ -308,6 +308,7 @@ def _card(ctx: PageContext, detail: model_view.ModelDetail) -> None:
                 st.rerun()
             except QuorumError as error:
                 fail(error)
+    _risk_tier(ctx, detail)
     cols = st.columns(2)
     cols[0].download_button(
         "Export card as Markdown",
@@ -323,3 +324,24 @@ def _card(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         mime="application/json",
         key="card_json",
     )
+
+
+def _risk_tier(ctx: PageContext, detail: model_view.ModelDetail) -> None:
+    m = detail.model
+    with st.form("model_risk"):
+        tiers = [t.value for t in RiskTier]
+        tier = st.selectbox("Risk tier", tiers, index=tiers.index(m.risk_tier), key="risk_tier")
+        reason = st.text_input("Why", key="risk_reason")
+        st.caption("A higher tier takes effect at once; a lower one waits for a second admin.")
+        if st.form_submit_button("Change risk tier"):
+            try:
+                done = registry.set_risk_tier(
+                    ctx.db, ctx.principal, m.name, tier, reason, row_version=m.row_version
+                )
+                if isinstance(done, PendingChange):
+                    flash(f"Lowering the risk tier waits for a second admin (change #{done.id}).")
+                else:
+                    flash(f"{m.name} is now {tier} risk.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)

@@ -12,7 +12,7 @@ import streamlit as st
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core import config, demo, migrate
+from core import config, demo, migrate, policy
 from core.db import Database
 from core.models import Role, User
 from core.ui import nav
@@ -128,6 +128,15 @@ def audit_content(at: AppTest) -> None:
 def admin_content(at: AppTest) -> None:
     assert "ada@demo.quorum" in frame_values(at)
     assert {"Grant role", "Add person", "Create team"} <= labels(at, "button")
+    assert {"Save a new version", "Add mapping"} <= labels(at, "button")
+    # the approval-policy form is drawn from the schema: every field has its widget
+    shown = labels(at, "number_input") | labels(at, "checkbox") | labels(at, "multiselect")
+    for spec in policy.FIELDS:
+        if spec.kind == "meaning_roles":
+            assert all(f"May sign '{m}'" in shown for m in policy.MEANINGS)
+        else:
+            assert any(label.startswith(spec.label) for label in shown), spec.label
+    assert "Nothing waits for a second admin." in [i.value for i in at.info]
 
 
 def profile_content(at: AppTest) -> None:
