@@ -608,6 +608,15 @@ def _people_who_can(session: Session, permission: Permission, team_id: int) -> s
     }
 
 
+def _people_who_see(session: Session, team_id: int) -> set[int]:
+    grants = session.exec(
+        select(RoleGrant.user_id).where(
+            (col(RoleGrant.team_id).is_(None)) | (RoleGrant.team_id == team_id)
+        )
+    ).all()
+    return set(grants)
+
+
 def decisions_of(session: Session, version_id: int) -> list[Decision]:
     stmt = select(Decision).where(Decision.version_id == version_id)
     return list(session.exec(stmt.order_by(col(Decision.created_at))))
@@ -650,7 +659,10 @@ def add_comment(
         )
         session.add(comment)
         session.flush()
-        mentioned = mentioned_users(session, text) - {actor.user_id}
+        # only people who may see the model hear of it: a mention never leaks another team's work
+        mentioned = (mentioned_users(session, text) - {actor.user_id}) & _people_who_see(
+            session, model.team_id
+        )
         notify(
             session,
             mentioned,

@@ -307,3 +307,11 @@ def test_mutations_on_another_teams_model_answer_as_absent(world_db: Database) -
         registry.archive_version(world_db, dana, OTHER, 2, "mine now")
     with pytest.raises(NotFound, match="visible to you"):
         versions.prepare_version(world_db, dana, _upload(OTHER, 3))
+
+
+def test_a_mention_does_not_reach_someone_who_cannot_see_the_model(world_db: Database) -> None:
+    riley = _by_email(world_db, "riley")
+    reviews.add_comment(world_db, riley, OWN, 2, "@fiona and @dana, have a look at v2.")
+    fiona, dana = _by_email(world_db, "fiona"), _by_email(world_db, "dana")
+    assert [n for n in portfolio.inbox(world_db, fiona) if n.kind == "mention"] == []
+    assert len([n for n in portfolio.inbox(world_db, dana) if n.kind == "mention"]) == 1
