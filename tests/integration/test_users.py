@@ -166,8 +166,20 @@ def test_claim_values_grant_roles_only_through_an_admins_mapping(
         people_db, {**claims, "roles": "admin"}, roles_claim="roles"
     )
     assert dropped.grants == ()
-    assert audit_actions(people_db).count("grant.synced") == 2
+    assert audit_actions(people_db).count("grant.synced") == 2, "only changes are recorded"
     assert "role_mapping.created" in audit_actions(people_db)
+
+    # a claim value named 'admin' grants exactly what its mapping says, never admin itself
+    users.add_role_mapping(people_db, admin, "admin", Role.BUSINESS, team.id)
+    named = users.sign_in_from_claims(
+        people_db, {**claims, "roles": ["admin"]}, roles_claim="roles"
+    )
+    assert {(g.role, g.team_id) for g in named.grants} == {(Role.BUSINESS, team.id)}
+    users.remove_role_mapping(
+        people_db,
+        admin,
+        next(m.id or 0 for m in users.role_mappings(people_db) if m.claim_value == "admin"),
+    )
 
     (mapping,) = users.role_mappings(people_db)
     users.sign_in_from_claims(people_db, claims, roles_claim="roles")
