@@ -13,6 +13,7 @@ from core.models import Role, RoleGrant, User
 
 
 class Permission(StrEnum):
+    VIEW = "see models and their records"
     MANAGE_USERS = "manage users and role grants"
     MANAGE_TEAMS = "manage teams"
     MANAGE_POLICIES = "edit approval policies and checklist templates"
@@ -34,7 +35,7 @@ class Permission(StrEnum):
     MANAGE_OWN_TOKENS = "manage personal access tokens"
 
 
-_EVERYONE = {Permission.COMMENT, Permission.MANAGE_OWN_TOKENS}
+_EVERYONE = {Permission.VIEW, Permission.COMMENT, Permission.MANAGE_OWN_TOKENS}
 
 # What only a person may do: a service account (a CI pipeline's token) never decides a
 # review, signs, makes a version live in production, or administers people and policies.
@@ -69,6 +70,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         _EVERYONE
         | {
             Permission.DECIDE,
+            Permission.SIGN_OFF,
             Permission.DEPLOY,
             Permission.SCORE,
             Permission.INGEST,
@@ -224,6 +226,21 @@ def _person_only(
         attempt=f"{permission.value}{target}",
         model_id=model_id,
     )
+
+
+def readable_team_ids(principal: Principal) -> frozenset[int] | None:
+    """The teams whose models the principal may see; None means every team (a global role).
+
+    Pass a principal as the store holds it now (`refresh`), never one kept in a session."""
+    viewing = [g for g in principal.grants if Permission.VIEW in ROLE_PERMISSIONS[g.role]]
+    if any(g.team_id is None for g in viewing):
+        return None
+    return frozenset(g.team_id for g in viewing if g.team_id is not None)
+
+
+def visible_teams(session: Session, principal: Principal) -> frozenset[int] | None:
+    """`readable_team_ids` of the principal as the store holds it now."""
+    return readable_team_ids(refresh(session, principal))
 
 
 def describe_roles(grants: Iterable[Grant]) -> str:

@@ -38,6 +38,7 @@ class Settings:
     oidc_client_secret: str = ""
     oidc_redirect_uri: str = "http://127.0.0.1:8501/oauth2callback"
     oidc_roles_claim: str = ""
+    oidc_link_verified_emails: bool = False
     admin_emails: tuple[str, ...] = ()
     environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS
     max_upload_mb: int = 200
@@ -75,6 +76,9 @@ class Settings:
             oidc_client_secret=get("OIDC_CLIENT_SECRET", ""),
             oidc_redirect_uri=get("OIDC_REDIRECT_URI", defaults.oidc_redirect_uri),
             oidc_roles_claim=get("OIDC_ROLES_CLAIM", ""),
+            oidc_link_verified_emails=_bool(
+                get("OIDC_LINK_VERIFIED_EMAILS", "false"), "OIDC_LINK_VERIFIED_EMAILS"
+            ),
             admin_emails=_split(get("ADMIN_EMAILS", "")),
             environments=_split(get("ENVIRONMENTS", ",".join(DEFAULT_ENVIRONMENTS))),
             max_upload_mb=_int(get("MAX_UPLOAD_MB", str(defaults.max_upload_mb)), "MAX_UPLOAD_MB"),
@@ -127,6 +131,8 @@ class Settings:
                 "whole numbers of at least 1"
             )
         found.extend(self._audit_key_problems())
+        if self.auth == "oidc":
+            found.extend(self._oidc_problems())
         if self.is_production:
             found.extend(self._production_problems())
         return found
@@ -154,6 +160,22 @@ class Settings:
             found.append("QUORUM_AUDIT_SIGNING_KEY is not an Ed25519 private key in PEM or base64")
         return found
 
+    def _oidc_problems(self) -> list[str]:
+        """Real sign-in, in any environment: never a built-in or shared cookie secret."""
+        found = []
+        if len(self.cookie_secret) < MIN_SECRET_LENGTH or self.cookie_secret in (
+            self.secret_key,
+            DEFAULT_SECRET,
+        ):
+            found.append(
+                f"set QUORUM_COOKIE_SECRET to its own random value of at least {MIN_SECRET_LENGTH} "
+                "characters; it signs the login cookie"
+            )
+        for name in ("oidc_server_metadata_url", "oidc_client_id", "oidc_client_secret"):
+            if not getattr(self, name):
+                found.append(f"set QUORUM_{name.upper()} for the OpenID Connect provider")
+        return found
+
     def _production_problems(self) -> list[str]:
         found = []
         if self.auth == "demo":
@@ -165,23 +187,26 @@ class Settings:
                 f"set QUORUM_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
                 "characters (for example: python -c 'import secrets; print(secrets.token_hex(32))')"
             )
-        if len(self.cookie_secret) < MIN_SECRET_LENGTH or self.cookie_secret == self.secret_key:
+        if self.auth != "oidc" and (
+            len(self.cookie_secret) < MIN_SECRET_LENGTH or self.cookie_secret == self.secret_key
+        ):  # with OIDC, _oidc_problems has said it already
             found.append(
                 f"set QUORUM_COOKIE_SECRET to its own random value of at least {MIN_SECRET_LENGTH} "
                 "characters; it signs the login cookie"
             )
-        if self.auth == "oidc":
-            for name in ("oidc_server_metadata_url", "oidc_client_id", "oidc_client_secret"):
-                if not getattr(self, name):
-                    found.append(f"set QUORUM_{name.upper()} for the OpenID Connect provider")
         return found
 
     def oidc_secrets_toml(self) -> str:
-        """The `[auth]` section Streamlit's st.login reads, built from these settings."""
-        cookie = self.cookie_secret or self.secret_key
+        """The `[auth]` section Streamlit's st.login reads, built from these settings. There is
+        no fallback: without its own cookie secret there is no secrets file."""
+        problems = self._oidc_problems()
+        if problems:
+            raise ConfigurationError(
+                "The OpenID Connect secrets file cannot be written.", details=problems
+            )
         values = {
             "redirect_uri": self.oidc_redirect_uri,
-            "cookie_secret": cookie,
+            "cookie_secret": self.cookie_secret,
             "client_id": self.oidc_client_id,
             "client_secret": self.oidc_client_secret,
             "server_metadata_url": self.oidc_server_metadata_url,
@@ -211,6 +236,15 @@ def _is_signing_key(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"QUORUM_{name} must be true or false, not {value!r}.")
 
 
 def _int(value: str, name: str) -> int:

@@ -76,12 +76,15 @@ class Team(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    """A person; created on first login (OIDC) or by an admin, never deleted."""
+    """A person; created on first login (OIDC) or by an admin, never deleted. An identity
+    provider's account is its issuer and subject together; the email is only a contact."""
 
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_user_identity"),)
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254, unique=True, index=True)
     name: str = Field(max_length=120)
-    subject: str | None = Field(default=None, max_length=255, unique=True)
+    issuer: str | None = Field(default=None, max_length=255)
+    subject: str | None = Field(default=None, max_length=255)
     is_active: bool = True
     is_demo: bool = False
     is_service: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
@@ -207,19 +210,53 @@ class Evaluation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ApprovalPolicy(SQLModel, table=True):
-    """How a version of a given risk tier earns approval and reaches production."""
+class ApprovalPolicyVersion(SQLModel, table=True):
+    """One version of the approval policy of a risk tier; never edited, the latest is in
+    force. `fields` is a document of core.policy's schema at `schema_version`."""
 
-    __tablename__ = "approval_policy"
+    __tablename__ = "approval_policy_version"
+    __table_args__ = (UniqueConstraint("risk_tier", "version", name="uq_policy_version"),)
     id: int | None = Field(default=None, primary_key=True)
-    risk_tier: str = Field(max_length=10, unique=True)
-    min_approvals: int = Field(default=1, ge=1, le=10)
-    required_roles: list[str] = json_list_column()
-    required_checklists: list[str] = json_list_column()
-    required_signoffs: list[str] = json_list_column()
-    updated_by_id: int | None = Field(default=None, foreign_key="user.id")
-    updated_at: datetime = Field(default_factory=utcnow)
-    row_version: int = Field(default=1)
+    risk_tier: str = Field(max_length=10, index=True)
+    version: int
+    schema_version: int
+    fields: dict[str, Any] = json_column()
+    reason: str = Field(default="", max_length=500)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    confirmed_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RoleMapping(SQLModel, table=True):
+    """An admin's rule: a value of the identity provider's roles claim grants this role (in this
+    team, or globally when team_id is null). Claims map only through these rows."""
+
+    __tablename__ = "role_mapping"
+    __table_args__ = (UniqueConstraint("claim_value", "role", "team_id", name="uq_role_mapping"),)
+    id: int | None = Field(default=None, primary_key=True)
+    claim_value: str = Field(max_length=200, index=True)
+    role: str = Field(max_length=40)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PendingChange(SQLModel, table=True):
+    """A change of power (a self-grant, a policy change, a lower risk tier) waiting for a
+    second admin; applied only when another admin confirms it."""
+
+    __tablename__ = "pending_change"
+    __table_args__ = (Index("ix_pending_change_status", "status", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    payload: dict[str, Any] = json_column()
+    summary: str = Field(max_length=500)
+    status: str = Field(default="pending", max_length=20)
+    proposed_by_id: int = Field(foreign_key="user.id")
+    proposed_at: datetime = Field(default_factory=utcnow)
+    decided_by_id: int | None = Field(default=None, foreign_key="user.id")
+    decided_at: datetime | None = None
+    decision_reason: str = Field(default="", max_length=500)
 
 
 class Decision(SQLModel, table=True):
@@ -238,6 +275,7 @@ class Decision(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     artifact_sha256: str = Field(max_length=64)
     evaluation_sha256: str = Field(default="", max_length=64)
+    policy_version_id: int | None = Field(default=None, foreign_key="approval_policy_version.id")
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -276,6 +314,7 @@ class Deployment(SQLModel, table=True):
     live_from: datetime = Field(default_factory=utcnow)
     live_until: datetime | None = None
     replaced_by_id: int | None = Field(default=None, foreign_key="deployment.id")
+    gate: dict[str, Any] = json_column()  # the gate's verdict and policy version it passed
 
 
 class Notification(SQLModel, table=True):
@@ -403,6 +442,7 @@ class Signoff(SQLModel, table=True):
     signed_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     supersedes_id: int | None = Field(default=None, foreign_key="signoff.id")
+    policy_version_id: int | None = Field(default=None, foreign_key="approval_policy_version.id")
 
 
 class InferenceBatch(SQLModel, table=True):

@@ -22,13 +22,16 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
+from sqlmodel import select
+
 from core.config import PROJECT_ROOT, Settings
+from core.db import Database
 
 CLIENT_ID = "quorum-local"
 CLIENT_SECRET = "quorum-local-client-secret"  # noqa: S105  (accepted by the local provider only)
-COOKIE_SECRET = "quorum-local-cookie-secret-for-trying-oidc-only"  # noqa: S105
 ROLES_CLAIM = "roles"
 DEFAULT_SECRETS = PROJECT_ROOT / "var" / "secrets.toml"
 
@@ -69,7 +72,7 @@ def oidc_settings(
     return dataclasses.replace(
         base or Settings(),
         auth="oidc",
-        cookie_secret=COOKIE_SECRET,
+        cookie_secret=token_hex(32),  # new for every run: never a public default
         oidc_server_metadata_url=f"http://{host}:{provider_port}/.well-known/openid-configuration",
         oidc_client_id=CLIENT_ID,
         oidc_client_secret=CLIENT_SECRET,
@@ -89,6 +92,28 @@ def app_env(settings: Settings) -> dict[str, str]:
         "QUORUM_OIDC_REDIRECT_URI": settings.oidc_redirect_uri,
         "QUORUM_OIDC_ROLES_CLAIM": settings.oidc_roles_claim,
     }
+
+
+def map_sample_roles(db: Database) -> list[str]:
+    """Role mappings for the sample people's roles claim (a claim grants nothing without
+    one): each value maps to the role of that name, in the demo team when it exists."""
+    from core.auth import OPERATOR
+    from core.demo import DEMO_TEAM
+    from core.errors import Conflict
+    from core.models import Role, Team
+    from core.services import users
+
+    with db.read() as session:
+        team = session.exec(select(Team).where(Team.name == DEMO_TEAM)).first()
+    added = []
+    for value in sorted({r for u in SAMPLE_USERS for r in u["roles"]}):
+        scoped = team is not None and value not in (Role.ADMIN, Role.COMPLIANCE)
+        try:
+            users.add_role_mapping(db, OPERATOR, value, value, team.id if scoped and team else None)
+            added.append(value)
+        except Conflict:
+            continue
+    return added
 
 
 def write_secrets(settings: Settings, path: Path = DEFAULT_SECRETS) -> Path:
@@ -163,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     with running_provider(args.port) as port:
         settings = oidc_settings(port, args.app_port)
+        mapped = map_sample_roles(Database(settings.database_url))
+        if mapped:
+            print(f"Mapped the roles claim values {', '.join(mapped)} to roles (Admin page).")
         secrets = write_secrets(settings, args.secrets)
         print(f"OpenID Connect provider: http://127.0.0.1:{port}")
         print(f"Wrote {secrets} ([auth] for st.login).")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from core import audit, reports
 from core.artifacts import ArtifactStore
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal
 from core.db import Database
 from core.errors import InvalidInput
 from core.services import read_as, unit_of_work
@@ -40,26 +40,22 @@ def export_pack(
     if kind not in PACK_FORMATS:
         raise InvalidInput(f"{fmt!r} is not a pack format; use pdf or html.")
     with read_as(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.EXPORT_REPORTS,
-            team_id=model.team_id,
-            what=f"of {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.EXPORT_REPORTS,
+            what="of {model}",
         )
-    pack = reports.build_pack(db, model_name, number, generated_by=actor.label, store=store)
+    pack = reports.build_pack(db, actor, model_name, number, generated_by=actor.label, store=store)
     data = reports.render_pdf(pack) if kind == "pdf" else reports.render_html(pack).encode()
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.EXPORT_REPORTS,
-            team_id=model.team_id,
-            what=f"of {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.EXPORT_REPORTS,
+            what="of {model}",
         )
         version = get_version(session, model, number)
         audit.record(

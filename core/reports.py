@@ -18,15 +18,16 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core import audit, audit_anchor, evaluation
+from core import audit, audit_anchor, evaluation, policy
 from core.artifacts import ArtifactStore
+from core.auth import Principal
 from core.config import get_settings
 from core.db import Database
 from core.errors import QuorumError
 from core.models import Deployment, MLModel, ModelVersion, Team, User, utcnow
-from core.services import compliance
+from core.services import compliance, read_as
 from core.services.registry import CARD_SECTIONS, get_model, get_version, state_label
-from core.services.reviews import decisions_of
+from core.services.reviews import decisions_of, policy_by_id, policy_versions
 from core.services.versions import evaluation_of
 
 AUDIT_EXCERPT = 200
@@ -77,19 +78,20 @@ def fingerprint_of(content: dict[str, Any]) -> str:
 
 def build_pack(
     db: Database,
+    actor: Principal,
     model_name: str,
     number: int,
     *,
     generated_by: str = "",
     store: ArtifactStore | None = None,
 ) -> Pack:
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         content = _content(session, model, version, generated_by)
         ev = evaluation_of(session, version.id or 0)
         result = ev.result if ev else {}
-    comparison, champion_result = _comparison(db, model.name, number, store)
+    comparison, champion_result = _comparison(db, actor, model.name, number, store)
     content["comparison"] = comparison
     charts = _charts(result, champion_result, comparison, number)
     content["charts"] = [{"key": c.key, "title": c.title, "sha256": c.sha256} for c in charts]
@@ -143,10 +145,12 @@ def _content(
                 "at_utc": _utc(d.created_at),
                 "reason": d.reason,
                 "artifact_sha256": d.artifact_sha256,
+                "policy": policy_by_id(session, d.policy_version_id, model.risk_tier).label,
             }
             for d in decisions_of(session, version.id or 0)
         ],
-        "signoffs": _signoffs(session, version),
+        "signoffs": _signoffs(session, model, version),
+        "policy": _policy(session, model, names),
         "gate": compliance.production_gate(session, model, version),
         "deployments": _deployments(session, model, names),
         "audit": {
@@ -248,11 +252,48 @@ def _checklists(session: Session, model: MLModel, version: ModelVersion) -> list
     ]
 
 
-def _signoffs(session: Session, version: ModelVersion) -> list[dict[str, Any]]:
+def _policy(session: Session, model: MLModel, names: dict[int | None, str]) -> dict[str, Any]:
+    """The policy in force now, field by field, and every version of it with what changed."""
+    versions = policy_versions(session, model.risk_tier)
+    current = versions[-1]
+    history = []
+    for before, after in zip(versions, versions[1:], strict=False):
+        history.append(
+            {
+                "version": after.version,
+                "at_utc": _utc(after.created_at),
+                "by": names.get(after.created_by_id, "?"),
+                "confirmed_by": names.get(after.confirmed_by_id, "")
+                if after.confirmed_by_id
+                else "",
+                "reason": after.reason,
+                "changes": [
+                    {
+                        "field": spec.label,
+                        "before": policy.describe(getattr(before.fields, spec.name), spec),
+                        "after": policy.describe(getattr(after.fields, spec.name), spec),
+                    }
+                    for spec in policy.FIELDS
+                    if getattr(before.fields, spec.name) != getattr(after.fields, spec.name)
+                ],
+            }
+        )
+    return {
+        "in_force": current.label,
+        "fields": {
+            spec.label: policy.describe(getattr(current.fields, spec.name), spec)
+            for spec in policy.FIELDS
+        },
+        "history": history,
+    }
+
+
+def _signoffs(session: Session, model: MLModel, version: ModelVersion) -> list[dict[str, Any]]:
     rows = []
     for view in compliance.signoff_views(session, version):
         entry = compliance.signer_view(view.signoff)
-        entry.update(status=view.status, problem=view.problem)
+        judged = policy_by_id(session, view.signoff.policy_version_id, model.risk_tier)
+        entry.update(status=view.status, problem=view.problem, policy=judged.label)
         rows.append(entry)
         if view.revocation is not None:
             revocation = compliance.signer_view(view.revocation)
@@ -288,12 +329,12 @@ def _deployments(
 
 
 def _comparison(
-    db: Database, model_name: str, number: int, store: ArtifactStore | None
+    db: Database, actor: Principal, model_name: str, number: int, store: ArtifactStore | None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     from core.services.compare import compare
 
     try:
-        result = compare(db, model_name, number, store=store)
+        result = compare(db, actor, model_name, number, store=store)
     except QuorumError as error:
         return {"available": False, "reason": error.user_message}, None
     return {
@@ -493,12 +534,29 @@ def _sections(pack: Pack) -> list[tuple[str, str]]:
         ("Fairness", _fairness_html(c["fairness"]) + _img(images.get("fairness"))),
         ("Champion comparison", _comparison_html(c["comparison"])),
         ("Checklists and evidence", _checklists_html(c["checklists"], c["evidence_sha256"])),
+        ("Approval policy", _policy_html(c["policy"])),
         ("Review decisions", _table(c["decisions"])),
         ("Sign-offs", _signoffs_html(c["signoffs"])),
         ("Production gate", _gate_html(c["gate"])),
         ("Deployment history", _table(c["deployments"])),
         ("Audit trail excerpt", _audit_html(c["audit"])),
     ]
+
+
+def _policy_html(p: dict[str, Any]) -> str:
+    parts = [f"<p>In force now: {_e(p['in_force'])}</p>", _pairs(p["fields"])]
+    if not p["history"]:
+        parts.append("<p class='muted'>Never changed: the built-in defaults apply.</p>")
+    for h in p["history"]:
+        who = h["by"] + (f", confirmed by {h['confirmed_by']}" if h["confirmed_by"] else "")
+        reason = f": {h['reason']}" if h["reason"] else ""
+        parts.append(
+            f"<h3>Version {_e(h['version'])}, {_e(h['at_utc'])}, {_e(who)}{_e(reason)}</h3>"
+        )
+        parts.append(
+            _table(h["changes"]) if h["changes"] else "<p class='muted'>No field changed.</p>"
+        )
+    return "".join(parts)
 
 
 def _img(chart: Chart | None) -> str:
@@ -576,6 +634,7 @@ def _signoffs_html(rows: list[dict[str, Any]]) -> str:
             "expires (UTC)": r["expires_at_utc"],
             "status": r["status"] + (f": {r['problem']}" if r["problem"] else ""),
             "reason": r["reason"],
+            "judged under": r.get("policy", ""),
             "artifact sha256": r["artifact_sha256"],
         }
         for r in rows
@@ -681,12 +740,22 @@ def render_pdf(pack: Pack) -> bytes:
                 writer.line(
                     f"    evidence: {e['kind']}: {e['reference']}{sha}, by {e['added_by']} {e['at_utc']}"
                 )
+    writer.heading("Approval policy")
+    writer.line(f"In force now: {c['policy']['in_force']}")
+    writer.pairs(c["policy"]["fields"])
+    for h in c["policy"]["history"]:
+        who = h["by"] + (f", confirmed by {h['confirmed_by']}" if h["confirmed_by"] else "")
+        writer.subheading(f"Version {h['version']}, {h['at_utc']}, {who}: {h['reason']}")
+        for change in h["changes"]:
+            writer.line(f"{change['field']}: {change['before']} -> {change['after']}")
     writer.heading("Review decisions")
     for d in c["decisions"] or [
-        {"reviewer": "None.", "decision": "", "round": "", "at_utc": "", "reason": ""}
+        {"reviewer": "None.", "decision": "", "round": "", "at_utc": "", "reason": "", "policy": ""}
     ]:
+        judged = f" under the {d['policy']}" if d["policy"] else ""
         writer.line(
-            f"{d['reviewer']} {d['decision']} (round {d['round']}) {d['at_utc']} {d['reason']}".strip()
+            f"{d['reviewer']} {d['decision']} (round {d['round']}) {d['at_utc']}{judged} "
+            f"{d['reason']}".strip()
         )
     writer.heading("Sign-offs")
     if not c["signoffs"]:
@@ -697,7 +766,8 @@ def render_pdf(pack: Pack) -> bytes:
         reason = f" Reason: {s['reason']}" if s["reason"] else ""
         writer.line(
             f"{s['kind']} '{s['meaning']}' by {s['printed_name']} ({s['role'].replace('_', ' ')}) "
-            f"at {s['signed_at_utc']}{expiry} [{s['status']}{problem}]{reason}"
+            f"at {s['signed_at_utc']}{expiry} under the {s.get('policy', '?')} "
+            f"[{s['status']}{problem}]{reason}"
         )
         writer.line(f"    artifact {s['artifact_sha256']}  evidence {s['evidence_sha256']}")
     writer.heading("Production gate")

@@ -1,4 +1,4 @@
-"""Admin: people, teams and role grants."""
+"""Admin: people, teams, role grants and approval policies."""
 
 import streamlit as st
 
@@ -8,8 +8,16 @@ from core.ui.session import page
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams, services = widgets.tabs(
-    ["People and roles", "Teams", "Service accounts"], key="admin_tab"
+people, teams, services, policies, mappings, pending = widgets.tabs(
+    [
+        "People and roles",
+        "Teams",
+        "Service accounts",
+        "Approval policies",
+        "Sign-in role mappings",
+        "Changes waiting for a second admin",
+    ],
+    key="admin_tab",
 )
 with people:
     admin.people_section(ctx)
@@ -17,3 +25,9 @@ with teams:
     admin.teams_section(ctx)
 with services:
     admin.service_accounts_section(ctx)
+with policies:
+    admin.policies_section(ctx)
+with mappings:
+    admin.mappings_section(ctx)
+with pending:
+    admin.pending_section(ctx)

@@ -4,6 +4,9 @@
 #
 #   N=2 BASE=8501 scripts/run_cluster.sh
 #
+# Demo sign-in (QUORUM_AUTH=demo, the default) is refused unless ALLOW_DEMO=1 is set; every page
+# then shows the demo banner.
+#
 # Every process gets the same QUORUM_DATABASE_URL, QUORUM_ARTIFACT_STORE (and
 # QUORUM_ARTIFACT_STORE_OPTIONS), QUORUM_SECRET_KEY, QUORUM_COOKIE_SECRET and Streamlit's
 # server.cookieSecret (set through STREAMLIT_SERVER_COOKIE_SECRET: Streamlit refuses it as a
@@ -34,6 +37,12 @@ esac
 if [[ -z "${QUORUM_ARTIFACT_STORE:-}" ]]; then
   echo "Set QUORUM_ARTIFACT_STORE to storage every process reaches: a shared directory or" >&2
   echo "an object store URL such as s3://bucket/quorum (with QUORUM_ARTIFACT_STORE_OPTIONS)." >&2
+  exit 2
+fi
+if [[ "${QUORUM_AUTH:-demo}" == "demo" && "${ALLOW_DEMO:-}" != "1" ]]; then
+  echo "Refusing to serve demo sign-in (anyone may pick any demo user, the admin included)." >&2
+  echo "Set QUORUM_AUTH=oidc with the QUORUM_OIDC_* settings, or ALLOW_DEMO=1 to serve the" >&2
+  echo "demo on purpose (every page then says so)." >&2
   exit 2
 fi
 if [[ -z "${QUORUM_COOKIE_SECRET:-}" ]]; then

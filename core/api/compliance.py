@@ -73,7 +73,7 @@ def _item(i: Any) -> dict[str, Any]:
 
 
 def _find_item(caller: Any, model: str, n: int, template: str, item: str) -> Any:
-    for checklist in compliance.checklists(caller.db, model, n):
+    for checklist in compliance.checklists(caller.db, caller.principal, model, n):
         if checklist.key == template:
             for row in checklist.items:
                 if row.key == item:
@@ -92,7 +92,7 @@ def checklists(model: str, n: int, caller: CallerDep) -> list[dict[str, Any]]:
             "complete": c.complete,
             "items": [_item(i) for i in c.items],
         }
-        for c in compliance.checklists(caller.db, model, n)
+        for c in compliance.checklists(caller.db, caller.principal, model, n)
     ]
 
 
@@ -200,7 +200,7 @@ def _signoff(view: Any) -> dict[str, Any]:
 
 @router.get("/models/{model}/versions/{n}/signoffs")
 def signoffs(model: str, n: int, caller: CallerDep) -> list[dict[str, Any]]:
-    return [_signoff(v) for v in compliance.signoffs(caller.db, model, n)]
+    return [_signoff(v) for v in compliance.signoffs(caller.db, caller.principal, model, n)]
 
 
 @router.post("/models/{model}/versions/{n}/signoffs", status_code=201)

@@ -28,7 +28,7 @@ class Rollback(BaseModel):
 @router.get("/models/{model}/deployments")
 def status(model: str, caller: CallerDep) -> dict[str, Any]:
     return {
-        "live": deployments.status(caller.db, model),
+        "live": deployments.status(caller.db, caller.principal, model),
         "history": [
             {
                 "environment": row.environment,
@@ -39,7 +39,7 @@ def status(model: str, caller: CallerDep) -> dict[str, Any]:
                 "live_from": row.live_from,
                 "live_until": row.live_until,
             }
-            for row in deployments.history(caller.db, model)
+            for row in deployments.history(caller.db, caller.principal, model)
         ],
     }
 
@@ -56,7 +56,10 @@ def promote(model: str, body: Promote, caller: CallerDep) -> dict[str, Any]:
 def rollback(model: str, body: Rollback, caller: CallerDep) -> dict[str, Any]:
     deployments.rollback(caller.db, caller.principal, model, body.environment, body.reason)
     env = body.environment.strip().lower()
-    return {"environment": env, "version": deployments.status(caller.db, model).get(env)}
+    return {
+        "environment": env,
+        "version": deployments.status(caller.db, caller.principal, model).get(env),
+    }
 
 
 @router.get("/models/{model}/deployments/live-at")
@@ -65,5 +68,5 @@ def live_at(model: str, environment: str, at: datetime, caller: CallerDep) -> di
     return {
         "environment": environment,
         "at": moment,
-        "version": deployments.live_at(caller.db, model, environment, moment),
+        "version": deployments.live_at(caller.db, caller.principal, model, environment, moment),
     }

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.api import shapes
 from core.api.deps import Caller, CallerDep
-from core.models import VersionState
+from core.models import PendingChange, VersionState
 from core.services import model_view, portfolio, registry
 
 router = APIRouter(tags=["models"])
@@ -42,6 +42,7 @@ class ModelEdit(BaseModel):
     goal_operator: Literal[">=", "<=", ">", "<"] | None = None
     goal_target: float | None = None
     goal_description: str | None = None
+    reason: str | None = None
 
 
 class Archive(BaseModel):
@@ -49,7 +50,9 @@ class Archive(BaseModel):
 
 
 def model_json(caller: Caller, name: str) -> dict[str, Any]:
-    detail = model_view.model_detail(caller.db, name, caller.settings.environments)
+    detail = model_view.model_detail(
+        caller.db, caller.principal, name, caller.settings.environments
+    )
     return shapes.model(detail)
 
 
@@ -66,7 +69,7 @@ def list_models(caller: CallerDep) -> list[dict[str, Any]]:
             "latest_state": STATE_OF_LABEL.get(row.latest_state, row.latest_state),
             "live": row.live,
         }
-        for row in portfolio.portfolio(caller.db, recent=0).models
+        for row in portfolio.portfolio(caller.db, caller.principal, recent=0).models
     ]
 
 
@@ -84,8 +87,19 @@ def read_model(model: str, caller: CallerDep) -> dict[str, Any]:
 
 @router.patch("/models/{model}")
 def edit_model(model: str, body: ModelEdit, caller: CallerDep) -> dict[str, Any]:
-    changes = registry.ModelChanges(**body.model_dump(exclude_unset=True))
-    registry.update_model(caller.db, caller.principal, model, changes)
+    edits = body.model_dump(exclude_unset=True)
+    tier, reason = edits.pop("risk_tier", None), edits.pop("reason", None) or ""
+    if edits:
+        registry.update_model(caller.db, caller.principal, model, registry.ModelChanges(**edits))
+    if tier is not None:
+        current = model_view.model_detail(caller.db, caller.principal, model, ())
+        outcome = registry.set_risk_tier(
+            caller.db, caller.principal, model, tier, reason, row_version=current.model.row_version
+        )
+        if isinstance(outcome, PendingChange):
+            shaped = model_json(caller, model)
+            shaped["pending_change"] = {"id": outcome.id, "summary": outcome.summary}
+            return shaped
     return model_json(caller, model)
 
 

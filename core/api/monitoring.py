@@ -89,7 +89,7 @@ def ingest_labels(
 def report(
     model: str, caller: CallerDep, environment: str = "production", window: date | None = None
 ) -> dict[str, Any]:
-    return monitoring.report(caller.db, model, environment, window)
+    return monitoring.report(caller.db, caller.principal, model, environment, window)
 
 
 def _alert(a: Any) -> dict[str, Any]:
@@ -113,7 +113,9 @@ def alerts(
     status: Literal["open", "all"] = "open",
     environment: str | None = None,
 ) -> list[dict[str, Any]]:
-    rows = monitoring.alerts(caller.db, model, environment, open_only=status == "open")
+    rows = monitoring.alerts(
+        caller.db, caller.principal, model, environment, open_only=status == "open"
+    )
     return [_alert(a) for a in rows]
 
 

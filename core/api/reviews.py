@@ -43,7 +43,10 @@ def decide(model: str, n: int, body: DecisionIn, caller: CallerDep) -> dict[str,
 
 @router.get("/models/{model}/versions/{n}/comments")
 def comments(model: str, n: int, caller: CallerDep) -> list[dict[str, Any]]:
-    return [_comment(v.comment, v.author) for v in reviews.comments_of(caller.db, model, n)]
+    return [
+        _comment(v.comment, v.author)
+        for v in reviews.comments_of(caller.db, caller.principal, model, n)
+    ]
 
 
 @router.post("/models/{model}/versions/{n}/comments", status_code=201)

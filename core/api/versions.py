@@ -22,7 +22,9 @@ class Submit(BaseModel):
 
 
 def version_json(caller: Caller, model: str, number: int) -> dict[str, Any]:
-    detail = model_view.model_detail(caller.db, model, caller.settings.environments)
+    detail = model_view.model_detail(
+        caller.db, caller.principal, model, caller.settings.environments
+    )
     view = next((v for v in detail.versions if v.version.number == number), None)
     if view is None:
         raise NotFound(f"Model {model} has no version {number}.")
@@ -106,7 +108,9 @@ def read_version(model: str, n: int, caller: CallerDep) -> dict[str, Any]:
 
 @router.get("/models/{model}/versions/{n}/compare")
 def compare_version(model: str, n: int, caller: CallerDep) -> dict[str, Any]:
-    result = compare.compare_with_champion(caller.db, model, n, store=caller.store)
+    result = compare.compare_with_champion(
+        caller.db, caller.principal, model, n, store=caller.store
+    )
     if result is None:
         return {
             "champion": None,

@@ -176,6 +176,7 @@ def cmd_users_create(args: argparse.Namespace, db: Database) -> dict[str, Any]:
 
 def cmd_users_grant(args: argparse.Namespace, db: Database) -> dict[str, Any]:
     from core.auth import OPERATOR
+    from core.models import PendingChange
     from core.services import users
 
     with db.read() as session:
@@ -183,4 +184,10 @@ def cmd_users_grant(args: argparse.Namespace, db: Database) -> dict[str, Any]:
         team_id = users.team_by_name(session, args.team).id if args.team else None
     grant = users.grant_role(db, OPERATOR, user.id or 0, args.role, team_id)
     scope = f"in team {args.team}" if args.team else "globally"
+    if isinstance(grant, PendingChange):
+        return {
+            "pending_change_id": grant.id,
+            "message": f"Granting yourself {args.role} {scope} waits for a second admin: they "
+            f"confirm change #{grant.id} on the Admin page.",
+        }
     return {"grant_id": grant.id, "message": f"{user.email} now holds {grant.role} {scope}."}

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
+from core.auth import OPERATOR
 from core.db import Database
 from core.models import MLModel, Signoff, utcnow
 from core.services import compliance, reviews, users
@@ -45,12 +46,11 @@ def seed_compliance(db: Database) -> list[str]:
     casey = users.principal_by_email(db, "casey@demo.quorum")
     blake = users.principal_by_email(db, "blake@demo.quorum")
     riley = users.principal_by_email(db, "riley@demo.quorum")
-    ada = users.principal_by_email(db, "ada@demo.quorum")
-    _policy(db, ada)
+    _policy(db)
 
     for key in ("internal_policy", "sr_11_7", "eu_ai_act_high_risk", "iso_42001", "nist_ai_rmf"):
         _fill(db, casey, CREDIT, 2, key, share=1.0, owner=riley.user_id)
-    compliance.sign(db, casey, CREDIT, 2, "validated", "Casey Compliance")
+    compliance.sign(db, riley, CREDIT, 2, "validated", "Riley Reviewer")
     compliance.sign(db, casey, CREDIT, 2, "approved for production", "Casey Compliance", 365)
     compliance.sign(db, blake, CREDIT, 2, "business accepted", "Blake Business", 20)
 
@@ -64,9 +64,9 @@ def seed_compliance(db: Database) -> list[str]:
     for number in (1, 2):
         for key in ("internal_policy", "nist_ai_rmf"):
             _fill(db, casey, BIKE, number, key, share=1.0, owner=riley.user_id)
-    expired = compliance.sign(db, casey, BIKE, 1, "validated", "Casey Compliance", 365)
+    expired = compliance.sign(db, riley, BIKE, 1, "validated", "Riley Reviewer", 365)
     _backdate(db, expired.id or 0, days=400)
-    compliance.sign(db, casey, BIKE, 2, "validated", "Casey Compliance", 365)
+    compliance.sign(db, riley, BIKE, 2, "validated", "Riley Reviewer", 365)
     compliance.sign(db, blake, BIKE, 2, "business accepted", "Blake Business")
     _fill(db, casey, BIKE, 3, "internal_policy", share=0.5, owner=riley.user_id)
 
@@ -75,18 +75,17 @@ def seed_compliance(db: Database) -> list[str]:
     return [*created, "checklists, evidence and sign-offs (one expired, one revoked)"]
 
 
-def _policy(db: Database, ada: users.Principal) -> None:
+def _policy(db: Database) -> None:
     with db.read() as session:
         policy = reviews.policy_for(session, "high")
-    reviews.update_policy(
+    reviews.update_policy(  # the demo seed is an operator action: no second admin needed
         db,
-        ada,
+        OPERATOR,
         "high",
-        min_approvals=policy.min_approvals,
-        required_roles=list(policy.required_roles),
         required_checklists=POLICY_CHECKLISTS,
         required_signoffs=POLICY_SIGNOFFS,
         row_version=policy.row_version,
+        reason="High-risk models need the EU AI Act and internal checklists and two sign-offs.",
     )
 
 
@@ -100,7 +99,7 @@ def _fill(
     share: float,
     owner: int | None,
 ) -> None:
-    lists = {c.key: c for c in compliance.checklists(db, model, number)}
+    lists = {c.key: c for c in compliance.checklists(db, actor, model, number)}
     checklist = lists.get(template_key)
     if checklist is None:
         return

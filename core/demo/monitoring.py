@@ -18,7 +18,7 @@ from core.errors import NotFound
 from core.models import InferenceBatch, ModelVersion
 from core.services import monitoring, users
 from core.services.compare import live_version
-from core.services.registry import get_model
+from core.services.registry import model_row
 
 ACTOR = "dana@demo.quorum"
 REVIEWER = "riley@demo.quorum"
@@ -61,7 +61,7 @@ def seed_monitoring(db: Database) -> list[str]:
 def _live(db: Database, name: str) -> ModelVersion | None:
     with db.read() as session:
         try:
-            model = get_model(session, name)
+            model = model_row(session, name)
         except NotFound:
             return None
         return live_version(session, model, ENV)
@@ -69,7 +69,7 @@ def _live(db: Database, name: str) -> ModelVersion | None:
 
 def _already_seeded(db: Database, name: str) -> bool:
     with db.read() as session:
-        model = get_model(session, name)
+        model = model_row(session, name)
         found = session.exec(
             select(InferenceBatch).where(
                 InferenceBatch.model_id == model.id, InferenceBatch.source == "demo"

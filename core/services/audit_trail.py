@@ -15,7 +15,7 @@ from core.config import get_settings
 from core.db import Database
 from core.models import AuditEvent, JobRun, MLModel
 from core.services import read_as
-from core.services.registry import get_model
+from core.services.registry import get_model, scoped_events
 
 CSV_COLUMNS = (
     "seq",
@@ -42,21 +42,36 @@ def search(
     end: date | None = None,
     limit: int = 500,
 ) -> list[AuditEvent]:
+    """Events the actor may read: a global audit role reads every event; a team role reads the
+    events of its teams' models. Another team's model answers like an absent one (no events)."""
     with read_as(db, actor) as session:
-        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True)
-        return audit.query(
-            session,
-            audit.AuditFilter(
-                model_id=model_id,
-                actor_id=actor_id,
-                action=action or None,
-                since=datetime.combine(start, time.min, tzinfo=UTC) if start else None,
-                until=datetime.combine(end, time.min, tzinfo=UTC) + timedelta(days=1)
-                if end
-                else None,
-                limit=limit,
-            ),
+        current = require(
+            session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True
         )
+        stmt = scoped_events(select(AuditEvent), audit_scope(current))
+        if model_id is not None:
+            stmt = stmt.where(AuditEvent.model_id == model_id)
+        if actor_id is not None:
+            stmt = stmt.where(AuditEvent.actor_id == actor_id)
+        if action:
+            stmt = stmt.where(AuditEvent.action == action)
+        if start is not None:
+            stmt = stmt.where(AuditEvent.created_at >= datetime.combine(start, time.min, UTC))
+        if end is not None:
+            until = datetime.combine(end, time.min, UTC) + timedelta(days=1)
+            stmt = stmt.where(AuditEvent.created_at < until)
+        return list(session.exec(stmt.order_by(col(AuditEvent.seq).desc()).limit(limit)).all())
+
+
+def audit_scope(current: Principal) -> frozenset[int] | None:
+    """The teams whose events the principal may read; None: every event."""
+    if current.can(Permission.VIEW_AUDIT):
+        return None
+    return frozenset(
+        g.team_id
+        for g in current.grants
+        if g.team_id is not None and current.can(Permission.VIEW_AUDIT, g.team_id)
+    )
 
 
 def events(
@@ -68,16 +83,20 @@ def events(
     limit: int = 100,
     before_seq: int | None = None,
 ) -> list[tuple[AuditEvent, str | None]]:
-    """Newest first, each with its model's name; `before_seq` pages backwards."""
+    """Newest first, each with its model's name; `before_seq` pages backwards. Scoped like
+    `search`: another team's model answers as absent."""
     with read_as(db, actor) as session:
-        require(session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True)
-        model_id = get_model(session, model).id if model else None
-        rows = audit.query(
-            session,
-            audit.AuditFilter(
-                model_id=model_id, action=action or None, limit=limit, before_seq=before_seq
-            ),
+        current = require(
+            session, actor, Permission.VIEW_AUDIT, what="read the audit trail", anywhere=True
         )
+        stmt = scoped_events(select(AuditEvent), audit_scope(current))
+        if model:
+            stmt = stmt.where(AuditEvent.model_id == get_model(session, actor, model).id)
+        if action:
+            stmt = stmt.where(AuditEvent.action == action)
+        if before_seq is not None:
+            stmt = stmt.where(AuditEvent.seq < before_seq)
+        rows = list(session.exec(stmt.order_by(col(AuditEvent.seq).desc()).limit(limit)).all())
         ids = {e.model_id for e in rows if e.model_id is not None}
         names = {
             m.id: m.name for m in session.exec(select(MLModel).where(col(MLModel.id).in_(ids)))

@@ -9,9 +9,11 @@ from sqlmodel import Session, col, select
 
 from core import evaluation
 from core.artifacts import ArtifactStore
+from core.auth import Principal
 from core.db import Database
 from core.errors import InvalidInput, NotFound
 from core.models import Deployment, MLModel, ModelVersion
+from core.services import read_as
 from core.services.registry import get_model, get_version
 from core.services.versions import evaluation_of, load_estimator, load_evaluation_frame
 
@@ -61,14 +63,15 @@ def champion_for(
 
 def compare(
     db: Database,
+    actor: Principal,
     model_name: str,
     candidate_number: int,
     champion_number: int | None = None,
     *,
     store: ArtifactStore | None = None,
 ) -> Comparison:
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         candidate = get_version(session, model, candidate_number)
         if champion_number is None:
             champion, basis = champion_for(session, model, candidate)
@@ -93,16 +96,21 @@ def compare(
 
 
 def compare_with_champion(
-    db: Database, model_name: str, number: int, *, store: ArtifactStore | None = None
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    *,
+    store: ArtifactStore | None = None,
 ) -> Comparison | None:
     """The comparison with the version live in production (or the parent), None when there is
     nothing to compare with."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         champion, _basis = champion_for(session, model, get_version(session, model, number))
     if champion is None:
         return None
-    return compare(db, model_name, number, store=store)
+    return compare(db, actor, model_name, number, store=store)
 
 
 def _build(

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import Permission, Principal, require, require_person
+from core.auth import Permission, Principal, require_person
 from core.config import get_settings
 from core.db import Database
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from core.models import Deployment, MLModel, ModelVersion, User, utcnow
-from core.services import unit_of_work
+from core.services import read_as, unit_of_work
 from core.services.registry import get_model, get_version, lock_model
-from core.services.reviews import policy_status
-from core.workflow import Action, next_state
+from core.services.reviews import policy_for, policy_status
+from core.workflow import Action, allowed, next_state
 
 PRODUCTION = "production"
+STAGING = "staging"
 
 
 def _environment(name: str) -> str:
@@ -46,11 +48,39 @@ def production_blockers(session: Session, model: MLModel, version: ModelVersion)
     status = policy_status(session, model, version)
     if not status.satisfied:
         missing += [f"approval policy: {line}" for line in status.explain()]
-    try:
-        from core.services.compliance import production_gate
-    except ImportError:
-        return missing
+    judged = policy_for(session, model.risk_tier)
+    if judged.fields.staging_first and not _was_live(session, version, STAGING):
+        missing.append(
+            f"the {judged.label} requires v{version.number} to be live in staging before production"
+        )
+    from core.services.compliance import production_gate
+
     return missing + production_gate(session, model, version)
+
+
+def _was_live(session: Session, version: ModelVersion, env: str) -> bool:
+    stmt = select(Deployment.id).where(
+        Deployment.version_id == version.id, Deployment.environment == env
+    )
+    return session.exec(stmt.limit(1)).first() is not None
+
+
+def gate_record(
+    session: Session, model: MLModel, version: ModelVersion, env: str, blockers: list[str]
+) -> dict[str, Any]:
+    """What a deployment stores: the gate's verdict and the policy version it was judged by."""
+    judged = policy_for(session, model.risk_tier)
+    return {
+        "passed": not blockers,
+        "basis": "promotion",
+        "environment": env,
+        "version_state": version.state,
+        "artifact_sha256": version.artifact_sha256,
+        "policy_version": judged.version,
+        "policy_version_id": judged.version_id,
+        "judged_at": utcnow().isoformat(),
+        "blockers": blockers,
+    }
 
 
 def promote(
@@ -76,14 +106,12 @@ def promote(
 def _promote(
     session: Session, actor: Principal, model_name: str, number: int, env: str, why: str
 ) -> Deployment:
-    model = get_model(session, model_name)
-    require(
+    model = get_model(
         session,
         actor,
-        Permission.DEPLOY,
-        team_id=model.team_id,
-        what=f"deploy {model.name}",
-        model_id=model.id,
+        model_name,
+        permission=Permission.DEPLOY,
+        what="deploy {model}",
     )
     if env == PRODUCTION:
         require_person(
@@ -91,18 +119,17 @@ def _promote(
         )
     lock_model(session, model.id or 0)
     version = get_version(session, model, number)
-    if env == PRODUCTION:
-        blockers = production_blockers(session, model, version)
-        if blockers:
-            raise InvalidInput(
-                f"{model.name} v{version.number} cannot go to production yet.", details=blockers
-            )
     next_state(version.state, Action.DEPLOY)
+    blockers = production_blockers(session, model, version) if env == PRODUCTION else []
+    if blockers:
+        raise InvalidInput(
+            f"{model.name} v{version.number} cannot go to production yet.", details=blockers
+        )
     current = _live(session, model.id or 0, env)
     if current is not None and current.version_id == version.id:
         raise Conflict(f"{model.name} v{version.number} is already live in {env}.")
-    deployment = _go_live(session, actor, model, version, env, "promote", why, current)
-    return deployment
+    gate = gate_record(session, model, version, env, blockers)
+    return _go_live(session, actor, model, version, env, "promote", why, current, gate)
 
 
 def _go_live(
@@ -114,6 +141,7 @@ def _go_live(
     action: str,
     why: str,
     current: Deployment | None,
+    gate: dict[str, Any],
 ) -> Deployment:
     now = utcnow()
     if current is not None:
@@ -128,6 +156,7 @@ def _go_live(
         reason=why,
         actor_id=actor.user_id,
         live_from=now,
+        gate=gate,
     )
     session.add(deployment)
     session.flush()
@@ -151,6 +180,7 @@ def _go_live(
             "environment": env,
             "version": version.number,
             "replaced_deployment": current.id if current else None,
+            "gate": gate,
         },
     )
     return deployment
@@ -163,14 +193,12 @@ def rollback(
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     try:
         with unit_of_work(db, actor) as session:
-            model = get_model(session, model_name)
-            require(
+            model = get_model(
                 session,
                 actor,
-                Permission.DEPLOY,
-                team_id=model.team_id,
-                what=f"roll back {model.name}",
-                model_id=model.id,
+                model_name,
+                permission=Permission.DEPLOY,
+                what="roll back {model}",
             )
             if env == PRODUCTION:
                 require_person(
@@ -192,11 +220,48 @@ def rollback(
                     f"{model.name} has no earlier version that was live in {env}; promote "
                     "another approved version instead."
                 )
-            return _go_live(session, actor, model, previous, env, "rollback", why, current)
+            gate = _restorable(session, model, previous, env)
+            return _go_live(session, actor, model, previous, env, "rollback", why, current, gate)
     except IntegrityError:
         raise Conflict(
             "Someone else changed what is live at the same moment. Reload and try again."
         ) from None
+
+
+def _restorable(
+    session: Session, model: MLModel, version: ModelVersion, env: str
+) -> dict[str, Any]:
+    """A rollback restores only an approved version that passed the gate when it was last live
+    here, judged as the gate stood then: a sign-off that has expired since does not block an
+    incident response, but an archived or rejected version never goes live again."""
+    if not allowed(version.state, Action.DEPLOY):
+        raise InvalidTransition(
+            f"Cannot roll back {model.name} in {env} to v{version.number}: it is "
+            f"{version.state.replace('_', ' ')}, and archived or rejected versions never go "
+            "live again. Promote an approved version instead."
+        )
+    last = session.exec(
+        select(Deployment)
+        .where(Deployment.version_id == version.id, Deployment.environment == env)
+        .order_by(col(Deployment.live_from).desc(), col(Deployment.id).desc())
+    ).first()
+    earlier = dict(last.gate) if last is not None else {}
+    if not earlier:  # live before gates were recorded: judge it by the gate in force now
+        blockers = production_blockers(session, model, version) if env == PRODUCTION else []
+        earlier = gate_record(session, model, version, env, blockers)
+    if not earlier.get("passed") or earlier.get("artifact_sha256", version.artifact_sha256) != (
+        version.artifact_sha256
+    ):
+        raise InvalidInput(
+            f"Cannot roll back {model.name} in {env} to v{version.number}: it did not pass the "
+            "gate when it was last live there. Promote a version that passes it now instead.",
+            details=[str(b) for b in earlier.get("blockers", [])][:20],
+        )
+    return earlier | {
+        "basis": "rollback",
+        "restored_from_deployment": last.id if last is not None else None,
+        "restored_at": utcnow().isoformat(),
+    }
 
 
 def _previous_version(session: Session, current: Deployment) -> ModelVersion | None:
@@ -232,9 +297,11 @@ class HistoryRow:
     live_until: datetime | None
 
 
-def history(db: Database, model_name: str, environment: str | None = None) -> list[HistoryRow]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def history(
+    db: Database, actor: Principal, model_name: str, environment: str | None = None
+) -> list[HistoryRow]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         stmt = select(Deployment).where(Deployment.model_id == model.id)
         if environment:
             stmt = stmt.where(Deployment.environment == _environment(environment))
@@ -260,10 +327,12 @@ def history(db: Database, model_name: str, environment: str | None = None) -> li
         ]
 
 
-def live_at(db: Database, model_name: str, environment: str, when: datetime) -> int | None:
+def live_at(
+    db: Database, actor: Principal, model_name: str, environment: str, when: datetime
+) -> int | None:
     """The version number that was live in `environment` at `when`, or None."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         row = session.exec(
             select(Deployment)
             .where(
@@ -282,9 +351,9 @@ def live_at(db: Database, model_name: str, environment: str, when: datetime) -> 
         return version.number
 
 
-def status(db: Database, model_name: str) -> dict[str, int | None]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def status(db: Database, actor: Principal, model_name: str) -> dict[str, int | None]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         result: dict[str, int | None] = {}
         for env in get_settings().environments:
             live = _live(session, model.id or 0, env)
@@ -293,10 +362,10 @@ def status(db: Database, model_name: str) -> dict[str, int | None]:
         return result
 
 
-def readiness(db: Database, model_name: str, number: int) -> list[str]:
+def readiness(db: Database, actor: Principal, model_name: str, number: int) -> list[str]:
     """What still blocks production for this version (empty when it may go)."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         blockers = production_blockers(session, model, version)
         if not blockers and version.state != "approved":

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from core.auth import Principal
 from core.db import Database
 from core.models import Evaluation, MLModel, ModelVersion, Team, User
+from core.services import read_as
 from core.services.compare import live_version
 from core.services.registry import CARD_SECTIONS, get_model, state_label, versions_of
 from core.services.reviews import user_names
@@ -36,9 +38,11 @@ class ModelDetail:
         return next(v for v in self.versions if v.version.number == number)
 
 
-def model_detail(db: Database, name: str, environments: tuple[str, ...]) -> ModelDetail:
-    with db.read() as session:
-        model = get_model(session, name)
+def model_detail(
+    db: Database, actor: Principal, name: str, environments: tuple[str, ...]
+) -> ModelDetail:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, name)
         team = session.get(Team, model.team_id)
         owner = session.get(User, model.owner_id)
         rows = versions_of(session, model.id or 0)

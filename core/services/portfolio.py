@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
-from core.auth import Principal
+from core.auth import Principal, visible_teams
 from core.db import Database
 from core.errors import NotFound, PermissionDenied
 from core.models import (
@@ -22,7 +22,8 @@ from core.models import (
     User,
     utcnow,
 )
-from core.services.registry import state_label
+from core.services import read_as
+from core.services.registry import scoped, scoped_events, state_label
 
 
 @dataclass(frozen=True)
@@ -47,42 +48,52 @@ class Portfolio:
 
 
 def portfolio(
-    db: Database, *, recent: int = 10, limit: int | None = None, offset: int = 0
+    db: Database,
+    actor: Principal,
+    *,
+    recent: int = 10,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> Portfolio:
-    """Counts over every active model; rows for one page of them (all when `limit` is None)."""
-    with db.read() as session:
-        rows = _model_rows(session, limit, offset)
+    """Counts over every active model the actor may see; rows for one page of them (all when
+    `limit` is None); recent events of those models (every event for a global role)."""
+    with read_as(db, actor) as session:
+        scope = visible_teams(session, actor)
+        rows = _model_rows(session, scope, limit, offset)
         events = (
             list(
-                session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(recent))
+                session.exec(
+                    scoped_events(select(AuditEvent), scope)
+                    .order_by(col(AuditEvent.seq).desc())
+                    .limit(recent)
+                )
             )
             if recent > 0
             else []
         )
         return Portfolio(
             rows,
-            _state_counts(session),
-            _live_count(session),
+            _state_counts(session, scope),
+            _live_count(session, scope),
             events,
-            total_models=_active_model_count(session),
+            total_models=_active_model_count(session, scope),
         )
 
 
-def model_names(db: Database) -> list[str]:
-    """Names of the active models, sorted: what a model picker needs and nothing more."""
-    with db.read() as session:
+def model_names(db: Database, actor: Principal) -> list[str]:
+    """Names of the active models the actor may see, sorted: what a model picker needs."""
+    with read_as(db, actor) as session:
+        stmt = select(MLModel.name).where(col(MLModel.archived_at).is_(None))
         return list(
             session.exec(
-                select(MLModel.name)
-                .where(col(MLModel.archived_at).is_(None))
-                .order_by(col(MLModel.name))
+                scoped(stmt, visible_teams(session, actor)).order_by(col(MLModel.name))
             ).all()
         )
 
 
-def _active_model_count(session: Session) -> int:
+def _active_model_count(session: Session, scope: frozenset[int] | None) -> int:
     stmt = select(func.count()).select_from(MLModel).where(col(MLModel.archived_at).is_(None))
-    return int(session.exec(stmt).one())
+    return int(session.exec(scoped(stmt, scope)).one())
 
 
 def _newest_numbers() -> Any:
@@ -93,9 +104,9 @@ def _newest_numbers() -> Any:
     )
 
 
-def _state_counts(session: Session) -> dict[str, int]:
+def _state_counts(session: Session, scope: frozenset[int] | None) -> dict[str, int]:
     newest = _newest_numbers()
-    rows = session.exec(
+    stmt = (
         select(ModelVersion.state, func.count())
         .join(
             newest,
@@ -104,8 +115,8 @@ def _state_counts(session: Session) -> dict[str, int]:
         )
         .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
         .where(col(MLModel.archived_at).is_(None))
-        .group_by(col(ModelVersion.state))
-    ).all()
+    )
+    rows = session.exec(scoped(stmt, scope).group_by(col(ModelVersion.state))).all()
     counts: dict[str, int] = {}
     for state, n in rows:
         label = state_label(state)
@@ -113,17 +124,19 @@ def _state_counts(session: Session) -> dict[str, int]:
     return counts
 
 
-def _live_count(session: Session) -> int:
+def _live_count(session: Session, scope: frozenset[int] | None) -> int:
     stmt = (
         select(func.count())
         .select_from(Deployment)
         .join(MLModel, col(MLModel.id) == Deployment.model_id)
         .where(col(Deployment.live_until).is_(None), col(MLModel.archived_at).is_(None))
     )
-    return int(session.exec(stmt).one())
+    return int(session.exec(scoped(stmt, scope)).one())
 
 
-def _model_rows(session: Session, limit: int | None, offset: int) -> list[ModelRow]:
+def _model_rows(
+    session: Session, scope: frozenset[int] | None, limit: int | None, offset: int
+) -> list[ModelRow]:
     stmt = (
         sa_select(
             col(MLModel.id),
@@ -138,6 +151,7 @@ def _model_rows(session: Session, limit: int | None, offset: int) -> list[ModelR
         .where(col(MLModel.archived_at).is_(None))
         .order_by(col(MLModel.name))
     )
+    stmt = scoped(stmt, scope)
     if limit is not None:
         stmt = stmt.limit(limit).offset(max(offset, 0))
     models = session.execute(stmt).tuples().all()
@@ -265,8 +279,8 @@ def my_versions_needing_action(db: Database, principal: Principal) -> list[Task]
     """Versions I registered that wait for me: not yet submitted, or changes requested."""
     from core.models import VersionState
 
-    with db.read() as session:
-        rows = session.exec(
+    with read_as(db, principal) as session:
+        stmt = (
             select(ModelVersion, MLModel)
             .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
             .where(
@@ -276,7 +290,11 @@ def my_versions_needing_action(db: Database, principal: Principal) -> list[Task]
                 ),
                 col(MLModel.archived_at).is_(None),
             )
-            .order_by(col(ModelVersion.updated_at).desc())
+        )
+        rows = session.exec(
+            scoped(stmt, visible_teams(session, principal)).order_by(
+                col(ModelVersion.updated_at).desc()
+            )
         ).all()
     return [
         Task(

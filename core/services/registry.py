@@ -9,20 +9,30 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from core import audit, validation
-from core.auth import Permission, Principal, require
+from core.auth import (
+    SYSTEM,
+    Permission,
+    Principal,
+    readable_team_ids,
+    refresh,
+    require,
+    visible_teams,
+)
 from core.db import Database
 from core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from core.models import (
+    AuditEvent,
     Deployment,
     MLModel,
     ModelVersion,
+    PendingChange,
     RiskTier,
     Task,
     Team,
     VersionState,
     utcnow,
 )
-from core.services import unit_of_work
+from core.services import changes, unit_of_work
 
 GOAL_OPERATORS = (">=", "<=", ">", "<")
 CARD_SECTIONS = ("purpose", "intended_use", "limitations", "data", "ethics", "caveats")
@@ -97,9 +107,16 @@ def _check_spec(spec: ModelSpec) -> dict[str, Any]:
 def create_model(db: Database, actor: Principal, spec: ModelSpec) -> MLModel:
     fields = _check_spec(spec)
     with unit_of_work(db, actor) as session:
-        team = session.exec(select(Team).where(Team.name == spec.team)).first()
+        current = require(
+            session, actor, Permission.REGISTER_MODEL, what=f"in team {spec.team}", anywhere=True
+        )
+        team = session.exec(
+            scoped(select(Team).where(Team.name == spec.team), readable_team_ids(current), Team.id)
+        ).first()
         if team is None:
-            raise NotFound(f"No team named {spec.team!r}. Pick one of the existing teams.")
+            raise NotFound(
+                f"No team named {spec.team!r} is visible to you. Pick one of your teams."
+            )
         require(
             session, actor, Permission.REGISTER_MODEL, team_id=team.id, what=f"in team {team.name}"
         )
@@ -125,14 +142,68 @@ def create_model(db: Database, actor: Principal, spec: ModelSpec) -> MLModel:
         return model
 
 
-def get_model(session: Session, name_or_id: str | int) -> MLModel:
+def not_visible(name_or_id: str | int) -> NotFound:
+    """The one answer for a model that is absent or belongs to a team the actor cannot see."""
     if isinstance(name_or_id, int):
-        model = session.get(MLModel, name_or_id)
+        return NotFound(f"No model with id {name_or_id} is visible to you.")
+    return NotFound(
+        f"No model named {name_or_id!r} is visible to you. Check the name on the Models page."
+    )
+
+
+def scoped(stmt: Any, scope: frozenset[int] | None, team_column: Any = None) -> Any:
+    """`stmt` restricted in SQL to the teams of `scope` (None: every team)."""
+    if scope is None:
+        return stmt
+    return stmt.where(col(team_column if team_column is not None else MLModel.team_id).in_(scope))
+
+
+def scoped_events(stmt: Any, scope: frozenset[int] | None) -> Any:
+    """Audit events restricted in SQL to those of models in `scope`'s teams (None: all)."""
+    if scope is None:
+        return stmt
+    visible = select(MLModel.id).where(col(MLModel.team_id).in_(scope))
+    return stmt.where(col(AuditEvent.model_id).in_(visible))
+
+
+def get_model(
+    session: Session,
+    actor: Principal,
+    name_or_id: str | int,
+    *,
+    permission: Permission | None = None,
+    what: str = "",
+) -> MLModel:
+    """The model if the actor may see it, else NotFound, worded the same whether it is absent
+    or another team's. With `permission`, the actor must hold it somewhere before the lookup
+    (so a refusal does not depend on what exists) and in the model's team after it.
+    `what` may name the model as {model}."""
+    current = refresh(session, actor)
+    if permission is not None:
+        label = what.format(model=name_or_id)
+        require(session, current, permission, what=label, anywhere=True)
+    if isinstance(name_or_id, int):
+        stmt = select(MLModel).where(MLModel.id == name_or_id)
     else:
-        model = session.exec(select(MLModel).where(MLModel.name == name_or_id)).first()
+        stmt = select(MLModel).where(MLModel.name == name_or_id)
+    model = session.exec(scoped(stmt, readable_team_ids(current))).first()
     if model is None:
-        raise NotFound(f"No model named {name_or_id!r}. Check the name on the Models page.")
+        raise not_visible(name_or_id)
+    if permission is not None:
+        require(
+            session,
+            current,
+            permission,
+            team_id=model.team_id,
+            what=what.format(model=model.name),
+            model_id=model.id,
+        )
     return model
+
+
+def model_row(session: Session, name_or_id: str | int) -> MLModel:
+    """The model whoever owns it: for the system's own work (demo seed, maintenance, jobs)."""
+    return get_model(session, SYSTEM, name_or_id)
 
 
 def lock_model(session: Session, model_id: int) -> MLModel:
@@ -163,8 +234,10 @@ def versions_of(session: Session, model_id: int) -> list[ModelVersion]:
     return list(session.exec(stmt.order_by(col(ModelVersion.number).desc())).all())
 
 
-def list_models(session: Session, *, include_archived: bool = False) -> list[MLModel]:
-    stmt = select(MLModel)
+def list_models(
+    session: Session, actor: Principal, *, include_archived: bool = False
+) -> list[MLModel]:
+    stmt = scoped(select(MLModel), visible_teams(session, actor))
     if not include_archived:
         stmt = stmt.where(col(MLModel.archived_at).is_(None))
     return list(session.exec(stmt.order_by(col(MLModel.name))).all())
@@ -180,15 +253,14 @@ def update_card(
         for key in CARD_SECTIONS
     }
     with unit_of_work(db, actor) as session:
-        model = lock_model(session, get_model(session, model_id).id or 0)
-        require(
+        found = get_model(
             session,
             actor,
-            Permission.EDIT_MODEL,
-            team_id=model.team_id,
-            what=f"edit the card of {model.name}",
-            model_id=model.id,
+            model_id,
+            permission=Permission.EDIT_MODEL,
+            what="edit the card of {model}",
         )
+        model = lock_model(session, found.id or 0)
         _expect_row_version(model, row_version)
         changed = sorted(k for k in CARD_SECTIONS if model.model_card.get(k, "") != cleaned[k])
         model.model_card = cleaned
@@ -225,11 +297,10 @@ class ModelChanges:
 def _checked_changes(changes: ModelChanges) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if changes.risk_tier is not None:
-        if changes.risk_tier not in RiskTier._value2member_map_:
-            raise InvalidInput(
-                f"{changes.risk_tier!r} is not a risk tier. Use low, medium or high."
-            )
-        fields["risk_tier"] = changes.risk_tier
+        raise InvalidInput(
+            "The risk tier changes on its own, with a reason: a lower tier weakens the approval "
+            "policy and waits for a second admin (set_risk_tier)."
+        )
     if changes.goal_operator is not None:
         if changes.goal_operator not in GOAL_OPERATORS:
             raise InvalidInput(f"The goal comparison must be one of {', '.join(GOAL_OPERATORS)}.")
@@ -260,17 +331,6 @@ def _checked_changes(changes: ModelChanges) -> dict[str, Any]:
     return fields
 
 
-RISK_ORDER = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH)
-
-
-def _lowers_risk(current: str, new: str | None) -> bool:
-    """A lower tier needs fewer approvals and checks: lowering it needs compliance rights on top
-    of editing the model (an admin, or someone who also holds the compliance officer role)."""
-    if new is None or current not in RISK_ORDER:
-        return False
-    return RISK_ORDER.index(RiskTier(new)) < RISK_ORDER.index(RiskTier(current))
-
-
 def _merge_card(model: MLModel, fields: dict[str, Any]) -> None:
     """Card sections merge into the card; the purpose lives both on the model and the card."""
     if "model_card" in fields:
@@ -288,26 +348,12 @@ def update_model(db: Database, actor: Principal, model_name: str, changes: Model
     every field that changed."""
     fields = _checked_changes(changes)
     with unit_of_work(db, actor) as session:
-        model = lock_model(session, get_model(session, model_name).id or 0)
-        require(
-            session,
-            actor,
-            Permission.EDIT_MODEL,
-            team_id=model.team_id,
-            what=f"edit {model.name}",
-            model_id=model.id,
+        found = get_model(
+            session, actor, model_name, permission=Permission.EDIT_MODEL, what="edit {model}"
         )
+        model = lock_model(session, found.id or 0)
         if model.archived_at is not None:
             raise InvalidTransition(f"{model.name} is archived; it can no longer be edited.")
-        if _lowers_risk(model.risk_tier, fields.get("risk_tier")):
-            require(
-                session,
-                actor,
-                Permission.COMPLIANCE_WORK,
-                team_id=model.team_id,
-                what=f"lower the risk tier of {model.name} (it weakens its approval policy)",
-                model_id=model.id,
-            )
         _merge_card(model, fields)
         before = {name: getattr(model, name) for name in fields}
         changed = sorted(k for k, v in fields.items() if getattr(model, k) != v)
@@ -325,9 +371,8 @@ def update_model(db: Database, actor: Principal, model_name: str, changes: Model
             summary=f"{model.name} edited: " + (", ".join(changed) or "no change"),
             details={
                 "changed": changed,
-                "risk_tier": [before.get("risk_tier"), fields.get("risk_tier")]
-                if "risk_tier" in changed
-                else None,
+                "before": {k: before[k] for k in changed},
+                "after": {k: fields[k] for k in changed},
             },
         )
         return model
@@ -336,15 +381,10 @@ def update_model(db: Database, actor: Principal, model_name: str, changes: Model
 def archive_model(db: Database, actor: Principal, model_id: int | str, reason: str) -> MLModel:
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     with unit_of_work(db, actor) as session:
-        model = lock_model(session, get_model(session, model_id).id or 0)
-        require(
-            session,
-            actor,
-            Permission.ARCHIVE,
-            team_id=model.team_id,
-            what=f"archive {model.name}",
-            model_id=model.id,
+        found = get_model(
+            session, actor, model_id, permission=Permission.ARCHIVE, what="archive {model}"
         )
+        model = lock_model(session, found.id or 0)
         if model.archived_at is not None:
             raise Conflict(f"{model.name} is already archived.")
         live = session.exec(
@@ -385,8 +425,12 @@ def _touch(obj: MLModel | ModelVersion) -> None:
     obj.updated_at = utcnow()
 
 
-def version_counts(session: Session) -> dict[str, int]:
-    rows = session.exec(select(ModelVersion.state, func.count()).group_by(ModelVersion.state)).all()
+def version_counts(session: Session, actor: Principal) -> dict[str, int]:
+    stmt = select(ModelVersion.state, func.count()).join(
+        MLModel, col(MLModel.id) == col(ModelVersion.model_id)
+    )
+    stmt = scoped(stmt, visible_teams(session, actor))
+    rows = session.exec(stmt.group_by(ModelVersion.state)).all()
     return {state: int(n) for state, n in rows}
 
 
@@ -408,14 +452,12 @@ def archive_version(
 
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.ARCHIVE,
-            team_id=model.team_id,
-            what=f"archive versions of {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.ARCHIVE,
+            what="archive versions of {model}",
         )
         version = get_version(session, model, number)
         live = session.exec(
@@ -441,3 +483,80 @@ def archive_version(
             summary=f"{model.name} v{number} archived: {why}",
         )
         return version
+
+
+RISK_ORDER = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2}
+
+
+def set_risk_tier(
+    db: Database, actor: Principal, model_name: str, tier: str, reason: str, *, row_version: int
+) -> MLModel | PendingChange:
+    """Raise a model's risk tier at once; a lower tier (a lighter policy) waits for a second
+    admin to confirm it, unless the operator makes the change."""
+    why = validation.plain_text(reason, "reason", max_length=500, required=True)
+    if tier not in RiskTier._value2member_map_:
+        raise InvalidInput(f"{tier!r} is not a risk tier. Use low, medium or high.")
+    with unit_of_work(db, actor) as session:
+        found = get_model(
+            session,
+            actor,
+            model_name,
+            permission=Permission.EDIT_MODEL,
+            what="change the risk tier of {model}",
+        )
+        model = lock_model(session, found.id or 0)
+        _expect_row_version(model, row_version)
+        if tier == model.risk_tier:
+            raise InvalidInput(f"{model.name} is already {tier} risk; nothing to change.")
+        if RISK_ORDER[RiskTier(tier)] < RISK_ORDER[RiskTier(model.risk_tier)]:
+            if not changes.acts_alone(actor):
+                payload = {
+                    "model_id": model.id,
+                    "from": model.risk_tier,
+                    "to": tier,
+                    "row_version": model.row_version,
+                    "reason": why,
+                }
+                summary = f"{model.name}: risk tier {model.risk_tier} -> {tier}: {why}"
+                return changes.propose(session, actor, changes.RISK_LOWERED, payload, summary)
+        return _apply_tier(session, actor, model, tier, why)
+
+
+def _apply_tier(
+    session: Session,
+    actor: Principal,
+    model: MLModel,
+    tier: str,
+    why: str,
+    proposed_by: int | None = None,
+) -> MLModel:
+    before = model.risk_tier
+    model.risk_tier = tier
+    _touch(model)
+    session.add(model)
+    audit.record(
+        session,
+        actor,
+        "model.risk_tier_changed",
+        object_type="model",
+        object_id=model.id,
+        model_id=model.id,
+        summary=f"{model.name}: risk tier {before} -> {tier}: {why}"
+        + (" (confirmed by a second admin)" if proposed_by else ""),
+        details={"before": before, "after": tier, "reason": why, "proposed_by": proposed_by},
+    )
+    return model
+
+
+@changes.applies(changes.RISK_LOWERED)
+def _apply_risk_lowered(
+    session: Session, proposer: Principal, confirmer: Principal, payload: dict[str, Any]
+) -> str:
+    model = lock_model(session, payload["model_id"])
+    if model.risk_tier != payload["from"] or model.row_version != payload["row_version"]:
+        raise Conflict(
+            f"{model.name} changed after this was proposed (it is now {model.risk_tier} risk). "
+            "Refuse this change and propose again if it is still wanted."
+        )
+    _apply_tier(session, confirmer, model, payload["to"], payload["reason"], proposer.user_id)
+    return f"{model.name} is now {payload['to']} risk"

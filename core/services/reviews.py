@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import audit, validation
-from core.auth import ROLE_PERMISSIONS, Permission, Principal, refresh, require
+from core import audit, policy, validation
+from core.auth import (
+    ROLE_PERMISSIONS,
+    Permission,
+    Principal,
+    readable_team_ids,
+    refresh,
+    require,
+)
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
     ROLE_LABELS,
-    ApprovalPolicy,
+    ApprovalPolicyVersion,
     Comment,
     Decision,
     DecisionKind,
     Evaluation,
     MLModel,
     ModelVersion,
+    PendingChange,
     RiskTier,
     Role,
     RoleGrant,
@@ -28,16 +39,12 @@ from core.models import (
     VersionState,
     utcnow,
 )
-from core.services import read_as, unit_of_work
+from core.policy import PolicyFields
+from core.services import changes, read_as, unit_of_work
 from core.services.portfolio import notify
-from core.services.registry import get_model, get_version
+from core.services.registry import get_model, get_version, scoped
 from core.workflow import Action, next_state
 
-DEFAULT_POLICIES: dict[str, tuple[int, tuple[Role, ...]]] = {
-    RiskTier.LOW: (1, (Role.REVIEWER,)),
-    RiskTier.MEDIUM: (1, (Role.REVIEWER,)),
-    RiskTier.HIGH: (2, (Role.REVIEWER, Role.COMPLIANCE)),
-}
 MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9._%+-]+(?:@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?)")
 _ACTION = {
     DecisionKind.APPROVE: Action.APPROVE,
@@ -49,18 +56,121 @@ _ACTION = {
 # --- approval policy ----------------------------------------------------------------------
 
 
-def policy_for(session: Session, risk_tier: str) -> ApprovalPolicy:
-    stored = session.exec(select(ApprovalPolicy).where(ApprovalPolicy.risk_tier == risk_tier))
-    policy = stored.first()
-    if policy is not None:
-        return policy
-    count, roles = DEFAULT_POLICIES[RiskTier(risk_tier)]
-    return ApprovalPolicy(
-        risk_tier=risk_tier,
-        min_approvals=count,
-        required_roles=[r.value for r in roles],
-        row_version=0,
+@dataclass(frozen=True)
+class PolicyInForce:
+    """One version of a tier's approval policy: stored (version >= 1) or the built-in
+    defaults (version 0, never stored)."""
+
+    risk_tier: str
+    version: int
+    fields: PolicyFields
+    version_id: int | None = None
+    created_by_id: int | None = None
+    confirmed_by_id: int | None = None
+    created_at: datetime | None = None
+    reason: str = ""
+
+    @property
+    def min_approvals(self) -> int:
+        return self.fields.min_approvals
+
+    @property
+    def required_roles(self) -> list[str]:
+        return self.fields.required_roles
+
+    @property
+    def required_checklists(self) -> list[str]:
+        return self.fields.required_checklists
+
+    @property
+    def required_signoffs(self) -> list[str]:
+        return self.fields.required_signoffs
+
+    @property
+    def row_version(self) -> int:
+        """What an editor saw: a change is refused if another was saved meanwhile."""
+        return self.version
+
+    @property
+    def label(self) -> str:
+        return f"{self.risk_tier}-risk policy v{self.version}" + (
+            " (built-in defaults)" if self.version == 0 else ""
+        )
+
+
+def _in_force(row: ApprovalPolicyVersion) -> PolicyInForce:
+    return PolicyInForce(
+        risk_tier=row.risk_tier,
+        version=row.version,
+        fields=policy.from_document(row.fields, row.schema_version, row.risk_tier),
+        version_id=row.id,
+        created_by_id=row.created_by_id,
+        confirmed_by_id=row.confirmed_by_id,
+        created_at=row.created_at,
+        reason=row.reason,
     )
+
+
+def _check_tier(risk_tier: str) -> str:
+    if risk_tier not in RiskTier._value2member_map_:
+        raise InvalidInput(f"{risk_tier!r} is not a risk tier; use low, medium or high.")
+    return risk_tier
+
+
+def policy_for(session: Session, risk_tier: str) -> PolicyInForce:
+    """The policy in force for a tier: its latest version, or the built-in defaults."""
+    row = session.exec(
+        select(ApprovalPolicyVersion)
+        .where(ApprovalPolicyVersion.risk_tier == _check_tier(risk_tier))
+        .order_by(col(ApprovalPolicyVersion.version).desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return PolicyInForce(risk_tier, 0, policy.defaults(risk_tier))
+    return _in_force(row)
+
+
+def policy_by_id(session: Session, version_id: int | None, risk_tier: str) -> PolicyInForce:
+    """A stored policy version, or the built-in defaults for `version_id` None."""
+    row = session.get(ApprovalPolicyVersion, version_id) if version_id is not None else None
+    if row is None:
+        return PolicyInForce(risk_tier, 0, policy.defaults(risk_tier))
+    return _in_force(row)
+
+
+def policy_versions(session: Session, risk_tier: str) -> list[PolicyInForce]:
+    """Every version of a tier's policy, oldest first, starting from the built-in defaults."""
+    rows = session.exec(
+        select(ApprovalPolicyVersion)
+        .where(ApprovalPolicyVersion.risk_tier == _check_tier(risk_tier))
+        .order_by(col(ApprovalPolicyVersion.version))
+    ).all()
+    return [PolicyInForce(risk_tier, 0, policy.defaults(risk_tier))] + [_in_force(r) for r in rows]
+
+
+def policy_history(db: Database, risk_tier: str) -> list[PolicyInForce]:
+    """Every version of a tier's policy, oldest first (for the admin page and packs)."""
+    with db.read() as session:
+        return policy_versions(session, risk_tier)
+
+
+def policies(db: Database) -> list[PolicyInForce]:
+    """The policy in force for each risk tier (what the admin editor starts from)."""
+    with db.read() as session:
+        return [policy_for(session, tier.value) for tier in RiskTier]
+
+
+def check_policy(
+    session: Session, risk_tier: str, values: Mapping[str, Any]
+) -> tuple[PolicyInForce, PolicyFields]:
+    """The policy in force and the new fields: the current values with `values` applied,
+    each checked against core.policy's schema."""
+    from core.services.compliance.templates import stored_templates
+
+    current = policy_for(session, _check_tier(risk_tier))
+    merged = current.fields.as_document() | dict(values)
+    keys = tuple(t.key for t in stored_templates(session))
+    return current, policy.check(merged, risk_tier, keys)
 
 
 def update_policy(
@@ -68,52 +178,112 @@ def update_policy(
     actor: Principal,
     risk_tier: str,
     *,
-    min_approvals: int,
-    required_roles: list[str],
-    required_checklists: list[str] | None = None,
-    required_signoffs: list[str] | None = None,
     row_version: int,
-) -> ApprovalPolicy:
-    if risk_tier not in RiskTier._value2member_map_:
-        raise InvalidInput(f"{risk_tier!r} is not a risk tier; use low, medium or high.")
-    if not 1 <= min_approvals <= 10:
-        raise InvalidInput("The number of approvals must be between 1 and 10.")
-    roles = sorted({Role(r).value for r in required_roles if r in Role._value2member_map_})
-    if len(roles) != len(set(required_roles)):
-        raise InvalidInput("Required roles must be among: " + ", ".join(r.value for r in Role))
-    if len(roles) > min_approvals:
-        raise InvalidInput(
-            f"{len(roles)} roles must be among the approvers, but only {min_approvals} "
-            "approvals are needed; raise the number of approvals or require fewer roles."
-        )
+    reason: str = "",
+    **values: Any,
+) -> PolicyInForce | PendingChange:
+    """Propose a new version of a tier's policy (fields not given keep their value); it takes
+    effect when another admin confirms it (the operator's change takes effect at once). The
+    old version stays; decisions and sign-offs name the version they were judged under."""
+    why = validation.plain_text(reason, "reason", max_length=500)
     with unit_of_work(db, actor) as session:
         require(session, actor, Permission.MANAGE_POLICIES, what="edit approval policies")
-        policy = policy_for(session, risk_tier)
-        if policy.row_version != row_version:
-            raise Conflict("Someone else changed this policy meanwhile. Reload and try again.")
-        before = {"min_approvals": policy.min_approvals, "required_roles": policy.required_roles}
-        policy.min_approvals = min_approvals
-        policy.required_roles = roles
-        policy.required_checklists = sorted(set(required_checklists or []))
-        policy.required_signoffs = sorted(set(required_signoffs or []))
-        policy.updated_by_id = actor.user_id
-        policy.updated_at = utcnow()
-        policy.row_version += 1
-        session.add(policy)
-        audit.record(
-            session,
-            actor,
-            "policy.updated",
-            object_type="policy",
-            object_id=risk_tier,
-            summary=f"Approval policy for {risk_tier} risk: {min_approvals} approvals, roles "
-            + (", ".join(roles) or "any"),
-            details={
-                "before": before,
-                "after": {"min_approvals": min_approvals, "required_roles": roles},
-            },
+        if changes.acts_alone(actor):
+            return apply_policy(session, actor, risk_tier, values, row_version, why)
+        current, fields = check_policy(session, risk_tier, values)
+        _expect_policy_version(current, row_version)
+        changed = policy.changes(current.fields, fields)
+        if not changed:
+            raise InvalidInput(f"Nothing would change in the {current.label}.")
+        payload = {
+            "risk_tier": risk_tier,
+            "values": fields.as_document(),
+            "row_version": row_version,
+            "reason": why,
+            "changed": changed,
+        }
+        summary = f"{current.label} -> v{current.version + 1}: change " + ", ".join(changed)
+        return changes.propose(session, actor, changes.POLICY_UPDATE, payload, summary)
+
+
+@changes.applies(changes.POLICY_UPDATE)
+def _apply_policy_change(
+    session: Session, proposer: Principal, confirmer: Principal, payload: dict[str, Any]
+) -> str:
+    saved = apply_policy(
+        session,
+        proposer,
+        payload["risk_tier"],
+        payload["values"],
+        payload["row_version"],
+        payload.get("reason", ""),
+        confirmed_by=confirmer,
+    )
+    return f"{saved.label} is in force"
+
+
+def _expect_policy_version(current: PolicyInForce, row_version: int) -> None:
+    if current.version != row_version:
+        raise Conflict(
+            f"Someone else saved version {current.version} of the {current.risk_tier}-risk "
+            "policy meanwhile. Reload to see it, then make your change again."
         )
-        return policy
+
+
+def apply_policy(
+    session: Session,
+    actor: Principal,
+    risk_tier: str,
+    values: Mapping[str, Any],
+    row_version: int,
+    why: str,
+    *,
+    confirmed_by: Principal | None = None,
+) -> PolicyInForce:
+    """Insert the next policy version and audit every field before and after."""
+    current, fields = check_policy(session, risk_tier, values)
+    _expect_policy_version(current, row_version)
+    row = ApprovalPolicyVersion(
+        risk_tier=risk_tier,
+        version=current.version + 1,
+        schema_version=policy.SCHEMA_VERSION,
+        fields=fields.as_document(),
+        reason=why,
+        created_by_id=actor.user_id or None,
+        confirmed_by_id=confirmed_by.user_id if confirmed_by else None,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"Another version of the {risk_tier}-risk policy was saved at the same moment. "
+            "Reload and make your change again."
+        ) from None
+    changed = policy.changes(current.fields, fields)
+    audit.record(
+        session,
+        confirmed_by or actor,
+        "policy.updated",
+        object_type="policy",
+        object_id=f"{risk_tier}/v{row.version}",
+        summary=f"Approval policy for {risk_tier} risk: version {current.version} -> "
+        f"{row.version}; changed " + (", ".join(changed) or "nothing"),
+        details={
+            "risk_tier": risk_tier,
+            "from_version": current.version,
+            "to_version": row.version,
+            "policy_version_id": row.id,
+            "schema_version": policy.SCHEMA_VERSION,
+            "proposed_by": actor.user_id,
+            "confirmed_by": confirmed_by.user_id if confirmed_by else None,
+            "reason": why,
+            "before": current.fields.as_document(),
+            "after": fields.as_document(),
+            "changed": changed,
+        },
+    )
+    return _in_force(row)
 
 
 @dataclass(frozen=True)
@@ -220,14 +390,12 @@ def submit_for_review(
 ) -> ModelVersion:
     text = validation.plain_text(note, "note", max_length=2000)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.SUBMIT_REVIEW,
-            team_id=model.team_id,
-            what=f"submit {model.name} for review",
-            model_id=model.id,
+            model_name,
+            permission=Permission.SUBMIT_REVIEW,
+            what="submit {model} for review",
         )
         version = _locked_version(session, model, number)
         _expect(version, row_version)
@@ -298,15 +466,14 @@ def _decide(
     why: str,
     row_version: int | None,
 ) -> Decision:
-    model = get_model(session, model_name)
-    current = require(
+    model = get_model(
         session,
         actor,
-        Permission.DECIDE,
-        team_id=model.team_id,
-        what=f"of {model.name}",
-        model_id=model.id,
+        model_name,
+        permission=Permission.DECIDE,
+        what="of {model}",
     )
+    current = refresh(session, actor)
     version = _locked_version(session, model, number)
     _expect(version, row_version)
     if version.registered_by_id == actor.user_id:
@@ -329,6 +496,7 @@ def _decide(
         reason=why,
         artifact_sha256=version.artifact_sha256,
         evaluation_sha256=current_evaluation_hash(session, version),
+        policy_version_id=policy_for(session, model.risk_tier).version_id,
     )
     session.add(decision)
     session.flush()
@@ -439,6 +607,15 @@ def _people_who_can(session: Session, permission: Permission, team_id: int) -> s
     }
 
 
+def _people_who_see(session: Session, team_id: int) -> set[int]:
+    grants = session.exec(
+        select(RoleGrant.user_id).where(
+            (col(RoleGrant.team_id).is_(None)) | (RoleGrant.team_id == team_id)
+        )
+    ).all()
+    return set(grants)
+
+
 def decisions_of(session: Session, version_id: int) -> list[Decision]:
     stmt = select(Decision).where(Decision.version_id == version_id)
     return list(session.exec(stmt.order_by(col(Decision.created_at))))
@@ -460,14 +637,12 @@ def add_comment(
     text = validation.plain_text(body, "comment", max_length=5000, required=True)
     pin = validation.plain_text(anchor, "pinned metric or chart", max_length=120)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.COMMENT,
-            team_id=model.team_id,
-            what=f"comment on {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.COMMENT,
+            what="comment on {model}",
         )
         version = get_version(session, model, number)
         if parent_id is not None:
@@ -483,7 +658,10 @@ def add_comment(
         )
         session.add(comment)
         session.flush()
-        mentioned = mentioned_users(session, text) - {actor.user_id}
+        # only people who may see the model hear of it: a mention never leaks another team's work
+        mentioned = (mentioned_users(session, text) - {actor.user_id}) & _people_who_see(
+            session, model.team_id
+        )
         notify(
             session,
             mentioned,
@@ -526,9 +704,9 @@ class CommentView:
     author: str
 
 
-def comments_of(db: Database, model_name: str, number: int) -> list[CommentView]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def comments_of(db: Database, actor: Principal, model_name: str, number: int) -> list[CommentView]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         rows = session.exec(
             select(Comment)
@@ -557,11 +735,13 @@ def review_queue(db: Database, actor: Principal) -> list[QueueItem]:
         me = refresh(session, actor)
         if me.service:  # a service account never decides, so nothing waits for it
             return []
-        rows = session.exec(
+        stmt = (
             select(ModelVersion, MLModel)
             .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
             .where(ModelVersion.state == VersionState.IN_REVIEW)
-            .order_by(col(ModelVersion.updated_at))
+        )
+        rows = session.exec(
+            scoped(stmt, readable_team_ids(me)).order_by(col(ModelVersion.updated_at))
         ).all()
         names = user_names(session, {v.registered_by_id for v, _ in rows})
         mine = {
@@ -596,10 +776,10 @@ class DecisionView:
 
 
 def review_detail(
-    db: Database, model_name: str, number: int
+    db: Database, actor: Principal, model_name: str, number: int
 ) -> tuple[MLModel, ModelVersion, PolicyStatus, list[DecisionView]]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         status = policy_status(session, model, version)
         eval_hash = current_evaluation_hash(session, version)

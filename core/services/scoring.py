@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from core import tables
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal
 from core.db import Database
 from core.errors import InvalidInput
 from core.models import Task, utcnow
@@ -51,14 +51,12 @@ def score_batch(
     progress: monitoring.Progress | None = None,
 ) -> ScoringResult:
     with read_as(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.SCORE,
-            team_id=model.team_id,
-            what=f"score with {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.SCORE,
+            what="score with {model}",
         )
         version = live_version(session, model, env)
         if version is None:

@@ -17,8 +17,17 @@ from core.auth import OPERATOR, SERVICE_ROLES, Permission, Principal, principal_
 from core.config import get_settings
 from core.db import Database
 from core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from core.models import AccessToken, Role, RoleGrant, Team, User, utcnow
-from core.services import read_as, unit_of_work
+from core.models import (
+    AccessToken,
+    PendingChange,
+    Role,
+    RoleGrant,
+    RoleMapping,
+    Team,
+    User,
+    utcnow,
+)
+from core.services import changes, read_as, unit_of_work
 
 TOKEN_PREFIX = "qrm_"  # noqa: S105  (a public marker, not a secret)
 
@@ -132,44 +141,112 @@ def demo_users(db: Database) -> list[tuple[User, list[RoleGrant]]]:
 # --- sign-in ---------------------------------------------------------------------------
 
 
-def sign_in_from_claims(
-    db: Database, claims: Mapping[str, Any], *, roles_claim: str = ""
-) -> Principal:
-    """First login creates the user; roles in `roles_claim` become global grants."""
+@dataclass(frozen=True)
+class Identity:
+    """Who the identity provider says signed in: its issuer and subject are the account."""
+
+    issuer: str
+    subject: str
+    email: str
+    email_verified: bool
+    name: str
+
+
+def identity_from_claims(claims: Mapping[str, Any], issuer: str = "") -> Identity:
     subject = str(claims.get("sub") or "").strip()
-    address = validation.email(str(claims.get("email") or ""))
     if not subject:
         raise AuthenticationFailed("The identity provider sent no subject; sign in again.")
+    address = validation.email(str(claims.get("email") or ""))
+    verified = claims.get("email_verified")
     name = str(claims.get("name") or claims.get("preferred_username") or address.split("@")[0])
-    with db.write() as session:
-        user = _find_or_create_user(session, subject, address, name[:120])
-        if roles_claim:
-            _sync_claim_roles(session, user, _claim_roles(claims.get(roles_claim)))
-        user.last_login_at = utcnow()
-        session.add(user)
-        return principal_for(session, user)
+    return Identity(
+        issuer=str(claims.get("iss") or issuer).strip()[:255],
+        subject=subject[:255],
+        email=address,
+        email_verified=verified is True or str(verified).lower() == "true",
+        name=name[:120],
+    )
 
 
-def _find_or_create_user(session: Session, subject: str, address: str, name: str) -> User:
-    user = session.exec(select(User).where(User.subject == subject)).first()
-    user = user or session.exec(select(User).where(User.email == address)).first()
+def sign_in_from_claims(
+    db: Database, claims: Mapping[str, Any], *, roles_claim: str = "", issuer: str = ""
+) -> Principal:
+    """The account of this issuer and subject; a first sign-in creates one. An existing
+    account is linked by email only when the provider verified the email and an admin allowed
+    email linking. Values of `roles_claim` grant roles only through the admin's role mappings."""
+    who = identity_from_claims(claims, issuer)
+    try:
+        with db.write() as session:
+            user = _find_or_create_user(session, who)
+            if roles_claim:
+                _sync_claim_roles(session, user, _claim_values(claims.get(roles_claim)))
+            user.last_login_at = utcnow()
+            session.add(user)
+            return principal_for(session, user)
+    except AuthenticationFailed as refused:
+        _audit_refused_sign_in(db, who, refused)
+        raise
+
+
+def _find_or_create_user(session: Session, who: Identity) -> User:
+    user = session.exec(
+        select(User).where(User.issuer == who.issuer, User.subject == who.subject)
+    ).first()
+    if user is None:
+        user = _link_by_email(session, who)
     if user is not None:
         if user.is_service:
             raise AuthenticationFailed(
-                f"{address} belongs to a service account, which cannot sign in; use a person's "
+                f"{user.email} belongs to a service account, which cannot sign in; use a person's "
                 "account."
             )
         if not user.is_active:
             raise AuthenticationFailed(
-                f"The account {address} is deactivated. Ask an admin to reactivate it."
+                f"The account {user.email} is deactivated. Ask an admin to reactivate it."
             )
-        user.subject = user.subject or subject
         return user
-    user = User(email=address, name=name, subject=subject)
+    return _new_user(session, who)
+
+
+def _link_by_email(session: Session, who: Identity) -> User | None:
+    """An account that already holds this email (made by an admin or the demo), linked to the
+    provider's identity only when that is safe; otherwise the sign-in is refused."""
+    user = session.exec(select(User).where(User.email == who.email)).first()
+    if user is None:
+        return None
+    settings = get_settings()
+    if user.subject is not None:
+        problem = "it already belongs to another sign-in identity"
+    elif not who.email_verified:
+        problem = "the identity provider has not verified this email"
+    elif not settings.oidc_link_verified_emails:
+        problem = "linking accounts by email is not allowed (QUORUM_OIDC_LINK_VERIFIED_EMAILS)"
+    else:
+        user.issuer, user.subject = who.issuer, who.subject
+        audit.record(
+            session,
+            Principal(user.id or 0, user.email, user.name),
+            "user.linked",
+            object_type="user",
+            object_id=user.id,
+            summary=f"{user.email} linked to the identity {who.subject} of {who.issuer} "
+            "(verified email, linking allowed by the admin)",
+            details={"issuer": who.issuer, "subject": who.subject},
+        )
+        return user
+    raise AuthenticationFailed(
+        f"Sign-in refused: an account with the email {who.email} already exists and {problem}. "
+        "Ask an admin to link your account."
+    )
+
+
+def _new_user(session: Session, who: Identity) -> User:
+    user = User(email=who.email, name=who.name, issuer=who.issuer, subject=who.subject)
     session.add(user)
     session.flush()
     assert user.id is not None
-    if address in get_settings().admin_emails:
+    bootstrap = who.email_verified and who.email in get_settings().admin_emails
+    if bootstrap:
         session.add(RoleGrant(user_id=user.id, role=Role.ADMIN, source="settings"))
     audit.record(
         session,
@@ -177,34 +254,138 @@ def _find_or_create_user(session: Session, subject: str, address: str, name: str
         "user.created",
         object_type="user",
         object_id=user.id,
-        summary=f"{name} signed in for the first time",
+        summary=f"{who.name} signed in for the first time"
+        + (" and became admin (QUORUM_ADMIN_EMAILS, verified email)" if bootstrap else ""),
+        details={
+            "issuer": who.issuer,
+            "subject": who.subject,
+            "email_verified": who.email_verified,
+        },
     )
     return user
 
 
-def _claim_roles(value: Any) -> set[Role]:
+def _audit_refused_sign_in(db: Database, who: Identity, refused: AuthenticationFailed) -> None:
+    with db.write() as session:
+        audit.record(
+            session,
+            None,
+            "signin.refused",
+            object_type="identity",
+            object_id=who.subject,
+            summary=f"Sign-in as {who.email} refused: {refused.user_message[:300]}",
+            details={
+                "issuer": who.issuer,
+                "subject": who.subject,
+                "email_verified": who.email_verified,
+            },
+        )
+
+
+def _claim_values(value: Any) -> set[str]:
     values = value if isinstance(value, list | tuple) else str(value or "").split()
-    return {
-        Role(v) for v in (str(x).strip().lower() for x in values) if v in Role._value2member_map_
+    return {str(v).strip() for v in values if str(v).strip()}
+
+
+def _sync_claim_roles(session: Session, user: User, values: set[str]) -> None:
+    """Grants from the claim are exactly what the admin's mappings give these values."""
+    mapped: set[tuple[str, int | None]] = set()
+    if values:
+        rows = session.exec(select(RoleMapping).where(col(RoleMapping.claim_value).in_(values)))
+        mapped = {(m.role, m.team_id) for m in rows if m.role in Role._value2member_map_}
+    current = {
+        (g.role, g.team_id): g for g in grants_of(session, user.id or 0) if g.source == "claim"
     }
-
-
-def _sync_claim_roles(session: Session, user: User, roles: set[Role]) -> None:
-    current = {Role(g.role): g for g in grants_of(session, user.id or 0) if g.source == "claim"}
-    for role in roles - set(current):
-        session.add(RoleGrant(user_id=user.id or 0, role=role, source="claim"))
-    for role in set(current) - roles:
-        session.delete(current[role])
-    if roles != set(current):
+    for role, team_id in mapped - set(current):
+        session.add(RoleGrant(user_id=user.id or 0, role=role, team_id=team_id, source="claim"))
+    for key in set(current) - mapped:
+        session.delete(current[key])
+    if mapped != set(current):
+        session.flush()
         audit.record(
             session,
             Principal(user.id or 0, user.email, user.name),
             "grant.synced",
             object_type="user",
             object_id=user.id,
-            summary=f"Roles from the identity provider for {user.email}: "
-            + (", ".join(sorted(r.value for r in roles)) or "none"),
+            summary=f"Roles from the identity provider's mappings for {user.email}: "
+            + (
+                ", ".join(sorted(f"{r}" + (f" (team {t})" if t else "") for r, t in mapped))
+                or "none"
+            ),
+            details={"claim_values": sorted(values)[:50], "granted": sorted(map(list, mapped))},
         )
+
+
+# --- role mappings: the only way a claim value becomes a role --------------------------------
+
+
+def role_mappings(db: Database) -> list[RoleMapping]:
+    with db.read() as session:
+        return list(session.exec(select(RoleMapping).order_by(col(RoleMapping.claim_value))))
+
+
+def add_role_mapping(
+    db: Database, actor: Principal, claim_value: str, role: Role | str, team_id: int | None = None
+) -> RoleMapping:
+    value = validation.plain_text(claim_value, "claim value", max_length=200, required=True)
+    chosen = parse_role(role) if not isinstance(role, Role) else role
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="map identity-provider roles")
+        scope = _scope_label(session, team_id)
+        existing = session.exec(
+            select(RoleMapping).where(
+                RoleMapping.claim_value == value,
+                RoleMapping.role == chosen,
+                RoleMapping.team_id == team_id,
+            )
+        ).first()
+        if existing:
+            raise Conflict(f"The claim value {value!r} already maps to {chosen.value} {scope}.")
+        mapping = RoleMapping(
+            claim_value=value, role=chosen, team_id=team_id, created_by_id=actor.user_id
+        )
+        session.add(mapping)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "role_mapping.created",
+            object_type="role_mapping",
+            object_id=mapping.id,
+            summary=f"Claim value {value!r} now grants {chosen.value} {scope} at sign-in",
+            details={"claim_value": value, "role": chosen.value, "team_id": team_id},
+        )
+        return mapping
+
+
+def remove_role_mapping(db: Database, actor: Principal, mapping_id: int) -> None:
+    with unit_of_work(db, actor) as session:
+        require(session, actor, Permission.MANAGE_USERS, what="map identity-provider roles")
+        mapping = session.get(RoleMapping, mapping_id)
+        if mapping is None:
+            raise NotFound(f"No role mapping with id {mapping_id}; it may already be removed.")
+        audit.record(
+            session,
+            actor,
+            "role_mapping.removed",
+            object_type="role_mapping",
+            object_id=mapping.id,
+            summary=f"Claim value {mapping.claim_value!r} no longer grants {mapping.role} "
+            + _scope_label(session, mapping.team_id)
+            + "; grants it gave are withdrawn now (other mappings restore theirs at sign-in)",
+            details={"claim_value": mapping.claim_value, "role": mapping.role},
+        )
+        given = session.exec(
+            select(RoleGrant).where(
+                RoleGrant.source == "claim",
+                RoleGrant.role == mapping.role,
+                RoleGrant.team_id == mapping.team_id,
+            )
+        ).all()
+        for grant in given:
+            session.delete(grant)
+        session.delete(mapping)
 
 
 # --- admin -----------------------------------------------------------------------------
@@ -276,33 +457,72 @@ def set_active(db: Database, actor: Principal, user_id: int, active: bool) -> Us
 
 def grant_role(
     db: Database, actor: Principal, user_id: int, role: Role | str, team_id: int | None = None
-) -> RoleGrant:
+) -> RoleGrant | PendingChange:
+    """Grant a role. A role granted to oneself waits for another admin (a PendingChange)."""
     role = parse_role(role) if not isinstance(role, Role) else role
     with unit_of_work(db, actor) as session:
         require(session, actor, Permission.MANAGE_USERS, what="grant roles")
-        user = get_user(session, user_id)
-        scope = _scope_label(session, team_id)
-        existing = session.exec(
-            select(RoleGrant).where(
-                RoleGrant.user_id == user_id, RoleGrant.role == role, RoleGrant.team_id == team_id
+        user, scope = _grantable(session, user_id, role, team_id)
+        if user_id == actor.user_id and not changes.acts_alone(actor):
+            payload = {"user_id": user_id, "role": role.value, "team_id": team_id}
+            return changes.propose(
+                session, actor, changes.SELF_GRANT, payload, f"{user.email} to hold {role} {scope}"
             )
-        ).first()
-        if existing:
-            raise Conflict(f"{user.email} already holds the role {role.value} {scope}.")
-        granter = actor.user_id or None  # the operator (user 0) is no row of the user table
-        grant = RoleGrant(user_id=user_id, role=role, team_id=team_id, granted_by_id=granter)
-        session.add(grant)
-        session.flush()
-        audit.record(
-            session,
-            actor,
-            "grant.created",
-            object_type="grant",
-            object_id=grant.id,
-            summary=f"{user.email} granted {role.value} {scope}",
-            details={"user_id": user_id, "role": role.value, "team_id": team_id},
+        return _grant(session, actor, user, role, team_id, scope)
+
+
+def _grantable(session: Session, user_id: int, role: Role, team_id: int | None) -> tuple[User, str]:
+    user = get_user(session, user_id)
+    scope = _scope_label(session, team_id)
+    existing = session.exec(
+        select(RoleGrant).where(
+            RoleGrant.user_id == user_id, RoleGrant.role == role, RoleGrant.team_id == team_id
         )
-        return grant
+    ).first()
+    if existing:
+        raise Conflict(f"{user.email} already holds the role {role.value} {scope}.")
+    return user, scope
+
+
+def _grant(
+    session: Session,
+    actor: Principal,
+    user: User,
+    role: Role,
+    team_id: int | None,
+    scope: str,
+    proposed_by: int | None = None,
+) -> RoleGrant:
+    granter = actor.user_id or None  # the operator (user 0) is no row of the user table
+    grant = RoleGrant(user_id=user.id or 0, role=role, team_id=team_id, granted_by_id=granter)
+    session.add(grant)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "grant.created",
+        object_type="grant",
+        object_id=grant.id,
+        summary=f"{user.email} granted {role.value} {scope}"
+        + (" (their own request, confirmed by a second admin)" if proposed_by else ""),
+        details={
+            "user_id": user.id,
+            "role": role.value,
+            "team_id": team_id,
+            "proposed_by": proposed_by,
+        },
+    )
+    return grant
+
+
+@changes.applies(changes.SELF_GRANT)
+def _apply_self_grant(
+    session: Session, proposer: Principal, confirmer: Principal, payload: dict[str, Any]
+) -> str:
+    role, team_id = Role(payload["role"]), payload["team_id"]
+    user, scope = _grantable(session, payload["user_id"], role, team_id)
+    _grant(session, confirmer, user, role, team_id, scope, proposed_by=proposer.user_id)
+    return f"{user.email} now holds {role.value} {scope}"
 
 
 def revoke_grant(db: Database, actor: Principal, grant_id: int) -> None:
@@ -404,11 +624,12 @@ def issue_token_as_operator(db: Database, address: str, name: str = "cli") -> Ne
 def revoke_token(db: Database, actor: Principal, token_id: int) -> None:
     with unit_of_work(db, actor) as session:
         token = session.get(AccessToken, token_id)
-        if token is None:
-            raise NotFound(f"No access token with id {token_id}.")
-        own = token.user_id == actor.user_id
+        own = token is not None and token.user_id == actor.user_id
+        # Someone else's token and no token at all get the same refusal, so ids do not leak.
         permission = Permission.MANAGE_OWN_TOKENS if own else Permission.MANAGE_USERS
         require(session, actor, permission, what="revoke this access token", anywhere=own)
+        if token is None:
+            raise NotFound(f"No access token with id {token_id}.")
         if token.revoked_at is not None:
             raise Conflict("This token is already revoked.")
         token.revoked_at = utcnow()

@@ -17,7 +17,7 @@ from core import audit, evaluation, modelfile, tables, validation
 from core.artifacts import ArtifactStore, default_store
 from core.auth import Permission, Principal, require
 from core.db import Database
-from core.errors import Conflict, InvalidInput, QuorumError
+from core.errors import Conflict, InvalidInput, NotFound, QuorumError
 from core.models import Evaluation, MLModel, ModelVersion, Task, VersionState
 from core.monitoring.profile import build_reference
 from core.services import read_as, unit_of_work
@@ -63,14 +63,12 @@ class PreparedVersion:
 
 def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> PreparedVersion:
     with read_as(db, actor) as session:
-        model = get_model(session, upload.model)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.REGISTER_MODEL,
-            team_id=model.team_id,
-            what=f"register versions of {model.name}",
-            model_id=model.id,
+            upload.model,
+            permission=Permission.REGISTER_MODEL,
+            what="register versions of {model}",
         )
     try:
         inspected = modelfile.inspect_model_bytes(upload.model_file, filename=upload.model_filename)
@@ -399,6 +397,29 @@ def fingerprint(frame: pd.DataFrame | None) -> dict[str, Any]:
 def evaluation_of(session: Session, version_id: int) -> Evaluation | None:
     stmt = select(Evaluation).where(Evaluation.version_id == version_id)
     return session.exec(stmt.order_by(col(Evaluation.id).desc())).first()
+
+
+def load_model(
+    db: Database,
+    actor: Principal,
+    name: str,
+    number: int | None = None,
+    env: str | None = None,
+    store: ArtifactStore | None = None,
+) -> Any:
+    """The estimator of a version the actor may see: the one live in `env`, `number`, or the
+    latest; hash-verified and loaded safely."""
+    from core.services.compare import live_version
+
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, name)
+        if env is not None:
+            chosen = live_version(session, model, env)
+            if chosen is None:
+                raise NotFound(f"Nothing of {model.name} is live in {env}.")
+        else:
+            chosen = get_version(session, model, number)
+    return load_estimator(chosen, store)
 
 
 def load_estimator(version: ModelVersion, store: ArtifactStore | None = None) -> Any:

@@ -1,15 +1,18 @@
-"""Admin page sections: users, role grants, teams."""
+"""Admin page sections: users, role grants, teams, approval policies."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from core import policy
 from core.auth import SERVICE_ROLES
 from core.errors import QuorumError
-from core.models import ROLE_LABELS, Role
-from core.services import users
-from core.ui.session import PageContext, fail
+from core.models import ROLE_LABELS, PendingChange, RiskTier, Role
+from core.services import changes, compliance, reviews, users
+from core.ui.session import PageContext, fail, flash
 
 
 def people_section(ctx: PageContext) -> None:
@@ -58,8 +61,16 @@ def _grant_form(ctx: PageContext, people: list, teams: dict) -> None:
         )
         if st.form_submit_button("Grant role", type="primary") and role is not None:
             try:
-                users.grant_role(ctx.db, ctx.principal, user.id, role, scope)
-                st.success(f"{user.email} now holds {ROLE_LABELS[role]}. It takes effect at once.")
+                done = users.grant_role(ctx.db, ctx.principal, user.id, role, scope)
+                if isinstance(done, PendingChange):
+                    st.success(
+                        f"A role for yourself waits for a second admin: change #{done.id} takes "
+                        "effect when another admin confirms it."
+                    )
+                else:
+                    st.success(
+                        f"{user.email} now holds {ROLE_LABELS[role]}. It takes effect at once."
+                    )
             except QuorumError as error:
                 fail(error)
 
@@ -222,3 +233,234 @@ def revoke_service_account_form(ctx: PageContext, accounts: list[users.ServiceAc
                 st.success(f"{chosen.name} revoked: its token is refused from now on.")
             except QuorumError as error:
                 fail(error)
+
+
+# --- approval policies: the form is drawn from core.policy's schema ---------------------------
+
+
+def policies_section(ctx: PageContext) -> None:
+    tier = st.selectbox("Risk tier", [t.value for t in RiskTier], key="policy_tier")
+    history = reviews.policy_history(ctx.db, tier)
+    current = history[-1]
+    st.caption(
+        f"In force: {current.label}. A change saves a new version; decisions and sign-offs keep "
+        "the version they were judged under, and the approval pack shows every change."
+    )
+    keys = tuple(row.template.key for row in compliance.list_templates(ctx.db))
+    with st.form(f"policy_{tier}"):
+        values = {spec.name: _field_widget(spec, current, tier, keys) for spec in policy.FIELDS}
+        reason = st.text_input("Why this change", key=f"policy_{tier}_reason")
+        if st.form_submit_button("Save a new version", type="primary"):
+            try:
+                saved = reviews.update_policy(
+                    ctx.db,
+                    ctx.principal,
+                    tier,
+                    row_version=current.version,
+                    reason=reason,
+                    **values,
+                )
+                if isinstance(saved, PendingChange):
+                    st.success(
+                        f"Proposed as change #{saved.id}: it takes effect when another admin "
+                        "confirms it under 'Changes waiting for a second admin'."
+                    )
+                else:
+                    st.success(f"Saved: {saved.label} is now in force.")
+            except QuorumError as error:
+                fail(error)
+    _policy_history(history)
+
+
+def _field_widget(spec: policy.FieldSpec, current: Any, tier: str, keys: tuple[str, ...]) -> Any:
+    value = getattr(current.fields, spec.name)
+    key = f"policy_{tier}_{spec.name}"
+    if spec.kind == "int":
+        return int(
+            st.number_input(spec.label, spec.minimum, spec.maximum, value, help=spec.help, key=key)
+        )
+    if spec.kind == "months":
+        months = st.number_input(
+            spec.label + " (0 = never)", 0, spec.maximum, value or 0, help=spec.help, key=key
+        )
+        return int(months) or None
+    if spec.kind == "bool":
+        return st.checkbox(spec.label, value, help=spec.help, key=key)
+    if spec.kind == "meaning_roles":
+        st.markdown(f"**{spec.label}**")
+        return {
+            meaning: st.multiselect(
+                f"May sign '{meaning}'",
+                spec.choices,
+                value.get(meaning, []),
+                format_func=_role_label,
+                help=spec.help,
+                key=f"{key}_{meaning}",
+            )
+            for meaning in policy.MEANINGS
+        }
+    options = keys if spec.kind == "checklists" else spec.choices
+    return st.multiselect(
+        spec.label,
+        options,
+        [v for v in value if v in options],
+        format_func=_role_label if spec.kind == "roles" else str,
+        help=spec.help,
+        key=key,
+    )
+
+
+def _role_label(value: str) -> str:
+    return ROLE_LABELS[Role(value)] if value in Role._value2member_map_ else value
+
+
+def _policy_history(history: list[Any]) -> None:
+    st.markdown("**Versions**")
+    rows = []
+    for before, after in zip(history, history[1:], strict=False):
+        changed = policy.changes(before.fields, after.fields)
+        rows.append(
+            {
+                "Version": after.version,
+                "Saved (UTC)": after.created_at.strftime("%Y-%m-%d %H:%M")
+                if after.created_at
+                else "",
+                "Reason": after.reason,
+                "Changed": "; ".join(
+                    f"{name}: {c['before']} -> {c['after']}" for name, c in changed.items()
+                )
+                or "nothing",
+            }
+        )
+    if rows:
+        st.dataframe(pd.DataFrame(rows[::-1]), hide_index=True, width="stretch")
+    else:
+        st.caption("Never changed: the built-in defaults apply.")
+
+
+# --- role mappings: how the identity provider's roles claim becomes roles ---------------------
+
+
+def mappings_section(ctx: PageContext) -> None:
+    st.caption(
+        "A value of the identity provider's roles claim grants a role only through a mapping "
+        "here, never by its name. Grants follow the mappings at each sign-in."
+    )
+    with ctx.db.read() as session:
+        teams = {t.id: t.name for t in users.list_teams(session)}
+    mappings = users.role_mappings(ctx.db)
+    if mappings:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "Claim value": m.claim_value,
+                        "Role": _role_label(m.role),
+                        "Scope": "All teams" if m.team_id is None else teams.get(m.team_id, "?"),
+                    }
+                    for m in mappings
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.info("No mappings: the roles claim grants nothing. Add one below.")
+    with st.form("new_mapping", clear_on_submit=True):
+        st.markdown("**Map a claim value to a role**")
+        value = st.text_input("Claim value (exactly as the provider sends it)", key="map_value")
+        role = st.selectbox(
+            "Role", list(Role), format_func=lambda r: ROLE_LABELS[r], key="map_role"
+        )
+        scope = st.selectbox(
+            "Scope",
+            [None, *teams],
+            key="map_scope",
+            format_func=lambda t: "All teams" if t is None else f"Team {teams[t]}",
+        )
+        if st.form_submit_button("Add mapping") and role is not None:
+            try:
+                users.add_role_mapping(ctx.db, ctx.principal, value, role, scope)
+                st.success(f"{value!r} now grants {ROLE_LABELS[role]} at the next sign-in.")
+            except QuorumError as error:
+                fail(error)
+    if mappings:
+        with st.form("remove_mapping"):
+            chosen = st.selectbox(
+                "Mapping",
+                mappings,
+                key="map_remove",
+                format_func=lambda m: f"{m.claim_value} -> {_role_label(m.role)}",
+            )
+            if st.form_submit_button("Remove mapping"):
+                try:
+                    users.remove_role_mapping(ctx.db, ctx.principal, chosen.id or 0)
+                    st.success("Mapping removed; the grants it gave are withdrawn now.")
+                except QuorumError as error:
+                    fail(error)
+
+
+# --- four eyes: changes of power waiting for a second admin ---------------------------------
+
+
+def pending_section(ctx: PageContext) -> None:
+    try:
+        rows = changes.changes(ctx.db, ctx.principal)
+    except QuorumError as error:
+        fail(error)
+        return
+    waiting = [r for r in rows if r.status == changes.PENDING]
+    st.caption(
+        "A role granted to oneself, an approval-policy change and a lower risk tier take effect "
+        "only when an admin other than the one who asked confirms them."
+    )
+    if not waiting:
+        st.info("Nothing waits for a second admin.")
+    for change in waiting:
+        with st.container(border=True):
+            st.markdown(f"**#{change.id} {change.kind}**")
+            st.text(change.summary)
+            st.caption(
+                f"Proposed by {change.proposed_by} on {change.proposed_at:%Y-%m-%d %H:%M} UTC"
+            )
+            reason = st.text_input(
+                "Reason (to refuse or withdraw)", key=f"change_reason_{change.id}"
+            )
+            left, right = st.columns(2)
+            if left.button("Confirm", key=f"change_confirm_{change.id}", type="primary"):
+                _act(lambda c=change: changes.confirm(ctx.db, ctx.principal, c.id), "confirmed")
+            if right.button("Refuse", key=f"change_refuse_{change.id}"):
+                _act(
+                    lambda c=change, r=reason: changes.refuse(ctx.db, ctx.principal, c.id, r),
+                    "refused",
+                )
+    decided = [r for r in rows if r.status != changes.PENDING]
+    if decided:
+        st.markdown("**Decided**")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "#": r.id,
+                        "What": r.kind,
+                        "Change": r.summary,
+                        "Proposed by": r.proposed_by,
+                        "Outcome": r.status,
+                        "By": r.decided_by,
+                        "Reason": r.reason,
+                    }
+                    for r in decided
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+
+def _act(call: Any, verb: str) -> None:
+    try:
+        change = call()
+        flash(f"Change #{change.id} {verb}.")
+        st.rerun()
+    except QuorumError as error:
+        fail(error)

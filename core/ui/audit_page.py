@@ -96,7 +96,7 @@ def anchors_section(ctx: PageContext) -> None:
 
 def search_section(ctx: PageContext) -> None:
     with ctx.db.read() as session:
-        models = registry.list_models(session, include_archived=True)
+        models = registry.list_models(session, ctx.principal, include_archived=True)
         people = users.list_users(session)
     cols = st.columns(4)
     model = cols[0].selectbox(

@@ -26,7 +26,7 @@ def render(ctx: PageContext) -> None:
         return
     model, number = picked
     try:
-        status = compliance.version_compliance(ctx.db, model, number)
+        status = compliance.version_compliance(ctx.db, ctx.principal, model, number)
     except QuorumError as error:
         fail(error)
         return
@@ -54,7 +54,7 @@ def _queue(ctx: PageContext) -> None:
         return
     st.subheader("Waiting for compliance")
     try:
-        rows = compliance.compliance_queue(ctx.db)
+        rows = compliance.compliance_queue(ctx.db, ctx.principal)
     except QuorumError as error:
         fail(error)
         return
@@ -119,7 +119,7 @@ def _gate(status: compliance.VersionCompliance) -> None:
 
 def _checklists(ctx: PageContext, model: str, number: int) -> None:
     try:
-        lists = compliance.checklists(ctx.db, model, number)
+        lists = compliance.checklists(ctx.db, ctx.principal, model, number)
     except QuorumError as error:
         fail(error)
         return
@@ -299,13 +299,16 @@ def _signoffs(ctx: PageContext, status: compliance.VersionCompliance) -> None:
     else:
         st.info("No one has signed this version yet.")
     st.caption(f"Current evidence set SHA-256: {status.evidence_sha256}")
-    team_id = status.model.team_id
-    if not ctx.principal.can(Permission.SIGN_OFF, team_id):
+    if not status.signable:
+        st.caption(
+            f"Under the {status.policy_label} you may not sign this version (or you registered "
+            "it). Each meaning names the roles that may sign it; the Admin page shows them."
+        )
         return
     model, number = status.model.name, status.version.number
     with st.form("comp_sign", clear_on_submit=True):
         st.markdown("**Sign this version**")
-        meaning = st.selectbox("Meaning of your signature", compliance.MEANINGS, key="comp_meaning")
+        meaning = st.selectbox("Meaning of your signature", status.signable, key="comp_meaning")
         typed = st.text_input(
             f"Type your full name to confirm ({ctx.principal.name})", key="comp_typed"
         )
@@ -383,7 +386,7 @@ def _pack(ctx: PageContext, model: str, number: int) -> None:
 
 def _timeline(ctx: PageContext, model: str) -> None:
     try:
-        entries = compliance.timeline(ctx.db, model)
+        entries = compliance.timeline(ctx.db, ctx.principal, model)
     except QuorumError as error:
         fail(error)
         return

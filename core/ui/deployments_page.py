@@ -16,7 +16,7 @@ from core.ui.session import PageContext, fail, flash
 
 
 def render(ctx: PageContext) -> None:
-    names = [m.name for m in pf.portfolio(ctx.db, recent=0).models]
+    names = [m.name for m in pf.portfolio(ctx.db, ctx.principal, recent=0).models]
     if not names:
         st.info("No models yet.")
         return
@@ -27,7 +27,7 @@ def render(ctx: PageContext) -> None:
     if name is None:
         return
     st.query_params["model"] = name
-    detail = model_view.model_detail(ctx.db, name, ctx.settings.environments)
+    detail = model_view.model_detail(ctx.db, ctx.principal, name, ctx.settings.environments)
     _live(ctx, detail)
     if ctx.principal.can(Permission.DEPLOY, detail.model.team_id):
         _promote(ctx, detail)
@@ -65,7 +65,7 @@ def _promote(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     if number is None or env is None:
         return
     if env == deployments.PRODUCTION:
-        blockers = deployments.readiness(ctx.db, detail.model.name, number)
+        blockers = deployments.readiness(ctx.db, ctx.principal, detail.model.name, number)
         if blockers:
             st.warning("Not ready for production. Still missing:")
             for line in blockers:
@@ -105,7 +105,7 @@ def _rollback(ctx: PageContext, detail: model_view.ModelDetail) -> None:
 
 def _history(ctx: PageContext, name: str) -> None:
     st.subheader("History")
-    rows = deployments.history(ctx.db, name)
+    rows = deployments.history(ctx.db, ctx.principal, name)
     if not rows:
         st.caption("Never deployed.")
         return
@@ -136,7 +136,7 @@ def _history(ctx: PageContext, name: str) -> None:
     )
     if day and env:
         when = datetime.combine(day, time.max, tzinfo=UTC)
-        number = deployments.live_at(ctx.db, name, env, when)
+        number = deployments.live_at(ctx.db, ctx.principal, name, env, when)
         st.text(
             f"At the end of {day:%Y-%m-%d} (UTC), {env} served "
             + (f"v{number}." if number else "nothing.")

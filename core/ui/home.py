@@ -168,7 +168,10 @@ def portfolio_section(data: pf.Portfolio) -> None:
                 "lists them all."
             )
     else:
-        st.info("No models yet. A data scientist can register one on the Register page.")
+        st.info(
+            "No model is visible to you. Models belong to teams: a data scientist registers one "
+            "on the Register page, or ask an admin for a role in the team whose models you need."
+        )
     st.subheader("Recent activity")
     if not data.recent:
         st.caption("Nothing has happened yet.")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import charts, evaluation
 from core.errors import QuorumError
-from core.models import Task
+from core.models import PendingChange, RiskTier, Task
 from core.services import compare, model_view, registry
 from core.services import portfolio as pf
 from core.ui import widgets
@@ -18,9 +18,12 @@ MODEL_PARAM = "model"
 
 
 def render(ctx: PageContext) -> None:
-    names = pf.model_names(ctx.db)
+    names = pf.model_names(ctx.db, ctx.principal)
     if not names:
-        st.info("No models are registered yet. Data scientists register them on the Register page.")
+        st.info(
+            "No model is visible to you. Models belong to teams: a data scientist registers one "
+            "on the Register page, or ask an admin for a role in the team whose models you need."
+        )
         return
     wanted = st.query_params.get(MODEL_PARAM)
     index = names.index(wanted) if wanted in names else None
@@ -32,11 +35,11 @@ def render(ctx: PageContext) -> None:
         placeholder="Choose a model to see its versions",
     )
     if choice is None:
-        _table(pf.portfolio(ctx.db, recent=0))
+        _table(pf.portfolio(ctx.db, ctx.principal, recent=0))
         return
     st.query_params[MODEL_PARAM] = choice
     try:
-        detail = model_view.model_detail(ctx.db, choice, ctx.settings.environments)
+        detail = model_view.model_detail(ctx.db, ctx.principal, choice, ctx.settings.environments)
     except QuorumError as error:
         fail(error)
         return
@@ -219,10 +222,12 @@ def _cached_compare(
     url: str, model: str, candidate: int, champion: int | None, fingerprint: str
 ) -> compare.Comparison:
     """Cached per inputs: `fingerprint` carries the artifact hash and what is live in
-    production, so a promotion or rollback in any process gives a fresh comparison."""
+    production, so a promotion or rollback in any process gives a fresh comparison. Shared
+    across people: the caller has already read the model as the signed-in person."""
+    from core.auth import SYSTEM
     from core.ui.session import database
 
-    return compare.compare(database(), model, candidate, champion)
+    return compare.compare(database(), SYSTEM, model, candidate, champion)
 
 
 def compare_section(
@@ -304,6 +309,7 @@ def _card(ctx: PageContext, detail: model_view.ModelDetail) -> None:
                 st.rerun()
             except QuorumError as error:
                 fail(error)
+    _risk_tier(ctx, detail)
     cols = st.columns(2)
     cols[0].download_button(
         "Export card as Markdown",
@@ -319,3 +325,24 @@ def _card(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         mime="application/json",
         key="card_json",
     )
+
+
+def _risk_tier(ctx: PageContext, detail: model_view.ModelDetail) -> None:
+    m = detail.model
+    with st.form("model_risk"):
+        tiers = [t.value for t in RiskTier]
+        tier = st.selectbox("Risk tier", tiers, index=tiers.index(m.risk_tier), key="risk_tier")
+        reason = st.text_input("Why", key="risk_reason")
+        st.caption("A higher tier takes effect at once; a lower one waits for a second admin.")
+        if st.form_submit_button("Change risk tier"):
+            try:
+                done = registry.set_risk_tier(
+                    ctx.db, ctx.principal, m.name, tier, reason, row_version=m.row_version
+                )
+                if isinstance(done, PendingChange):
+                    flash(f"Lowering the risk tier waits for a second admin (change #{done.id}).")
+                else:
+                    flash(f"{m.name} is now {tier} risk.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)

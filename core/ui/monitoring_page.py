@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.auth import Permission
+from core.auth import SYSTEM, Permission
 from core.errors import QuorumError
 from core.services import monitoring
 from core.ui import widgets
@@ -45,8 +45,10 @@ class PageData:
 def _monitoring_data(
     url: str, model: str, env: str, fingerprint: tuple[Any, ...]
 ) -> monitoring.MonitoringData:
-    """Window aggregates of one model (read-only; a new fingerprint reloads them)."""
-    return monitoring.monitoring_data(database(), model, env)
+    """Window aggregates of one model (read-only; a new fingerprint reloads them). Shared
+    across people: the fingerprint is read as the signed-in person first, which refuses a
+    model they may not see."""
+    return monitoring.monitoring_data(database(), SYSTEM, model, env)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -62,7 +64,7 @@ def _page_data(url: str, model: str, env: str, fingerprint: tuple[Any, ...]) -> 
 
 
 def render(ctx: PageContext) -> None:
-    names = monitoring.monitored_models(ctx.db)
+    names = monitoring.monitored_models(ctx.db, ctx.principal)
     if not names:
         st.info("No model is live yet. Once a version is deployed, its monitoring shows here.")
         return
@@ -80,7 +82,7 @@ def render(ctx: PageContext) -> None:
     )
     st.query_params[MODEL_PARAM] = model
     try:
-        fingerprint = monitoring.data_fingerprint(ctx.db, model, env)
+        fingerprint = monitoring.data_fingerprint(ctx.db, ctx.principal, model, env)
         bundle = _page_data(ctx.db.url, model, env, fingerprint)
         data = _monitoring_data(ctx.db.url, model, env, fingerprint)
     except QuorumError as error:
@@ -236,7 +238,7 @@ def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
 
 
 def _alerts(ctx: PageContext, model: str, env: str) -> None:
-    incidents = monitoring.alerts(ctx.db, model, env)
+    incidents = monitoring.alerts(ctx.db, ctx.principal, model, env)
     st.subheader(f"Open incidents ({len(incidents)})")
     st.caption(
         "One incident per kind of problem; it counts the windows in breach and closes by itself "
@@ -265,7 +267,7 @@ def _alerts(ctx: PageContext, model: str, env: str) -> None:
     if len(incidents) > 50:
         st.caption(f"Showing the 50 latest of {len(incidents)} open incidents.")
     st.subheader("Retraining tasks")
-    tasks = monitoring.retraining_tasks(ctx.db, model)
+    tasks = monitoring.retraining_tasks(ctx.db, ctx.principal, model)
     if not tasks:
         st.text("No retraining task.")
     for task in tasks:
@@ -291,7 +293,7 @@ def _acknowledge_all(ctx: PageContext, model: str, env: str) -> None:
 
 def _batches(ctx: PageContext, model: str, env: str) -> None:
     st.subheader("Batches")
-    rows = monitoring.batches(ctx.db, model, env)
+    rows = monitoring.batches(ctx.db, ctx.principal, model, env)
     if not rows:
         st.text("No batch was ingested here yet.")
         return

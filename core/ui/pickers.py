@@ -20,7 +20,7 @@ def open_version(model: str, number: int, prefix: str) -> None:
 def pick_version(ctx: PageContext, prefix: str) -> tuple[str, int] | None:
     """A model and one of its versions, from the widgets or else from ?model=&version=."""
     model_key, version_key = f"{prefix}_model", f"{prefix}_version"
-    names = pf.model_names(ctx.db)
+    names = pf.model_names(ctx.db, ctx.principal)
     if not names:
         st.info("No models are registered yet.")
         return None
@@ -37,7 +37,7 @@ def pick_version(ctx: PageContext, prefix: str) -> tuple[str, int] | None:
     )
     if name is None:
         return None
-    detail = model_view.model_detail(ctx.db, name, ctx.settings.environments)
+    detail = model_view.model_detail(ctx.db, ctx.principal, name, ctx.settings.environments)
     numbers = [v.version.number for v in detail.versions]
     if not numbers:
         st.info(f"{name} has no versions yet.")

@@ -23,7 +23,7 @@ TASK_LABELS = {
 
 def render(ctx: PageContext) -> None:
     with ctx.db.read() as session:
-        models = registry.list_models(session)
+        models = registry.list_models(session, ctx.principal)
         teams = users.list_teams(session)
     with st.expander("New model", expanded=not models, icon=":material/add:"):
         _new_model_form(ctx, [t.name for t in teams])

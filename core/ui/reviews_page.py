@@ -28,8 +28,8 @@ def render(ctx: PageContext) -> None:
         return
     model, number = detail
     try:
-        full = model_view.model_detail(ctx.db, model, ctx.settings.environments)
-        m, version, status, decisions = reviews.review_detail(ctx.db, model, number)
+        full = model_view.model_detail(ctx.db, ctx.principal, model, ctx.settings.environments)
+        m, version, status, decisions = reviews.review_detail(ctx.db, ctx.principal, model, number)
     except QuorumError as error:
         fail(error)
         return
@@ -127,7 +127,7 @@ def _decisions(decisions: list[reviews.DecisionView]) -> None:
 
 def _thread(ctx: PageContext, model: str, number: int, view: model_view.VersionView) -> None:
     st.subheader("Discussion")
-    for item in reviews.comments_of(ctx.db, model, number):
+    for item in reviews.comments_of(ctx.db, ctx.principal, model, number):
         with st.container(border=True):
             pinned = f" · on {item.comment.anchor}" if item.comment.anchor else ""
             st.caption(f"{item.author} · {item.comment.created_at:%Y-%m-%d %H:%M} UTC{pinned}")

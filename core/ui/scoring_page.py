@@ -12,7 +12,7 @@ RESULT_KEY = "scoring_result"
 
 
 def render(ctx: PageContext) -> None:
-    names = monitoring.monitored_models(ctx.db)
+    names = monitoring.monitored_models(ctx.db, ctx.principal)
     if not names:
         st.info("No model is live yet; deploy a version to score with it.")
         return

@@ -50,6 +50,8 @@ def page(path: str, *, layout: Literal["centered", "wide"] = "wide") -> PageCont
         page_title=f"{spec.label} · Quorum", page_icon=":material/how_to_vote:", layout=layout
     )
     settings = _settings_or_stop()
+    if settings.demo_login:
+        demo_banner()
     db = database()
     if settings.scheduler:
         _scheduler(settings.database_url)
@@ -125,7 +127,6 @@ def _sign_in_screen(db: Database, settings: Settings) -> None:
 
 
 def _demo_sign_in(db: Database) -> None:
-    demo_banner()
     people = users.demo_users(db)
     if not people:
         st.error(
@@ -156,8 +157,9 @@ def _oidc_sign_in() -> None:
 
 
 def demo_banner() -> None:
+    """On every page while demo sign-in is on: nobody here is who they say they are."""
     st.warning(
-        "Demo mode: anyone can sign in as any demo user, with no password. "
+        "Demo mode: anyone can sign in as any demo user, the admin included, with no password. "
         "Use it to try Quorum; set QUORUM_AUTH=oidc for real use.",
         icon=":material/science:",
     )

@@ -17,6 +17,7 @@ import skops.io as sio
 from playwright.sync_api import Page, expect
 from sklearn.linear_model import LogisticRegression
 
+from core.auth import SYSTEM
 from core.demo import data as demo_data
 from core.services import compliance, users
 from tests.e2e.conftest import (
@@ -152,7 +153,7 @@ def _complete_required_checklists(store: Store) -> int:
     db = store.database()
     casey = users.principal_by_email(db, "casey@demo.quorum")
     done = 0
-    for checklist in compliance.checklists(db, MODEL, NEW):
+    for checklist in compliance.checklists(db, SYSTEM, MODEL, NEW):
         for item in checklist.required_open:
             compliance.update_item(
                 db,
@@ -170,7 +171,7 @@ def _complete_required_checklists(store: Store) -> int:
 
 
 def _required_meanings(store: Store) -> list[str]:
-    status = compliance.version_compliance(store.database(), MODEL, NEW)
+    status = compliance.version_compliance(store.database(), SYSTEM, MODEL, NEW)
     missing = [line for line in status.gate if line.startswith("sign-off '")]
     return [line.split("'")[1] for line in missing] or ["approved for production"]
 
@@ -183,6 +184,11 @@ def test_compliance_officer_signs_and_downloads_the_pack(
 ) -> None:
     _complete_required_checklists(module_store)
     meanings = _required_meanings(module_store)
+    if "validated" in meanings:  # a reviewer signs 'validated' under the default policy
+        db = module_store.database()
+        riley = users.principal_by_email(db, "riley@demo.quorum")
+        compliance.sign(db, riley, MODEL, NEW, "validated", "Riley Reviewer")
+        meanings.remove("validated")
     as_demo_user(page, demo_app, "casey")
     go_to(page, "Compliance")
     choose(page, "Model", MODEL)

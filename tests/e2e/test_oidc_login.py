@@ -42,6 +42,7 @@ def oidc_app(
     folder = tmp_path_factory.mktemp("oidc")
     app_port = free_port()
     settings = oidc_dev.oidc_settings(provider_port, app_port)
+    assert "reviewer" in oidc_dev.map_sample_roles(module_store.database())
     secrets = oidc_dev.write_secrets(settings, folder / "secrets.toml")
     assert 'server_metadata_url = "http://127.0.0.1:' in secrets.read_text()
     server = AppServer(

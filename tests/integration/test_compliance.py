@@ -19,7 +19,7 @@ from sqlmodel import col, func, select
 
 from core import demo, packs
 from core.artifacts import default_store
-from core.auth import Principal
+from core.auth import OPERATOR, SYSTEM, Principal
 from core.checklists import load_templates
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -90,9 +90,9 @@ def world(db: Database) -> World:
 def _require(w: World, checklists: list[str], signoffs: list[str]) -> None:
     with w.db.read() as session:
         row_version = reviews.policy_for(session, "high").row_version
-    reviews.update_policy(
+    reviews.update_policy(  # the operator, alone; four eyes are tested in test_gate_policy
         w.db,
-        w.ada,
+        OPERATOR,
         "high",
         min_approvals=2,
         required_roles=["reviewer", "compliance_officer"],
@@ -104,14 +104,14 @@ def _require(w: World, checklists: list[str], signoffs: list[str]) -> None:
 
 def _gate(w: World, number: int = 1) -> list[str]:
     with w.db.read() as session:
-        model = registry.get_model(session, MODEL)
+        model = registry.model_row(session, MODEL)
         return compliance.production_gate(
             session, model, registry.get_version(session, model, number)
         )
 
 
 def _complete(w: World, template: str, number: int = 1) -> None:
-    for cl in compliance.checklists(w.db, MODEL, number):
+    for cl in compliance.checklists(w.db, SYSTEM, MODEL, number):
         if cl.key != template:
             continue
         for item in cl.items:
@@ -125,7 +125,7 @@ def _complete(w: World, template: str, number: int = 1) -> None:
 
 
 def _status(w: World, signoff_id: int) -> str:
-    views = compliance.signoffs(w.db, MODEL, 1)
+    views = compliance.signoffs(w.db, SYSTEM, MODEL, 1)
     return next(v.status for v in views if v.signoff.id == signoff_id)
 
 
@@ -134,13 +134,15 @@ def _status(w: World, signoff_id: int) -> str:
 
 def test_sign_records_printed_name_role_time_and_hashes(world: World) -> None:
     before = utcnow()
-    s = compliance.sign(world.db, world.casey, MODEL, 1, "validated", "  casey   COMPLIANCE ")
+    s = compliance.sign(
+        world.db, world.casey, MODEL, 1, "compliance reviewed", "  casey   COMPLIANCE "
+    )
     with world.db.read() as session:
-        version = registry.get_version(session, registry.get_model(session, MODEL), 1)
+        version = registry.get_version(session, registry.model_row(session, MODEL), 1)
         evidence = compliance.evidence_hash(session, version)
     assert s.printed_name == "Casey Compliance"
     assert s.role == "compliance_officer"
-    assert s.meaning == "validated"
+    assert s.meaning == "compliance reviewed"
     assert s.artifact_sha256 == version.artifact_sha256
     assert s.evidence_sha256 == evidence
     assert before - timedelta(seconds=1) <= s.signed_at.replace(tzinfo=before.tzinfo) <= utcnow()
@@ -149,7 +151,7 @@ def test_sign_records_printed_name_role_time_and_hashes(world: World) -> None:
 
 def test_wrong_typed_name_is_refused_and_nothing_stored(world: World) -> None:
     with pytest.raises(InvalidInput, match="does not match your full name"):
-        compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Blake Business")
+        compliance.sign(world.db, world.casey, MODEL, 1, "compliance reviewed", "Blake Business")
     with pytest.raises(InvalidInput, match="not a sign-off meaning"):
         compliance.sign(world.db, world.casey, MODEL, 1, "looks fine", "Casey Compliance")
     with world.db.read() as session:
@@ -157,27 +159,29 @@ def test_wrong_typed_name_is_refused_and_nothing_stored(world: World) -> None:
 
 
 def test_repeated_identical_signoff_is_refused(world: World) -> None:
-    compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+    compliance.sign(world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance")
     with pytest.raises(Conflict, match="already signed"):
-        compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+        compliance.sign(world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance")
     other = compliance.sign(world.db, world.blake, MODEL, 1, "business accepted", "Blake Business")
     assert other.role == "business_stakeholder"
 
 
 def test_signoff_on_changed_artifact_is_refused(world: World) -> None:
     with world.db.read() as session:
-        version = registry.get_version(session, registry.get_model(session, MODEL), 1)
+        version = registry.get_version(session, registry.model_row(session, MODEL), 1)
     path = Path(default_store().root) / version.artifact_key
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(InvalidInput, match="no longer matches"):
-        compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+        compliance.sign(world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance")
     with world.db.read() as session:
         assert session.exec(select(func.count()).select_from(Signoff)).one() == 0
 
 
 def test_changed_evidence_makes_the_signature_stop_counting(world: World) -> None:
-    _require(world, [], ["validated"])
-    first = compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+    _require(world, [], ["compliance reviewed"])
+    first = compliance.sign(
+        world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance"
+    )
     assert _gate(world) == []
     compliance.update_item(
         world.db, world.casey, MODEL, 1, INTERNAL, "model_card_complete",
@@ -186,9 +190,11 @@ def test_changed_evidence_makes_the_signature_stop_counting(world: World) -> Non
     assert _status(world, first.id or 0) == "stale"
     gate = _gate(world)
     assert len(gate) == 1
-    assert gate[0].startswith("sign-off 'validated' missing")
+    assert gate[0].startswith("sign-off 'compliance reviewed' missing")
     assert "evidence or item states changed" in gate[0]
-    second = compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+    second = compliance.sign(
+        world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance"
+    )
     assert second.supersedes_id == first.id
     assert _status(world, first.id or 0) == "superseded"
     assert _gate(world) == []
@@ -215,7 +221,9 @@ def test_revocation_is_a_new_record_and_the_original_is_untouched(world: World) 
 
 
 def test_expiry_reminder_is_sent_once_to_the_owner(world: World) -> None:
-    soon = compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance", 10)
+    soon = compliance.sign(
+        world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance", 10
+    )
     compliance.sign(world.db, world.blake, MODEL, 1, "business accepted", "Blake Business", 365)
     assert compliance.remind_expiring(world.db) == 1
     assert compliance.remind_expiring(world.db) == 0
@@ -225,10 +233,10 @@ def test_expiry_reminder_is_sent_once_to_the_owner(world: World) -> None:
         ).all()
     assert [n.user_id for n in notes] == [world.dana.user_id]
     assert f"signoff={soon.id}" in notes[0].link
-    assert "validated" in notes[0].title
+    assert "compliance reviewed" in notes[0].title
     later = utcnow() + timedelta(days=30)
     assert compliance.remind_expiring(world.db, now=later) == 0  # the 10-day one has expired
-    status = compliance.version_compliance(world.db, MODEL, 1)
+    status = compliance.version_compliance(world.db, SYSTEM, MODEL, 1)
     assert [v.signoff.id for v in status.expiring] == [soon.id]
 
 
@@ -263,11 +271,11 @@ def test_item_rules_reason_conflict_and_evidence(world: World) -> None:
         kind="document", document=b"%PDF-1.4 risk register", filename="register.pdf",
     )  # fmt: skip
     assert doc.document_sha256 and len(doc.document_sha256) == 64
-    assert compliance.evidence_document(world.db, doc.id or 0) == (
+    assert compliance.evidence_document(world.db, SYSTEM, doc.id or 0) == (
         "register.pdf",
         b"%PDF-1.4 risk register",
     )
-    lists = {c.key: c for c in compliance.checklists(world.db, MODEL, 1)}
+    lists = {c.key: c for c in compliance.checklists(world.db, SYSTEM, MODEL, 1)}
     assert set(lists) == {"eu_ai_act_high_risk", "internal_policy", "iso_42001", "nist_ai_rmf",
                           "sr_11_7"}  # fmt: skip
     item = next(i for i in lists[INTERNAL].items if i.key == "fairness_reviewed")
@@ -290,8 +298,11 @@ def test_permission_refusals_are_audited(world: World) -> None:
             kind="review_thread",
             reference="thread",
         ),  # fmt: skip
-        lambda: compliance.sign(world.db, world.riley, MODEL, 1, "validated", "Riley Reviewer"),
+        lambda: compliance.sign(
+            world.db, world.riley, MODEL, 1, "business accepted", "Riley Reviewer"
+        ),
         lambda: compliance.sign(world.db, world.dana, MODEL, 1, "validated", "Dana Scientist"),
+        lambda: compliance.sign(world.db, world.blake, MODEL, 1, "validated", "Blake Business"),
         lambda: packs.export_pack(world.db, world.blake, MODEL, 1, "html"),
         lambda: compliance.save_template(world.db, world.casey, "{}"),
     ]
@@ -305,11 +316,11 @@ def test_permission_refusals_are_audited(world: World) -> None:
             .where(AuditEvent.action == "permission.denied")
         ).one()
         assert session.exec(select(func.count()).select_from(Signoff)).one() == 0
-    assert denied == 5  # the template text is refused as invalid before any permission check
+    assert denied == 6  # the template text is refused as invalid before any permission check
 
 
 def test_others_signature_may_be_revoked_only_with_compliance_work(world: World) -> None:
-    s = compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+    s = compliance.sign(world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance")
     with pytest.raises(PermissionDenied):
         compliance.revoke(world.db, world.blake, s.id or 0, "Not mine to keep.")
     compliance.revoke(world.db, world.casey, s.id or 0, "Validation to be redone.")
@@ -336,7 +347,7 @@ def test_template_sync_is_idempotent_and_admin_edits_are_kept(world: World) -> N
             select(ChecklistTemplateRecord).where(ChecklistTemplateRecord.key == INTERNAL)
         ).one()
     assert len(kept.body["items"]) == 2
-    lists = {c.key: c for c in compliance.checklists(world.db, MODEL, 1)}
+    lists = {c.key: c for c in compliance.checklists(world.db, SYSTEM, MODEL, 1)}
     assert len(lists[INTERNAL].items) == 2
 
 
@@ -345,26 +356,27 @@ def test_template_sync_is_idempotent_and_admin_edits_are_kept(world: World) -> N
 
 def test_gate_lists_exactly_what_is_missing(world: World) -> None:
     assert _gate(world) == []
-    _require(world, [INTERNAL, "missing_list"], ["approved for production", "validated"])
-    required = [i.key for i in compliance.checklists(world.db, MODEL, 1)[1].items if i.required]
+    with pytest.raises(InvalidInput, match="missing_list is not one of"):
+        _require(world, [INTERNAL, "missing_list"], ["approved for production", "validated"])
+    _require(world, [INTERNAL], ["approved for production", "validated"])
+    required = [
+        i.key for i in compliance.checklists(world.db, SYSTEM, MODEL, 1)[1].items if i.required
+    ]
     assert _gate(world) == [
         f"checklist 'Internal model release policy': {len(required)} of {len(required)} "
         "required items not met or marked not applicable with a reason ("
         + ", ".join(required)
         + ")",
-        "checklist 'missing_list' is required by the high-risk policy but no such template "
-        "exists; an admin must add it or change the policy",
         "sign-off 'approved for production' missing",
         "sign-off 'validated' missing",
     ]
-    _require(world, [INTERNAL], ["approved for production", "validated"])
     _complete(world, INTERNAL)
-    compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+    compliance.sign(world.db, world.riley, MODEL, 1, "validated", "Riley Reviewer")
     assert _gate(world) == ["sign-off 'approved for production' missing"]
-    queue = compliance.compliance_queue(world.db)
+    queue = compliance.compliance_queue(world.db, SYSTEM)
     assert queue == []  # v1 is only registered, not in review or approved
     reviews.submit_for_review(world.db, world.dana, MODEL, 1)
-    queue = compliance.compliance_queue(world.db)
+    queue = compliance.compliance_queue(world.db, SYSTEM)
     assert [(q.model, q.number) for q in queue] == [(MODEL, 1)]
     assert "sign-off 'approved for production' missing" in queue[0].waiting_for
     assert not any(w.startswith("Internal model release policy") for w in queue[0].waiting_for)
@@ -394,12 +406,12 @@ def _pack_world(w: World) -> None:
 
 def _model_id(w: World) -> int:
     with w.db.read() as session:
-        return registry.get_model(session, MODEL).id or 0
+        return registry.model_row(session, MODEL).id or 0
 
 
 def _row_version(w: World) -> int:
     with w.db.read() as session:
-        return registry.get_model(session, MODEL).row_version
+        return registry.model_row(session, MODEL).row_version
 
 
 def test_html_pack_has_every_section_escaped_and_its_fingerprint(world: World) -> None:
@@ -468,9 +480,9 @@ def test_timeline_is_chronological_and_covers_each_kind(world: World) -> None:
     reviews.submit_for_review(world.db, world.dana, MODEL, 1)
     reviews.add_comment(world.db, world.riley, MODEL, 1, "Looks fine to me.")
     reviews.decide(world.db, world.riley, MODEL, 1, "approve", "")
-    s = compliance.sign(world.db, world.casey, MODEL, 1, "validated", "Casey Compliance")
+    s = compliance.sign(world.db, world.casey, MODEL, 1, "compliance reviewed", "Casey Compliance")
     compliance.revoke(world.db, world.casey, s.id or 0, "Redo.")
-    entries = compliance.timeline(world.db, MODEL)
+    entries = compliance.timeline(world.db, SYSTEM, MODEL)
     whens = [e.when.replace(tzinfo=None) for e in entries]
     assert whens == sorted(whens)
     kinds = [e.kind for e in entries]
@@ -500,10 +512,10 @@ def test_demo_seed_fills_checklists_with_expired_and_revoked_signoffs(seeded_db:
         v.status
         for model in ("credit-default-scorer", "bike-demand-forecaster")
         for n in (1, 2, 3)
-        for v in compliance.signoffs(seeded_db, model, n)
+        for v in compliance.signoffs(seeded_db, SYSTEM, model, n)
     ]
     assert statuses.count("expired") == 1 and statuses.count("revoked") == 1
-    full = compliance.version_compliance(seeded_db, "credit-default-scorer", 2)
+    full = compliance.version_compliance(seeded_db, SYSTEM, "credit-default-scorer", 2)
     assert full.gate == [] and all(f.complete for f in full.frameworks)
-    partial = compliance.version_compliance(seeded_db, "credit-default-scorer", 3)
+    partial = compliance.version_compliance(seeded_db, SYSTEM, "credit-default-scorer", 3)
     assert partial.gate and any(0 < f.done < f.required_total for f in partial.frameworks)

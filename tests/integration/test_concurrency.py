@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sqlmodel import col, select
 
 from core import audit_anchor, demo
-from core.auth import Principal
+from core.auth import SYSTEM, Principal
 from core.config import get_settings
 from core.db import Database
 from core.errors import Conflict, InvalidTransition, QuorumError
@@ -83,7 +83,7 @@ def race(calls: list[Callable[[], Any]]) -> list[Any]:
 
 def version_row(db: Database, model: str, number: int) -> ModelVersion:
     with db.read() as session:
-        return registry.get_version(session, registry.get_model(session, model), number)
+        return registry.get_version(session, registry.model_row(session, model), number)
 
 
 def decisions_on(db: Database, version_id: int) -> list[Decision]:
@@ -204,7 +204,9 @@ def test_two_promotions_at_once_leave_one_live_version(store: Database) -> None:
         live = [d for d in rows if d.live_until is None]
         assert len(live) == 1, "never two live versions"
         assert live[0].id == max(w.id or 0 for w in winners), "the later winner is live"
-        assert deployments.status(store, MEDIUM)["production"] == version_number(store, live[0])
+        assert deployments.status(store, SYSTEM, MEDIUM)["production"] == version_number(
+            store, live[0]
+        )
         for replaced in (d for d in rows if d.live_until is not None):
             assert replaced.replaced_by_id is not None
     assert_chain_intact(store)

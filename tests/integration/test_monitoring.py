@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core import demo
-from core.auth import Principal
+from core.auth import SYSTEM, Principal
 from core.db import Database
 from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.models import (
@@ -186,7 +186,7 @@ def test_aggregates_equal_recomputation_and_labels_join(
     dana = principal(Role.DATA_SCIENTIST)
     frame = _production(4)
     monitoring.ingest(live, dana, MODEL, _csv(frame), env=ENV, chunk_rows=70)
-    data = monitoring.monitoring_data(live, MODEL, ENV)
+    data = monitoring.monitoring_data(live, SYSTEM, MODEL, ENV)
     with live.read() as session:
         version = session.exec(select(ModelVersion)).one()
         stored = session.exec(select(Prediction).limit(1)).one()
@@ -214,7 +214,7 @@ def test_aggregates_equal_recomputation_and_labels_join(
     with live.read() as session:
         labels = session.exec(select(Prediction.label).where(Prediction.label.is_not(None))).all()
     assert len(labels) == 240 and set(labels) <= {"0", "1"}
-    perf = monitoring.performance_results(monitoring.monitoring_data(live, MODEL, ENV))
+    perf = monitoring.performance_results(monitoring.monitoring_data(live, SYSTEM, MODEL, ENV))
     assert list(perf["source"]) == ["realised"] * 4
     truth = frame["y"].to_numpy()
     accuracy = float((scored["prediction"].to_numpy() == truth).mean())
@@ -250,7 +250,7 @@ def test_drift_opens_alert_and_one_retraining_task_then_retrain(
     monitoring.ingest_labels(live, dana, MODEL, _labels(frame), env=ENV)
     with live.read() as session:
         assert len(session.exec(select(RetrainingTask)).all()) == 1
-    card = monitoring.health_card(monitoring.monitoring_data(live, MODEL, ENV))
+    card = monitoring.health_card(monitoring.monitoring_data(live, SYSTEM, MODEL, ENV))
     assert card.status in (monitoring.AT_RISK, monitoring.FAILING)
     assert "since 2026-01" in card.headline
 
@@ -263,7 +263,7 @@ def test_drift_opens_alert_and_one_retraining_task_then_retrain(
     assert new.number == 2 and parent is not None and parent.number == 1
     assert f"task #{result.retraining_task_id}" in new.notes
     assert task is not None and task.status == "done" and task.result_version_id == new.id
-    tasks = monitoring.retraining_tasks(live, MODEL)
+    tasks = monitoring.retraining_tasks(live, SYSTEM, MODEL)
     assert tasks[0].result_version == 2
 
 
@@ -299,7 +299,7 @@ def test_report_for_machines(live: Database, principal: PrincipalFactory, tmp_pa
     path = tmp_path / "prod.csv"
     path.write_bytes(_csv(_production(3, shift_from=2, per_day=2000)))
     monitoring.ingest(live, dana, MODEL, path, env=ENV)
-    report = monitoring.report(live, MODEL, ENV)
+    report = monitoring.report(live, SYSTEM, MODEL, ENV)
     assert report["window"] == "2026-01-03"
     by_feature = {f["feature"]: f for f in report["features"]}
     assert set(FEATURES) <= set(by_feature)
@@ -308,7 +308,7 @@ def test_report_for_machines(live: Database, principal: PrincipalFactory, tmp_pa
     assert income["threshold"] == 0.1 and "reason" in income
     assert by_feature["region"]["test"] == "jensenshannon"
     assert "issues" in report["quality"] and "goal" in report["performance"]
-    earlier = monitoring.report(live, MODEL, ENV, date(2026, 1, 1))
+    earlier = monitoring.report(live, SYSTEM, MODEL, ENV, date(2026, 1, 1))
     assert {f["feature"]: f["verdict"] for f in earlier["features"]}["income"] == "no drift"
     import json
 

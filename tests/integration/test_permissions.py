@@ -18,7 +18,7 @@ from core import audit, audit_anchor
 from core.auth import ROLE_PERMISSIONS, Permission, Principal
 from core.config import get_settings
 from core.db import Database
-from core.errors import PermissionDenied
+from core.errors import NotFound, PermissionDenied
 from core.models import AccessToken, Role, RoleGrant, Team, User
 from core.services import registry, users
 
@@ -43,7 +43,7 @@ class World:
 
     def row_version(self, model_id: int) -> int:
         with self.db.read() as session:
-            return registry.get_model(session, model_id).row_version
+            return registry.model_row(session, model_id).row_version
 
 
 Call = Callable[[World, Principal], Any]
@@ -156,7 +156,7 @@ def _world(db: Database, actors: list[Principal]) -> World:
         team = users.team_by_name(session, "risk-analytics")
         target = users.user_by_email(session, "sam@demo.quorum")
         grant = session.exec(select(RoleGrant).where(RoleGrant.user_id == target.id)).one()
-        credit = registry.get_model(session, "credit-default-scorer")
+        credit = registry.model_row(session, "credit-default-scorer")
     world = World(db, team, target, grant.id or 0, credit.id or 0)
     owner = next(a for a in actors if a.email == "dana@demo.quorum")
     for actor in actors:
@@ -314,8 +314,9 @@ def test_team_scoped_role_does_not_reach_other_teams(
     users.create_team(people_db, admin, "other-team")
     dana = principal(Role.DATA_SCIENTIST)
     spec = registry.ModelSpec(name="outside-model", team="other-team", task="regression")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFound) as refused:
         registry.create_model(people_db, dana, spec)
+    assert refused.value.user_message.startswith("No team named 'other-team' is visible to you")
     with people_db.read() as session:
         other = users.team_by_name(session, "other-team")
     users.grant_role(people_db, admin, dana.user_id, Role.DATA_SCIENTIST, other.id)

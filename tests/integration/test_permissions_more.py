@@ -23,7 +23,7 @@ from sqlmodel import SQLModel
 
 from core import audit, audit_anchor, config, demo, migrate
 from core.artifacts import default_store
-from core.auth import ROLE_PERMISSIONS, Permission, Principal, principal_for
+from core.auth import ROLE_PERMISSIONS, SYSTEM, Permission, Principal, principal_for
 from core.config import get_settings
 from core.db import Database
 from core.errors import PermissionDenied
@@ -114,7 +114,7 @@ class ServiceCase:
 
 def _model_id(db: Database, name: str) -> tuple[int, int]:
     with db.read() as session:
-        model = registry.get_model(session, name)
+        model = registry.model_row(session, name)
         return model.id or 0, model.row_version
 
 
@@ -260,7 +260,7 @@ def test_every_role_is_allowed_something_and_refused_something() -> None:
 
 def test_template_world_has_the_states_the_cases_need(world_db: Database) -> None:
     with world_db.read() as session:
-        model = registry.get_model(session, MODEL)
+        model = registry.model_row(session, MODEL)
         states = {v.number: v.state for v in registry.versions_of(session, model.id or 0)}
     assert states == {1: "registered", 2: "in_review", 3: "approved", 4: "approved"}
-    assert deployments.status(world_db, MODEL) == {"staging": 4, "production": None}
+    assert deployments.status(world_db, SYSTEM, MODEL) == {"staging": 4, "production": None}

@@ -28,7 +28,7 @@ from sqlmodel import col, select
 
 from core import audit, audit_anchor, demo, migrate
 from core.artifacts import ArtifactStore
-from core.auth import Principal
+from core.auth import OPERATOR, Principal
 from core.config import get_settings
 from core.db import Database
 from core.errors import QuorumError
@@ -75,8 +75,13 @@ def prepare_store(db: Database, artifacts: ArtifactStore) -> None:
     demo.seed(db, with_models=False)
     admin = users.principal_by_email(db, ADMIN)
     dana = users.principal_by_email(db, DANA)
-    reviews.update_policy(
-        db, admin, "medium", min_approvals=MIN_APPROVALS, required_roles=["reviewer"], row_version=0
+    reviews.update_policy(  # the operator sets the policy from the shell, alone
+        db,
+        OPERATOR,
+        "medium",
+        min_approvals=MIN_APPROVALS,
+        required_roles=["reviewer"],
+        row_version=0,
     )
     for i in range(REVIEWERS):
         person = users.create_user(db, admin, reviewer_email(i), f"Load Reviewer {i}")

@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from core import audit_anchor, demo, migrate
 from core.artifacts import ArtifactStore
-from core.auth import Principal
+from core.auth import SYSTEM, Principal
 from core.config import get_settings
 from core.db import Database
 from core.errors import InvalidInput, NotFound
@@ -318,7 +318,7 @@ def test_bad_evaluation_file_names_the_problem_and_changes_nothing(world: World,
 def test_compare_with_parent_then_with_the_live_version(world: World) -> None:
     register(world, fit_logistic(seed=0, c=1.0))
     register(world, fit_logistic(seed=7, c=0.01))
-    result = compare.compare(world.db, MODEL, 2, store=world.store)
+    result = compare.compare(world.db, SYSTEM, MODEL, 2, store=world.store)
     assert (result.candidate, result.champion) == (2, 1)
     assert "parent" in result.champion_basis
     sentences = {row["name"]: row["sentence"] for row in result.rows}
@@ -334,17 +334,17 @@ def test_compare_with_parent_then_with_the_live_version(world: World) -> None:
     reviews.decide(world.db, world.riley, MODEL, 1, "approve", "fine")
     deployments.promote(world.db, world.riley, MODEL, 1, "production")
     register(world, fit_logistic(seed=9, c=0.3))  # v3, parent v2
-    live = compare.compare(world.db, MODEL, 3, store=world.store)
+    live = compare.compare(world.db, SYSTEM, MODEL, 3, store=world.store)
     assert live.champion == 1, "the live version is the champion, not the parent"
     assert "live in production" in live.champion_basis
-    chosen = compare.compare(world.db, MODEL, 3, 2, store=world.store)
+    chosen = compare.compare(world.db, SYSTEM, MODEL, 3, 2, store=world.store)
     assert chosen.champion == 2 and chosen.champion_basis == "chosen by you"
     with pytest.raises(InvalidInput):
-        compare.compare(world.db, MODEL, 3, 3, store=world.store)
+        compare.compare(world.db, SYSTEM, MODEL, 3, 3, store=world.store)
 
 
 def test_compare_without_any_champion_says_why(world: World) -> None:
     register(world, fit_logistic())
     with pytest.raises(NotFound) as nothing:
-        compare.compare(world.db, MODEL, 1, store=world.store)
+        compare.compare(world.db, SYSTEM, MODEL, 1, store=world.store)
     assert "no version is live" in str(nothing.value)

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sqlmodel import col, select
 
 from core import audit_anchor, demo
-from core.auth import Principal
+from core.auth import SYSTEM, Principal
 from core.config import get_settings
 from core.db import Database
 from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
@@ -26,10 +26,11 @@ from core.models import (
     Evaluation,
     ModelVersion,
     Notification,
+    PendingChange,
     Role,
     VersionState,
 )
-from core.services import deployments, portfolio, registry, reviews, users, versions
+from core.services import changes, deployments, portfolio, registry, reviews, users, versions
 
 PrincipalFactory = Callable[[Role | None], Principal]
 MEDIUM = "toy-scorer"
@@ -102,12 +103,12 @@ def approved(db: Database, p: People, model: str = MEDIUM, seed: int = 0) -> int
 
 def state_of(db: Database, model: str, number: int) -> str:
     with db.read() as session:
-        return registry.get_version(session, registry.get_model(session, model), number).state
+        return registry.get_version(session, registry.model_row(session, model), number).state
 
 
 def live_rows(db: Database, model: str, env: str) -> list[Deployment]:
     with db.read() as session:
-        model_id = registry.get_model(session, model).id
+        model_id = registry.model_row(session, model).id
         return list(
             session.exec(
                 select(Deployment).where(
@@ -191,33 +192,32 @@ def test_high_risk_needs_a_reviewer_and_a_compliance_officer(
     reviews.decide(people_db, people.morgan, HIGH, 1, "approve")
     assert state_of(people_db, HIGH, 1) == VersionState.IN_REVIEW, "two reviewers are not enough"
 
-    blockers = deployments.readiness(people_db, HIGH, 1)
+    blockers = deployments.readiness(people_db, SYSTEM, HIGH, 1)
     assert any("compliance officer" in b for b in blockers)
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(InvalidTransition) as refused:
         deployments.promote(people_db, people.riley, HIGH, 1, "production")
-    assert "cannot go to production" in refused.value.user_message
-    assert any("compliance officer" in d for d in refused.value.details)
+    assert "in review" in refused.value.user_message
     assert live_rows(people_db, HIGH, "production") == []
 
     reviews.decide(people_db, people.casey, HIGH, 1, "approve")
     assert state_of(people_db, HIGH, 1) == VersionState.APPROVED
-    assert deployments.readiness(people_db, HIGH, 1) == []
+    assert deployments.readiness(people_db, SYSTEM, HIGH, 1) == []
     deployments.promote(people_db, people.riley, HIGH, 1, "production")
-    assert deployments.status(people_db, HIGH)["production"] == 1
+    assert deployments.status(people_db, SYSTEM, HIGH)["production"] == 1
 
 
 def test_an_approval_stops_counting_when_the_evaluation_or_artifact_changes(
     people_db: Database, people: People
 ) -> None:
     number = approved(people_db, people)
-    assert deployments.readiness(people_db, MEDIUM, number) == []
+    assert deployments.readiness(people_db, SYSTEM, MEDIUM, number) == []
 
     with people_db.write() as session:
         ev = session.exec(select(Evaluation)).one()
         ev.dataset_sha256 = "0" * 64
         session.add(ev)
     with people_db.read() as session:
-        model = registry.get_model(session, MEDIUM)
+        model = registry.model_row(session, MEDIUM)
         status = reviews.policy_status(session, model, registry.get_version(session, model, 1))
     assert status.counted == [] and status.stale == ["Riley Reviewer"]
     assert not status.satisfied
@@ -233,7 +233,9 @@ def test_an_approval_stops_counting_when_the_evaluation_or_artifact_changes(
         )  # evaluation restored ...
         version.artifact_sha256 = "f" * 64  # ... but now the artifact differs
         session.add_all([ev, version])
-    assert any("files changed" in b for b in deployments.readiness(people_db, MEDIUM, number))
+    assert any(
+        "files changed" in b for b in deployments.readiness(people_db, SYSTEM, MEDIUM, number)
+    )
 
 
 def test_update_policy_validation_and_permission(people_db: Database, people: People) -> None:
@@ -251,7 +253,9 @@ def test_update_policy_validation_and_permission(people_db: Database, people: Pe
         "'extreme' is not a risk tier": lambda: update(people.ada, tier="extreme"),
         "between 1 and 10": lambda: update(people.ada, n=0),
         "between 1 and 10 ": lambda: update(people.ada, n=11),
-        "Required roles must be among": lambda: update(people.ada, roles=["wizard"]),
+        "Roles that must be among the approvers: wizard is not one of": lambda: update(
+            people.ada, roles=["wizard"]
+        ),
         "raise the number of approvals": lambda: update(
             people.ada, n=1, roles=["reviewer", "compliance_officer"]
         ),
@@ -269,7 +273,19 @@ def test_update_policy_validation_and_permission(people_db: Database, people: Pe
         ).all()
     assert len(denials) == 4
 
-    policy = update(people.ada)
+    proposal = update(people.ada)
+    assert isinstance(proposal, PendingChange), "a policy change waits for a second admin"
+    with people_db.read() as session:
+        assert reviews.policy_for(session, "medium").min_approvals == 1
+    with pytest.raises(InvalidInput, match="another admin must confirm"):
+        changes.confirm(people_db, people.ada, proposal.id or 0)
+    second = users.create_user(people_db, people.ada, "root@demo.quorum", "Root Second")
+    users.grant_role(people_db, people.ada, second.id or 0, Role.ADMIN)
+    changes.confirm(
+        people_db, users.principal_by_email(people_db, "root@demo.quorum"), proposal.id or 0
+    )
+    with people_db.read() as session:
+        policy = reviews.policy_for(session, "medium")
     assert (policy.min_approvals, policy.required_roles, policy.row_version) == (2, ["reviewer"], 1)
     with pytest.raises(Conflict):
         update(people.ada, n=3, rv=0)
@@ -290,15 +306,14 @@ def test_production_refused_under_quorum_with_missing_items(
 ) -> None:
     register(people_db, people.dana)
     reviews.submit_for_review(people_db, people.dana, MEDIUM, 1)
-    with pytest.raises(InvalidInput) as refused:
+    assert any("0 of 1 approvals" in b for b in deployments.readiness(people_db, SYSTEM, MEDIUM, 1))
+    with pytest.raises(InvalidTransition, match="in review"):
         deployments.promote(people_db, people.riley, MEDIUM, 1, "production")
-    assert refused.value.details
-    assert any("0 of 1 approvals" in d for d in refused.value.details)
     with pytest.raises(InvalidTransition):
         deployments.promote(people_db, people.riley, MEDIUM, 1, "staging")
     with pytest.raises(InvalidInput):
         deployments.promote(people_db, people.riley, MEDIUM, 1, "moon")
-    assert deployments.status(people_db, MEDIUM) == {"staging": None, "production": None}
+    assert deployments.status(people_db, SYSTEM, MEDIUM) == {"staging": None, "production": None}
 
 
 def test_one_live_version_per_model_and_environment(people_db: Database, people: People) -> None:
@@ -311,7 +326,7 @@ def test_one_live_version_per_model_and_environment(people_db: Database, people:
 
     (live,) = live_rows(people_db, MEDIUM, "production")
     assert len(live_rows(people_db, MEDIUM, "staging")) == 1
-    assert deployments.status(people_db, MEDIUM) == {"staging": first, "production": second}
+    assert deployments.status(people_db, SYSTEM, MEDIUM) == {"staging": first, "production": second}
     with people_db.read() as session:
         replaced = session.exec(
             select(Deployment).where(
@@ -322,7 +337,7 @@ def test_one_live_version_per_model_and_environment(people_db: Database, people:
     assert replaced.live_until is not None and replaced.live_until <= live.live_from.replace(
         tzinfo=replaced.live_until.tzinfo
     )
-    rows = deployments.history(people_db, MEDIUM, "production")
+    rows = deployments.history(people_db, SYSTEM, MEDIUM, "production")
     assert [(r.version, r.action) for r in rows] == [(second, "promote"), (first, "promote")]
     assert rows[0].reason == "better recall"
 
@@ -337,16 +352,16 @@ def test_rollback_goes_back_and_a_second_rollback_does_not_bounce(
         deployments.rollback(people_db, people.riley, MEDIUM, "production", "")
 
     deployments.rollback(people_db, people.riley, MEDIUM, "production", "v3 misbehaves")
-    assert deployments.status(people_db, MEDIUM)["production"] == 2
+    assert deployments.status(people_db, SYSTEM, MEDIUM)["production"] == 2
     deployments.rollback(people_db, people.riley, MEDIUM, "production", "v2 misbehaves too")
-    assert deployments.status(people_db, MEDIUM)["production"] == 1, "not back to v3"
+    assert deployments.status(people_db, SYSTEM, MEDIUM)["production"] == 1, "not back to v3"
     with pytest.raises(InvalidInput) as nothing:
         deployments.rollback(people_db, people.riley, MEDIUM, "production", "again")
     assert "no earlier version" in nothing.value.user_message
     assert len(live_rows(people_db, MEDIUM, "production")) == 1
     with pytest.raises(InvalidInput):
         deployments.rollback(people_db, people.riley, MEDIUM, "staging", "nothing live")
-    actions = [r.action for r in deployments.history(people_db, MEDIUM, "production")]
+    actions = [r.action for r in deployments.history(people_db, SYSTEM, MEDIUM, "production")]
     assert actions == ["rollback", "rollback", "promote", "promote", "promote"]
     with people_db.read() as session:
         assert audit_anchor.verify(session, get_settings()).intact
@@ -357,7 +372,7 @@ def test_live_at_answers_what_was_live_on_a_date(people_db: Database, people: Pe
         register(people_db, people.dana, seed=seed)
     jan, feb, mar = (datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3))
     with people_db.write() as session:
-        model = registry.get_model(session, MEDIUM)
+        model = registry.model_row(session, MEDIUM)
         ids = [v.id for v in sorted(registry.versions_of(session, model.id or 0), key=_number)]
         periods = [(ids[0], jan, feb), (ids[1], feb, mar), (ids[2], mar, None)]
         for version_id, start, end in periods:
@@ -374,7 +389,7 @@ def test_live_at_answers_what_was_live_on_a_date(people_db: Database, people: Pe
             )
 
     def at(when: datetime, env: str = "production") -> int | None:
-        return deployments.live_at(people_db, MEDIUM, env, when)
+        return deployments.live_at(people_db, SYSTEM, MEDIUM, env, when)
 
     assert at(jan - timedelta(days=1)) is None
     assert at(jan) == 1
@@ -414,7 +429,7 @@ def test_mentions_land_in_the_mentioned_inbox(people_db: Database, people: Peopl
     reply = reviews.add_comment(
         people_db, people.dana, MEDIUM, 1, "Added the slice.", parent_id=comment.id
     )
-    thread = reviews.comments_of(people_db, MEDIUM, 1)
+    thread = reviews.comments_of(people_db, SYSTEM, MEDIUM, 1)
     assert [(c.author, c.comment.anchor) for c in thread] == [
         ("Riley Reviewer", "metric: recall (segment B)"),
         ("Dana Scientist", ""),

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from core import config
 from core.auth import Principal
 from core.db import Database
-from core.errors import AuthenticationFailed, Conflict, InvalidInput
+from core.errors import AuthenticationFailed, Conflict, InvalidInput, PermissionDenied
 from core.models import AccessToken, AuditEvent, Role, RoleGrant, User, utcnow
 from core.services import users
 
@@ -51,14 +51,57 @@ def test_login_without_name_uses_the_mailbox(db: Database) -> None:
     assert principal.name == "bo"
 
 
-def test_login_matches_an_admin_created_user_by_email(
-    people_db: Database, principal: PrincipalFactory
+def _allow_email_linking(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUORUM_OIDC_LINK_VERIFIED_EMAILS", "true")
+    config.reset_settings()
+
+
+def test_takeover_by_an_unverified_email_is_refused(people_db: Database) -> None:
+    """A new subject claiming the admin's email, unverified, neither links nor gains a role."""
+    claims = {"iss": "https://idp.example", "sub": "mallory", "email": "ADA@demo.quorum",
+              "email_verified": False}  # fmt: skip
+    with people_db.read() as session:
+        ada_before = users.user_by_email(session, "ada@demo.quorum")
+    with pytest.raises(AuthenticationFailed, match="not verified this email"):
+        users.sign_in_from_claims(people_db, claims, roles_claim="roles")
+    with people_db.read() as session:
+        ada = users.user_by_email(session, "ada@demo.quorum")
+        refused = session.exec(select(AuditEvent).where(AuditEvent.action == "signin.refused"))
+        assert len(refused.all()) == 1
+        assert session.exec(select(User).where(User.subject == "mallory")).first() is None
+    assert (ada.subject, ada.issuer) == (ada_before.subject, None)
+
+
+def test_verified_email_links_only_when_an_admin_allowed_it(
+    people_db: Database, principal: PrincipalFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created = users.create_user(people_db, principal(Role.ADMIN), "eve@example.com", "Eve")
-    signed_in = users.sign_in_from_claims(people_db, {"sub": "eve-sub", "email": "eve@example.com"})
+    claims = {"iss": "https://idp.example", "sub": "eve-sub", "email": "eve@example.com",
+              "email_verified": True}  # fmt: skip
+    with pytest.raises(AuthenticationFailed, match="linking accounts by email is not allowed"):
+        users.sign_in_from_claims(people_db, claims)
+    _allow_email_linking(monkeypatch)
+    with pytest.raises(AuthenticationFailed, match="not verified"):
+        users.sign_in_from_claims(people_db, {**claims, "email_verified": "false"})
+    signed_in = users.sign_in_from_claims(people_db, claims)
     assert signed_in.user_id == created.id
     with people_db.read() as session:
-        assert users.get_user(session, created.id or 0).subject == "eve-sub"
+        user = users.get_user(session, created.id or 0)
+    assert (user.issuer, user.subject) == ("https://idp.example", "eve-sub")
+    assert "user.linked" in audit_actions(people_db)
+    # once linked, another identity with the same verified email cannot take it over
+    with pytest.raises(AuthenticationFailed, match="another sign-in identity"):
+        users.sign_in_from_claims(people_db, {**claims, "sub": "eve-again"})
+
+
+def test_accounts_are_told_apart_by_issuer_and_subject(db: Database) -> None:
+    first = users.sign_in_from_claims(db, {**CLAIMS, "iss": "https://one.example"})
+    with pytest.raises(AuthenticationFailed):  # same subject and email, another issuer
+        users.sign_in_from_claims(db, {**CLAIMS, "iss": "https://two.example"})
+    other = users.sign_in_from_claims(
+        db, {**CLAIMS, "iss": "https://two.example", "email": "alice@two.example"}
+    )
+    assert other.user_id != first.user_id
 
 
 @pytest.mark.parametrize(
@@ -78,12 +121,14 @@ def test_login_with_incomplete_claims_is_refused(
         assert users.list_users(session) == []
 
 
-def test_admin_emails_setting_makes_the_first_login_an_admin(
+def test_admin_emails_setting_makes_only_a_verified_first_login_an_admin(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QUORUM_ADMIN_EMAILS", "root@example.com, alice@example.com")
     config.reset_settings()
-    principal = users.sign_in_from_claims(db, CLAIMS)
+    unverified = users.sign_in_from_claims(db, {**CLAIMS, "sub": "a2", "email": "root@example.com"})
+    assert unverified.grants == ()
+    principal = users.sign_in_from_claims(db, {**CLAIMS, "email_verified": True})
     assert principal.all_roles() == {Role.ADMIN}
 
 
@@ -101,17 +146,47 @@ def test_deactivated_user_is_refused_at_login(
 # --- roles from an ID-token claim ------------------------------------------------------------
 
 
-def test_claim_roles_are_granted_and_kept_in_sync(db: Database) -> None:
-    claims = {**CLAIMS, "roles": ["reviewer", "Admin", "astronaut"]}
-    first = users.sign_in_from_claims(db, claims, roles_claim="roles")
-    assert first.all_roles() == {Role.REVIEWER, Role.ADMIN}
-    assert claim_grants(db, first.user_id) == {"reviewer", "admin"}
+def test_claim_values_grant_roles_only_through_an_admins_mapping(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    admin = principal(Role.ADMIN)
+    claims = {**CLAIMS, "roles": ["reviewer", "admin", "astronaut"]}
+    first = users.sign_in_from_claims(people_db, claims, roles_claim="roles")
+    assert first.grants == (), "a claim naming a role grants nothing without a mapping"
+    with people_db.read() as session:
+        team = users.team_by_name(session, "risk-analytics")
+    users.add_role_mapping(people_db, admin, "astronaut", Role.REVIEWER, team.id)
+    mapped = users.sign_in_from_claims(people_db, claims, roles_claim="roles")
+    assert {(g.role, g.team_id) for g in mapped.grants} == {(Role.REVIEWER, team.id)}
+    assert claim_grants(people_db, mapped.user_id) == {"reviewer"}
 
-    second = users.sign_in_from_claims(db, {**CLAIMS, "roles": ["reviewer"]}, roles_claim="roles")
-    assert second.all_roles() == {Role.REVIEWER}
-    unchanged = users.sign_in_from_claims(db, {**CLAIMS, "roles": "reviewer"}, roles_claim="roles")
-    assert unchanged.all_roles() == {Role.REVIEWER}
-    assert audit_actions(db) == ["user.created", "grant.synced", "grant.synced"]
+    unchanged = users.sign_in_from_claims(people_db, claims, roles_claim="roles")
+    assert unchanged.grants == mapped.grants
+    dropped = users.sign_in_from_claims(
+        people_db, {**claims, "roles": "admin"}, roles_claim="roles"
+    )
+    assert dropped.grants == ()
+    assert audit_actions(people_db).count("grant.synced") == 2, "only changes are recorded"
+    assert "role_mapping.created" in audit_actions(people_db)
+
+    # a claim value named 'admin' grants exactly what its mapping says, never admin itself
+    users.add_role_mapping(people_db, admin, "admin", Role.BUSINESS, team.id)
+    named = users.sign_in_from_claims(
+        people_db, {**claims, "roles": ["admin"]}, roles_claim="roles"
+    )
+    assert {(g.role, g.team_id) for g in named.grants} == {(Role.BUSINESS, team.id)}
+    users.remove_role_mapping(
+        people_db,
+        admin,
+        next(m.id or 0 for m in users.role_mappings(people_db) if m.claim_value == "admin"),
+    )
+
+    (mapping,) = users.role_mappings(people_db)
+    users.sign_in_from_claims(people_db, claims, roles_claim="roles")
+    users.remove_role_mapping(people_db, admin, mapping.id or 0)
+    assert claim_grants(people_db, mapped.user_id) == set(), "removing a mapping withdraws it"
+    with pytest.raises(PermissionDenied):
+        users.add_role_mapping(people_db, principal(Role.REVIEWER), "x", Role.ADMIN)
 
 
 def test_claim_sync_leaves_grants_from_the_store_alone(db: Database) -> None:

@@ -13,7 +13,7 @@ import streamlit as st
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core import config, demo, migrate
+from core import config, demo, migrate, policy
 from core.db import Database
 from core.models import Role, User
 from core.ui import nav, widgets
@@ -137,6 +137,15 @@ def audit_content(at: AppTest) -> None:
 def admin_content(at: AppTest) -> None:
     assert "ada@demo.quorum" in frame_values(at)
     assert {"Grant role", "Add person", "Create team"} <= labels(at, "button")
+    assert {"Save a new version", "Add mapping"} <= labels(at, "button")
+    # the approval-policy form is drawn from the schema: every field has its widget
+    shown = labels(at, "number_input") | labels(at, "checkbox") | labels(at, "multiselect")
+    for spec in policy.FIELDS:
+        if spec.kind == "meaning_roles":
+            assert all(f"May sign '{m}'" in shown for m in policy.MEANINGS)
+        else:
+            assert any(label.startswith(spec.label) for label in shown), spec.label
+    assert "Nothing waits for a second admin." in [i.value for i in at.info]
 
 
 def profile_content(at: AppTest) -> None:
@@ -149,6 +158,17 @@ def some_content(at: AppTest) -> None:
     """Pages outside the foundation: more than a title on the page."""
     assert len(list(at.main)) > 1
 
+
+def nothing_visible(at: AppTest) -> None:
+    """A signed-in person with no role belongs to no team, so no model is there for them."""
+    shown = texts(at) + frame_values(at) + "\n".join(i.value for i in at.info)
+    assert "No model is visible to you" in shown
+    options = [o for box in at.selectbox for o in box.options]
+    for name in ("credit-default-scorer", "bike-demand-forecaster"):
+        assert name not in shown and name not in options
+
+
+NOTHING_VISIBLE = ("app.py", "pages/1_Models.py")
 
 CONTENT: dict[str, Callable[[AppTest], None]] = {
     "app.py": home_content,
@@ -180,8 +200,12 @@ def test_page_for_role(spec: nav.PageSpec, role: Role | None, demo_store: DemoSt
     assert [t.value for t in at.title][:1] == [spec.label]
     sidebar = "\n".join(e.value for e in at.sidebar.get("text"))
     assert EMAIL_BY_ROLE[role] in sidebar
+    assert sum("Demo mode" in w.value for w in at.warning) == 1, "every page says demo mode"
     refusal = [e.value for e in at.error if e.value.startswith(f"You cannot open {spec.label}")]
-    if may_open(spec, role):
+    if may_open(spec, role) and role is None and spec.path in NOTHING_VISIBLE:
+        assert refusal == []
+        nothing_visible(at)
+    elif may_open(spec, role):
         assert refusal == []
         CONTENT.get(spec.path, some_content)(at)
     else:

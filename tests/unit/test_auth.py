@@ -11,6 +11,7 @@ from core.auth import (
     Permission,
     Principal,
     describe_roles,
+    readable_team_ids,
 )
 from core.models import Role
 from core.services.users import parse_role
@@ -25,26 +26,30 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.INGEST,
         P.RETRAIN,
         P.ARCHIVE,
+        P.VIEW,
         P.COMMENT,
         P.MANAGE_OWN_TOKENS,
     },
     Role.REVIEWER: {
         P.DECIDE,
+        P.SIGN_OFF,
         P.DEPLOY,
         P.SCORE,
         P.INGEST,
         P.MANAGE_MONITORING,
         P.VIEW_AUDIT,
+        P.VIEW,
         P.COMMENT,
         P.MANAGE_OWN_TOKENS,
     },
-    Role.BUSINESS: {P.SIGN_OFF, P.COMMENT, P.MANAGE_OWN_TOKENS},
+    Role.BUSINESS: {P.VIEW, P.SIGN_OFF, P.COMMENT, P.MANAGE_OWN_TOKENS},
     Role.COMPLIANCE: {
         P.DECIDE,
         P.COMPLIANCE_WORK,
         P.SIGN_OFF,
         P.EXPORT_REPORTS,
         P.VIEW_AUDIT,
+        P.VIEW,
         P.COMMENT,
         P.MANAGE_OWN_TOKENS,
     },
@@ -64,6 +69,12 @@ def test_role_permissions_are_the_product_matrix(role: Role) -> None:
 def test_only_admins_manage_people_teams_and_policies() -> None:
     for permission in (P.MANAGE_USERS, P.MANAGE_TEAMS, P.MANAGE_POLICIES):
         assert {r for r in Role if permission in ROLE_PERMISSIONS[r]} == {Role.ADMIN}
+
+
+def test_readable_teams_follow_the_grants() -> None:
+    assert readable_team_ids(person()) == frozenset()
+    assert readable_team_ids(person(Grant(Role.BUSINESS, 3), Grant(Role.REVIEWER, 5))) == {3, 5}
+    assert readable_team_ids(person(Grant(Role.REVIEWER, 5), Grant(Role.COMPLIANCE, None))) is None
 
 
 def test_no_role_means_no_permission() -> None:

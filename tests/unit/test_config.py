@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +199,40 @@ def test_development_has_no_built_in_audit_key() -> None:
     assert Settings.from_env({"QUORUM_SCHEDULER": "off"}).scheduler is False
     with pytest.raises(ConfigurationError, match="QUORUM_SCHEDULER"):
         Settings.from_env({"QUORUM_SCHEDULER": "sometimes"})
+
+
+def test_oidc_in_development_needs_its_own_cookie_secret() -> None:
+    """Real sign-in never falls back to a built-in secret, whatever QUORUM_ENV says."""
+    for cookie in (None, DEFAULT_SECRET, "short"):
+        environ = dict(OIDC)
+        if cookie is not None:
+            environ["QUORUM_COOKIE_SECRET"] = cookie
+        details = problems_for(environ)
+        assert details == [d for d in details if "QUORUM_COOKIE_SECRET" in d]
+    assert Settings.from_env({**OIDC, "QUORUM_COOKIE_SECRET": OTHER_STRONG}).problems() == []
+
+
+def test_oidc_secrets_toml_never_falls_back_to_the_secret_key() -> None:
+    settings = Settings(auth="oidc", secret_key=STRONG, cookie_secret="")
+    with pytest.raises(ConfigurationError) as refused:
+        settings.oidc_secrets_toml()
+    assert any("QUORUM_COOKIE_SECRET" in d for d in refused.value.details)
+
+
+def test_cluster_script_refuses_demo_sign_in_unless_asked(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "QUORUM_DATABASE_URL": f"sqlite:///{tmp_path / 'q.db'}",
+        "QUORUM_ARTIFACT_STORE": str(tmp_path / "artifacts"),
+        "QUORUM_COOKIE_SECRET": OTHER_STRONG,
+        "BIN": str(tmp_path / "no-such-bin"),
+    }
+    script = PROJECT_ROOT / "scripts" / "run_cluster.sh"
+    refused = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "Refusing to serve demo sign-in" in refused.stderr and "ALLOW_DEMO=1" in refused.stderr
+    allowed = subprocess.run(
+        ["bash", str(script)], env={**env, "ALLOW_DEMO": "1"}, capture_output=True, text=True
+    )
+    assert "Refusing to serve demo sign-in" not in allowed.stderr
+    assert allowed.returncode != 0  # then stops at the missing programs in BIN, starting nothing

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from core import audit, validation
 from core.artifacts import ArtifactStore, default_store
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal, visible_teams
 from core.checklists import (
     ChecklistTemplate,
     applicable_templates,
@@ -34,7 +34,7 @@ from core.services.compliance.common import (
     STATUSES,
 )
 from core.services.compliance.templates import stored_templates
-from core.services.registry import get_model, get_version
+from core.services.registry import get_model, get_version, scoped
 
 # --- checklist state ------------------------------------------------------------------------
 
@@ -168,10 +168,12 @@ def version_checklists(
     return [_template_checklist(session, version, t) for t in applicable_for(session, model)]
 
 
-def checklists(db: Database, model_name: str, number: int) -> list[TemplateChecklist]:
+def checklists(
+    db: Database, actor: Principal, model_name: str, number: int
+) -> list[TemplateChecklist]:
     """The checklists that apply to this version, with each item's state and evidence."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         return version_checklists(session, model, version)
 
@@ -206,17 +208,6 @@ def _item_row(
     return row
 
 
-def _require_work(session: Session, actor: Principal, model: MLModel, what: str) -> None:
-    require(
-        session,
-        actor,
-        Permission.COMPLIANCE_WORK,
-        team_id=model.team_id,
-        what=f"{what} of {model.name}",
-        model_id=model.id,
-    )
-
-
 def update_item(
     db: Database,
     actor: Principal,
@@ -239,8 +230,13 @@ def update_item(
         na_reason, "reason it does not apply", max_length=1000, required=status == "not_applicable"
     )
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        _require_work(session, actor, model, "work on the checklists")
+        model = get_model(
+            session,
+            actor,
+            model_name,
+            permission=Permission.COMPLIANCE_WORK,
+            what="work on the checklists of {model}",
+        )
         version = get_version(session, model, number)
         row = _item_row(session, model, version, template_key, item_key)
         if row.row_version != row_version:
@@ -308,13 +304,23 @@ def add_evidence(
             "'v3 evaluation' or a review comment)."
         )
     with read_as(db, actor) as session:
-        model = get_model(session, model_name)
-        _require_work(session, actor, model, "add evidence to the checklists")
+        model = get_model(
+            session,
+            actor,
+            model_name,
+            permission=Permission.COMPLIANCE_WORK,
+            what="add evidence to the checklists of {model}",
+        )
     blob = (store or default_store()).put(document, kind="documents") if document else None
     try:
         with unit_of_work(db, actor) as session:
-            model = get_model(session, model_name)
-            _require_work(session, actor, model, "add evidence to the checklists")
+            model = get_model(
+                session,
+                actor,
+                model_name,
+                permission=Permission.COMPLIANCE_WORK,
+                what="add evidence to the checklists of {model}",
+            )
             version = get_version(session, model, number)
             row = _item_row(session, model, version, template_key, item_key)
             if row.id is None:
@@ -351,13 +357,20 @@ def add_evidence(
 
 
 def evidence_document(
-    db: Database, evidence_id: int, store: ArtifactStore | None = None
+    db: Database, actor: Principal, evidence_id: int, store: ArtifactStore | None = None
 ) -> tuple[str, bytes]:
     """An uploaded document's file name and bytes, verified against its stored SHA-256."""
-    with db.read() as session:
-        row = session.get(Evidence, evidence_id)
+    with read_as(db, actor) as session:
+        stmt = (
+            select(Evidence)
+            .join(ChecklistItem, col(ChecklistItem.id) == col(Evidence.item_id))
+            .join(ModelVersion, col(ModelVersion.id) == col(ChecklistItem.version_id))
+            .join(MLModel, col(MLModel.id) == col(ModelVersion.model_id))
+            .where(Evidence.id == evidence_id)
+        )
+        row = session.exec(scoped(stmt, visible_teams(session, actor))).first()
     if row is None or row.document_key is None:
-        raise NotFound("That evidence has no stored document.")
+        raise NotFound("No stored document of that evidence is visible to you.")
     data = (store or default_store()).get(row.document_key, sha256=row.document_sha256)
     return row.filename, data
 

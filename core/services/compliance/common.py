@@ -8,8 +8,8 @@ from core.checklists import (
 from core.models import (
     VersionState,
 )
+from core.policy import MEANINGS as MEANINGS
 
-MEANINGS = ("validated", "approved for production", "business accepted", "compliance reviewed")
 STATUSES = ("open", "met", "not_applicable")
 STATUS_LABELS = {"open": "Open", "met": "Met", "not_applicable": "Not applicable"}
 EVIDENCE_KINDS = EVIDENCE_HINTS

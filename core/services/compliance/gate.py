@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.auth import Permission, Principal
+from core.auth import Principal, refresh, visible_teams
 from core.db import Database
 from core.models import (
     MLModel,
@@ -18,6 +18,7 @@ from core.models import (
     User,
     utcnow,
 )
+from core.services import read_as
 from core.services.compliance.checklists import (
     TemplateChecklist,
     _template_checklist,
@@ -25,10 +26,16 @@ from core.services.compliance.checklists import (
     version_checklists,
 )
 from core.services.compliance.common import EXPIRY_NOTICE_DAYS, MEANINGS, QUEUE_STATES
-from core.services.compliance.signoffs import SignoffView, _aware, _utc, signoff_views
+from core.services.compliance.signoffs import (
+    SignoffView,
+    _aware,
+    _utc,
+    signing_roles,
+    signoff_views,
+)
 from core.services.compliance.templates import stored_templates
-from core.services.registry import get_model, get_version
-from core.services.reviews import policy_for
+from core.services.registry import get_model, get_version, scoped
+from core.services.reviews import PolicyInForce, policy_for
 
 # --- the gate, status and the queue ---------------------------------------------------------
 
@@ -99,6 +106,8 @@ class VersionCompliance:
     evidence_sha256: str
     required_checklists: list[str] = field(default_factory=list)
     required_signoffs: list[str] = field(default_factory=list)
+    policy_label: str = ""
+    signable: tuple[str, ...] = ()  # meanings the reader may sign on this version
 
 
 def _framework(checklist: TemplateChecklist) -> FrameworkStatus:
@@ -121,13 +130,16 @@ def _expiring(views: Iterable[SignoffView], now: datetime) -> list[SignoffView]:
     ]
 
 
-def version_compliance(db: Database, model_name: str, number: int) -> VersionCompliance:
+def version_compliance(
+    db: Database, actor: Principal, model_name: str, number: int
+) -> VersionCompliance:
     """Status by framework, sign-offs, what expires soon, and what the gate still needs."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         version = get_version(session, model, number)
         views = signoff_views(session, version)
         policy = policy_for(session, model.risk_tier)
+        current = refresh(session, actor)
         return VersionCompliance(
             model=model,
             version=version,
@@ -138,6 +150,10 @@ def version_compliance(db: Database, model_name: str, number: int) -> VersionCom
             evidence_sha256=evidence_hash(session, version),
             required_checklists=list(policy.required_checklists),
             required_signoffs=list(policy.required_signoffs),
+            policy_label=policy.label,
+            signable=()
+            if version.registered_by_id == actor.user_id
+            else meanings_for(current, model.team_id, policy),
         )
 
 
@@ -151,15 +167,20 @@ class QueueRow:
     waiting_for: list[str]
 
 
-def compliance_queue(db: Database) -> list[QueueRow]:
-    """Versions in review or approved whose checklists are incomplete or lack sign-offs."""
-    with db.read() as session:
-        rows = session.exec(
+def compliance_queue(db: Database, actor: Principal) -> list[QueueRow]:
+    """Versions the actor may see, in review or approved, whose checklists are incomplete or
+    lack sign-offs."""
+    with read_as(db, actor) as session:
+        stmt = (
             select(ModelVersion, MLModel)
             .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
             .where(col(ModelVersion.state).in_(list(QUEUE_STATES)))
             .where(col(MLModel.archived_at).is_(None))
-            .order_by(col(MLModel.name), col(ModelVersion.number))
+        )
+        rows = session.exec(
+            scoped(stmt, visible_teams(session, actor)).order_by(
+                col(MLModel.name), col(ModelVersion.number)
+            )
         ).all()
         queue = []
         for version, model in rows:
@@ -183,8 +204,9 @@ def compliance_queue(db: Database) -> list[QueueRow]:
         return queue
 
 
-def meanings_for(principal: Principal, team_id: int | None) -> tuple[str, ...]:
-    return MEANINGS if principal.can(Permission.SIGN_OFF, team_id) else ()
+def meanings_for(principal: Principal, team_id: int, judged: PolicyInForce) -> tuple[str, ...]:
+    """The meanings the principal may sign in this team under the policy in force."""
+    return tuple(m for m in MEANINGS if signing_roles(principal, team_id, judged, m))
 
 
 def people(db: Database) -> list[tuple[int, str]]:

@@ -9,19 +9,30 @@ from sqlmodel import Session, col, select
 
 from core import audit, validation
 from core.artifacts import ArtifactStore, default_store
-from core.auth import ROLE_PERMISSIONS, SYSTEM, Permission, Principal, require
+from core.auth import (
+    ROLE_PERMISSIONS,
+    SYSTEM,
+    Permission,
+    Principal,
+    describe_roles,
+    refresh,
+    require,
+    visible_teams,
+)
 from core.db import Database
-from core.errors import Conflict, InvalidInput, NotFound, QuorumError
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, QuorumError
 from core.models import (
+    ROLE_LABELS,
     MLModel,
     ModelVersion,
     Notification,
+    Role,
     Signoff,
     User,
     utcnow,
 )
-from core.services import unit_of_work
-from core.services.compliance.checklists import _require_work, evidence_hash
+from core.services import read_as, unit_of_work
+from core.services.compliance.checklists import evidence_hash
 from core.services.compliance.common import (
     EXPIRY_NOTICE_DAYS,
     MAX_EXPIRY_DAYS,
@@ -30,7 +41,8 @@ from core.services.compliance.common import (
     SIGNATURE,
 )
 from core.services.portfolio import notify
-from core.services.registry import get_model, get_version
+from core.services.registry import get_model, get_version, scoped
+from core.services.reviews import PolicyInForce, policy_for
 
 # --- sign-offs ------------------------------------------------------------------------------
 
@@ -112,6 +124,31 @@ def _signature_status(
     return "valid", ""
 
 
+def signing_roles(
+    current: Principal, team_id: int, judged: PolicyInForce, meaning: str
+) -> list[str]:
+    """The roles the principal holds in the team that the policy lets sign `meaning`."""
+    held = {r.value for r in current.roles(team_id)}
+    return sorted(held & set(judged.fields.roles_for(meaning)))
+
+
+def _role_to_sign(current: Principal, model: MLModel, judged: PolicyInForce, meaning: str) -> str:
+    roles = signing_roles(current, model.team_id, judged, meaning)
+    if roles:
+        return roles[0]
+    allowed = judged.fields.roles_for(meaning)
+    who = " or ".join(ROLE_LABELS[Role(r)].lower() for r in allowed) or "nobody"
+    raise PermissionDenied(
+        f"You do not have permission to sign '{meaning}' for {model.name}: the "
+        f"{judged.label} lets only a {who} sign it. Ask an admin to grant you such a role "
+        "in this team, or ask someone who holds one.",
+        details=[f"your roles: {describe_roles(current.grants) or 'none'}"],
+        permission=Permission.SIGN_OFF.name,
+        attempt=f"sign '{meaning}' for {model.name}",
+        model_id=model.id,
+    )
+
+
 def _signing_role(current: Principal, team_id: int) -> str:
     roles = sorted(
         r.value for r in current.roles(team_id) if Permission.SIGN_OFF in ROLE_PERMISSIONS[r]
@@ -152,16 +189,17 @@ def sign(
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRY_DAYS:
         raise InvalidInput(f"Expiry must be between 1 and {MAX_EXPIRY_DAYS} days from today.")
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        current = require(
-            session,
-            actor,
-            Permission.SIGN_OFF,
-            team_id=model.team_id,
-            what=f"{model.name}",
-            model_id=model.id,
-        )
+        model = get_model(session, actor, model_name)
+        current = refresh(session, actor)
         version = get_version(session, model, number)
+        judged = policy_for(session, model.risk_tier)
+        role = _role_to_sign(current, model, judged, meaning)
+        if version.registered_by_id == actor.user_id:
+            raise InvalidInput(
+                f"Sign-off refused: you registered v{version.number} of {model.name}, so you "
+                "cannot sign it (separation of duties). Ask someone else who may sign "
+                f"'{meaning}'."
+            )
         user = session.get(User, actor.user_id)
         if (
             user is None
@@ -187,9 +225,10 @@ def sign(
             meaning=meaning,
             signer_id=actor.user_id,
             printed_name=user.name,
-            role=_signing_role(current, model.team_id),
+            role=role,
             artifact_sha256=version.artifact_sha256,
             evidence_sha256=evidence,
+            policy_version_id=judged.version_id,
             signed_at=now,
             expires_at=now + timedelta(days=expires_days) if expires_days else None,
             supersedes_id=previous.signoff.id if previous else None,
@@ -213,6 +252,8 @@ def sign(
                 "artifact_sha256": version.artifact_sha256,
                 "evidence_sha256": evidence,
                 "signed_at": signoff.signed_at.isoformat(),
+                "policy_version": judged.version,
+                "policy_version_id": judged.version_id,
             },
         )
         return signoff
@@ -234,22 +275,37 @@ def revoke(db: Database, actor: Principal, signoff_id: int, reason: str) -> Sign
     """Revoke a signature by adding a revocation record that points at it."""
     why = validation.plain_text(reason, "reason for revoking", max_length=1000, required=True)
     with unit_of_work(db, actor) as session:
-        target = session.get(Signoff, signoff_id)
-        if target is None or target.kind != SIGNATURE:
-            raise NotFound(f"There is no signature #{signoff_id} to revoke.")
+        require(session, actor, Permission.SIGN_OFF, what="revoke sign-offs", anywhere=True)
+        target = session.exec(
+            scoped(
+                select(Signoff)
+                .join(ModelVersion, col(ModelVersion.id) == col(Signoff.version_id))
+                .join(MLModel, col(MLModel.id) == col(ModelVersion.model_id))
+                .where(Signoff.id == signoff_id, Signoff.kind == SIGNATURE),
+                visible_teams(session, actor),
+            )
+        ).first()
+        if target is None:
+            raise NotFound(f"No signature #{signoff_id} is visible to you; nothing was revoked.")
         version = session.get(ModelVersion, target.version_id)
         assert version is not None
-        model = get_model(session, version.model_id)
-        current = require(
+        model = get_model(
             session,
             actor,
-            Permission.SIGN_OFF,
-            team_id=model.team_id,
-            what=f"revoke sign-offs of {model.name}",
-            model_id=model.id,
+            version.model_id,
+            permission=Permission.SIGN_OFF,
+            what="revoke sign-offs of {model}",
         )
+        current = refresh(session, actor)
         if target.signer_id != actor.user_id:
-            _require_work(session, actor, model, "revoke someone else's sign-off")
+            require(
+                session,
+                actor,
+                Permission.COMPLIANCE_WORK,
+                team_id=model.team_id,
+                what=f"revoke someone else's sign-off of {model.name}",
+                model_id=model.id,
+            )
         already = session.exec(
             select(Signoff).where(Signoff.supersedes_id == target.id, Signoff.kind == REVOCATION)
         ).first()
@@ -287,9 +343,9 @@ def revoke(db: Database, actor: Principal, signoff_id: int, reason: str) -> Sign
         return revocation
 
 
-def signoffs(db: Database, model_name: str, number: int) -> list[SignoffView]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def signoffs(db: Database, actor: Principal, model_name: str, number: int) -> list[SignoffView]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         return signoff_views(session, get_version(session, model, number))
 
 

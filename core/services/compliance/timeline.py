@@ -7,12 +7,14 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from core.auth import Principal
 from core.db import Database
 from core.models import (
     MLModel,
     ModelVersion,
     Signoff,
 )
+from core.services import read_as
 from core.services.compliance.checklists import _names
 from core.services.compliance.common import REVOCATION
 from core.services.compliance.signoffs import _aware, _utc
@@ -44,10 +46,12 @@ def _audit_kind(action: str) -> str:
     return action.split(".", 1)[0]
 
 
-def timeline(db: Database, model_name: str, *, limit: int = 2000) -> list[TimelineEntry]:
+def timeline(
+    db: Database, actor: Principal, model_name: str, *, limit: int = 2000
+) -> list[TimelineEntry]:
     """One chronological list of what happened to a model, oldest first."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         return model_timeline(session, model, limit=limit)
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from sqlmodel import Session, select
 
 from core import audit, evaluation
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal
 from core.config import get_settings
 from core.db import Database
 from core.errors import InvalidInput, NotFound
@@ -40,7 +40,7 @@ from core.monitoring.windows import (
 )
 from core.services import unit_of_work
 from core.services.compare import live_version
-from core.services.registry import get_model
+from core.services.registry import get_model, lock_model
 from core.services.versions import evaluation_of
 
 ID_COL = "prediction_id"
@@ -206,19 +206,14 @@ def configure(
             f"Known settings: {', '.join(CONFIG_KEYS)}."
         )
     with unit_of_work(db, actor) as session:
-        model = session.exec(
-            select(MLModel).where(MLModel.name == model_name).with_for_update()
-        ).first()
-        if model is None:
-            raise NotFound(f"No model named {model_name!r}. Check the name on the Models page.")
-        require(
+        found = get_model(
             session,
             actor,
-            Permission.MANAGE_MONITORING,
-            team_id=model.team_id,
-            what=f"change the monitoring settings of {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.MANAGE_MONITORING,
+            what="change the monitoring settings of {model}",
         )
+        model = lock_model(session, found.id or 0)
         before = dict(model.monitoring_config or {})
         if config.get("window", before.get("window", "D")) != before.get("window", "D"):
             has_data = session.exec(
@@ -330,14 +325,12 @@ def quiet() -> Iterator[None]:
 
 
 def _target(session: Session, actor: Principal, model_name: str, env: str, what: str) -> _Target:
-    model = get_model(session, model_name)
-    require(
+    model = get_model(
         session,
         actor,
-        Permission.INGEST,
-        team_id=model.team_id,
-        what=f"{what} {model.name}",
-        model_id=model.id,
+        model_name,
+        permission=Permission.INGEST,
+        what=what + " {model}",
     )
     environment = known_environment(env)
     version = live_version(session, model, environment)

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal, require, visible_teams
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
@@ -53,7 +53,7 @@ from core.services.monitoring.status import (
     window_status,
 )
 from core.services.portfolio import notify
-from core.services.registry import get_model
+from core.services.registry import get_model, scoped
 
 # --- window status ------------------------------------------------------------------------
 
@@ -537,13 +537,6 @@ def _open_retraining(
     return task.id
 
 
-def _model_of(session: Session, incident: Alert) -> MLModel:
-    model = session.get(MLModel, incident.model_id)
-    if model is None:
-        raise NotFound(f"The model of incident #{incident.id} no longer exists; reload the page.")
-    return model
-
-
 def set_alert_status(
     db: Database, actor: Principal, alert_id: int, status: str, note: str = ""
 ) -> Alert:
@@ -551,17 +544,24 @@ def set_alert_status(
     if status not in (ACKNOWLEDGED, RESOLVED):
         raise InvalidInput(f"An incident can be set to '{ACKNOWLEDGED}' or '{RESOLVED}'.")
     with unit_of_work(db, actor) as session:
-        alert = session.exec(select(Alert).where(Alert.id == alert_id).with_for_update()).first()
+        require(session, actor, Permission.MANAGE_MONITORING, what="handle alerts", anywhere=True)
+        visible = scoped(
+            select(Alert.id)
+            .join(MLModel, col(MLModel.id) == col(Alert.model_id))
+            .where(Alert.id == alert_id),
+            visible_teams(session, actor),
+        )
+        alert = session.exec(
+            select(Alert).where(col(Alert.id).in_(visible)).with_for_update()
+        ).first()
         if alert is None:
-            raise NotFound(f"There is no incident #{alert_id}; reload the page.")
-        model = _model_of(session, alert)
-        require(
+            raise NotFound(f"No incident #{alert_id} is visible to you; reload the page.")
+        model = get_model(
             session,
             actor,
-            Permission.MANAGE_MONITORING,
-            team_id=model.team_id,
-            what=f"handle incidents of {model.name}",
-            model_id=model.id,
+            alert.model_id,
+            permission=Permission.MANAGE_MONITORING,
+            what="handle incidents of {model}",
         )
         if alert.status not in ACTIVE:
             raise Conflict(f"Incident #{alert_id} is already {alert.status}; reload the page.")
@@ -597,14 +597,12 @@ def acknowledge_incidents(
     """Acknowledge every open (not yet acknowledged) incident of a model in an environment."""
     environment = known_environment(env)
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.MANAGE_MONITORING,
-            team_id=model.team_id,
-            what=f"handle incidents of {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.MANAGE_MONITORING,
+            what="handle incidents of {model}",
         )
         rows = session.exec(
             select(Alert)

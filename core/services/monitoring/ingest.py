@@ -62,7 +62,7 @@ from core.services.monitoring.common import (
     quiet,
 )
 from core.services.monitoring.incidents import evaluate_windows
-from core.services.registry import get_model
+from core.services.registry import model_row
 from core.services.versions import load_estimator
 
 # --- ingest ------------------------------------------------------------------------------
@@ -511,7 +511,7 @@ def _existing_ids_error(
 ) -> InvalidInput:
     found: list[str] = []
     with db.read() as session:
-        model = get_model(session, model_name)
+        model = model_row(session, model_name)
         for chunk in _chunks(data, name, chunk_rows):
             ids = chunk[ID_COL].astype(str).unique().tolist()
             found += _stored_ids(session, model.id or 0, env, ids)

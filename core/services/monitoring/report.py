@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from core.auth import Principal
 from core.db import Database
 from core.errors import NotFound
 from core.monitoring.profile import PREDICTION, SCORE
@@ -30,10 +31,14 @@ from core.services.monitoring.views import (
 
 
 def report(
-    db: Database, model_name: str, env: str = "production", window: date | None = None
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    env: str = "production",
+    window: date | None = None,
 ) -> dict[str, Any]:
     """Drift per feature (test, value, threshold, verdict, reason), quality and performance."""
-    data = monitoring_data(db, model_name, env)
+    data = monitoring_data(db, actor, model_name, env)
     if data.empty:
         raise NotFound(
             f"No production data was ingested for {model_name} in {env}; nothing to report."

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from core import audit
 from core.artifacts import ArtifactStore
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
@@ -46,14 +46,12 @@ def retrain(
     from core.services.versions import VersionUpload, load_evaluation_frame, register_version
 
     with read_as(db, actor) as session:
-        model = get_model(session, model_name)
-        require(
+        model = get_model(
             session,
             actor,
-            Permission.RETRAIN,
-            team_id=model.team_id,
-            what=f"retrain {model.name}",
-            model_id=model.id,
+            model_name,
+            permission=Permission.RETRAIN,
+            what="retrain {model}",
         )
         live = live_version(session, model, env)
         if live is None:

@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from core.auth import Principal, visible_teams
 from core.db import Database
 from core.errors import NotFound
 from core.models import (
@@ -34,6 +35,7 @@ from core.monitoring.windows import (
     drift_table,
     window_drift,
 )
+from core.services import read_as
 from core.services.compare import live_version
 from core.services.monitoring.common import (
     ACTIVE,
@@ -53,7 +55,7 @@ from core.services.monitoring.status import (
     series_frame,
     window_status,
 )
-from core.services.registry import get_model, get_version
+from core.services.registry import get_model, get_version, scoped
 
 ESTIMATED_METRICS = (
     "accuracy",
@@ -88,24 +90,25 @@ class MonitoringData:
         return not self.windows
 
 
-def monitored_models(db: Database) -> list[str]:
-    """Models with data to monitor or a live version somewhere."""
+def monitored_models(db: Database, actor: Principal) -> list[str]:
+    """Models the actor may see with data to monitor or a live version somewhere."""
     from core.models import Deployment
 
-    with db.read() as session:
+    with read_as(db, actor) as session:
         live = select(Deployment.model_id).where(col(Deployment.live_until).is_(None))
         ids = set(session.exec(live).all())
         ids |= set(session.exec(select(WindowAggregateRow.model_id).distinct()).all())
+        stmt = select(MLModel).where(col(MLModel.id).in_(ids))
         models = session.exec(
-            select(MLModel).where(col(MLModel.id).in_(ids)).order_by(col(MLModel.name))
+            scoped(stmt, visible_teams(session, actor)).order_by(col(MLModel.name))
         ).all()
         return [m.name for m in models]
 
 
-def data_fingerprint(db: Database, model_name: str, env: str) -> tuple[Any, ...]:
+def data_fingerprint(db: Database, actor: Principal, model_name: str, env: str) -> tuple[Any, ...]:
     """Changes whenever anything the page shows changes (cache key, seen across processes)."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         windows = session.exec(
             select(func.count(), func.max(WindowAggregateRow.updated_at)).where(
                 WindowAggregateRow.model_id == model.id,
@@ -137,12 +140,16 @@ def data_fingerprint(db: Database, model_name: str, env: str) -> tuple[Any, ...]
 
 
 def monitoring_data(
-    db: Database, model_name: str, env: str = "production", version: int | None = None
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    env: str = "production",
+    version: int | None = None,
 ) -> MonitoringData:
     """The stored windows of the live version (or `version`) in `env`, with its reference."""
     env = known_environment(env)
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         chosen = _monitored_version(session, model, env, version)
         target = _target_for(session, model, chosen, env)
         windows = _all_windows(session, target)
@@ -308,11 +315,16 @@ class AlertView:
 
 
 def alerts(
-    db: Database, model_name: str, env: str | None = None, *, open_only: bool = True
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    env: str | None = None,
+    *,
+    open_only: bool = True,
 ) -> list[AlertView]:
     """Incidents of a model (open and acknowledged ones unless `open_only` is False)."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         stmt = (
             select(Alert, ModelVersion.number)
             .join(ModelVersion, col(ModelVersion.id) == Alert.version_id)
@@ -372,10 +384,12 @@ class BatchView:
     void_reason: str | None
 
 
-def batches(db: Database, model_name: str, env: str, limit: int = 50) -> list[BatchView]:
+def batches(
+    db: Database, actor: Principal, model_name: str, env: str, limit: int = 50
+) -> list[BatchView]:
     """The latest batches of a model in an environment, voided ones included."""
-    with db.read() as session:
-        model = get_model(session, model_name)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         rows = session.exec(
             select(InferenceBatch, ModelVersion.number)
             .join(ModelVersion, col(ModelVersion.id) == InferenceBatch.version_id)
@@ -408,9 +422,9 @@ class TaskView:
     created_at: datetime
 
 
-def retraining_tasks(db: Database, model_name: str) -> list[TaskView]:
-    with db.read() as session:
-        model = get_model(session, model_name)
+def retraining_tasks(db: Database, actor: Principal, model_name: str) -> list[TaskView]:
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
         numbers = {
             v.id: v.number
             for v in session.exec(select(ModelVersion).where(ModelVersion.model_id == model.id))

@@ -74,7 +74,7 @@ def void_batch(
             "example 'labels were 0/1 instead of Yes/No'."
         )
     with unit_of_work(db, actor) as session:
-        model = get_model(session, model_name)
+        model = get_model(session, actor, model_name)
         _require_void(session, actor, model)
         batch = _batch(session, model, batch_id)
         version = session.get(ModelVersion, batch.version_id)
