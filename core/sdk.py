@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import skops.io as sio
 
+from core import modelfile
 from core.artifacts import ArtifactStore
 from core.auth import Principal
 from core.config import get_settings
@@ -101,7 +102,9 @@ class Client:
         }
 
     def load_model(self, name: str, version: int | None = None, env: str | None = None) -> Any:
-        """The estimator of a version, the one live in `env`, or the latest; hash-verified."""
+        """The estimator of a version, the one live in `env`, or the latest; hash-verified and
+        loaded with the same checks as an upload, into the calling script's own process (the
+        server itself never loads an artifact outside its sandbox)."""
         with self.db.read() as session:
             model = registry.get_model(session, name)
             if env is not None:
@@ -110,7 +113,8 @@ class Client:
                     raise NotFound(f"Nothing of {name} is live in {env}.")
             else:
                 chosen = registry.get_version(session, model, version)
-        return versions.load_estimator(chosen, self.store)
+        data = self.store.get(chosen.artifact_key, sha256=chosen.artifact_sha256)
+        return modelfile.load_model_bytes(data)
 
     # --- review and deployment --------------------------------------------------------------
 

@@ -20,10 +20,9 @@ from sqlmodel import Session, col, select
 from core import audit, evaluation, tables
 from core.auth import Principal
 from core.db import Database
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, SandboxFailure
 from core.models import (
     InferenceBatch,
-    ModelVersion,
     Prediction,
     Task,
     WindowAggregateRow,
@@ -38,9 +37,9 @@ from core.monitoring.windows import (
     aggregate_chunk,
     merge_windows,
 )
+from core.sandbox.client import Sandbox
 from core.services import unit_of_work
 from core.services.monitoring.common import (
-    _ESTIMATORS,
     _INSERT_COLUMNS,
     CHUNK_ROWS,
     ID_BATCH,
@@ -62,7 +61,7 @@ from core.services.monitoring.common import (
 )
 from core.services.monitoring.incidents import evaluate_windows
 from core.services.registry import get_model
-from core.services.versions import load_estimator
+from core.services.sandboxed import allowed_patterns, record_failure, version_sandbox
 
 # --- ingest ------------------------------------------------------------------------------
 
@@ -110,6 +109,11 @@ def ingest(
         if "prediction" not in str(error.orig).lower():
             raise
         raise _existing_ids_error(db, model_name, env, data, name, chunk_rows) from None
+    except SandboxFailure as failure:  # rolled back; now recorded in a transaction of its own
+        with db.read() as session:
+            model = get_model(session, model_name)
+        record_failure(db, actor, model, failure, action="ingest scoring")
+        raise
 
 
 def _default_name(data: Source) -> str:
@@ -203,7 +207,7 @@ def _ingest_rows(
     features = dict(target.version.feature_types)
     seen = SeenIds()
     windows: dict[date, WindowAggregate] = {}
-    estimator: Any = None
+    box: Sandbox | None = None
     n_rows, low, high = 0, None, None
     total = _size_hint(data)
     row_bytes = 0.0
@@ -211,8 +215,8 @@ def _ingest_rows(
         stamps = _check_chunk(chunk, features, name, target)
         _refuse_repeated_ids(chunk, seen)
         if PRED_COL not in chunk.columns:
-            estimator = estimator if estimator is not None else _estimator(target.version)
-            _score_chunk(chunk, estimator, features, target.model.task)
+            box = box or version_sandbox(target.version, allowed_patterns(session))
+            _score_chunk(chunk, box, features, target.model.task)
         chunk[TS_COL] = stamps
         _insert_predictions(session, batch, target, chunk, features)
         part = aggregate_chunk(chunk, target.profile, window=target.settings.window)
@@ -308,27 +312,12 @@ def _refuse_repeated_ids(chunk: pd.DataFrame, seen: SeenIds) -> None:
         )
 
 
-def _estimator(version: ModelVersion) -> Any:
-    """The version's estimator, loaded (and hash-checked) once per process."""
-    key = version.artifact_sha256
-    if key not in _ESTIMATORS:
-        if len(_ESTIMATORS) >= 8:
-            _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
-        _ESTIMATORS[key] = load_estimator(version)
-    return _ESTIMATORS[key]
-
-
-def _score_chunk(chunk: pd.DataFrame, estimator: Any, features: dict[str, str], task: str) -> None:
-    x = chunk[list(features)]
-    try:
-        chunk[PRED_COL] = estimator.predict(x)
-        if task != Task.REGRESSION and hasattr(estimator, "predict_proba"):
-            chunk[SCORE_COL] = np.asarray(estimator.predict_proba(x))[:, -1]
-    except (ValueError, TypeError, KeyError, IndexError) as error:
-        raise InvalidInput(
-            f"The live model could not score the rows: {str(error)[:300]}. Check that the "
-            "columns hold the values the model was trained on, or send a prediction column."
-        ) from None
+def _score_chunk(chunk: pd.DataFrame, box: Sandbox, features: dict[str, str], task: str) -> None:
+    """Predictions for rows sent without them, computed in the version's sandbox."""
+    scored = box.predict(chunk[list(features)], proba=task != Task.REGRESSION)
+    chunk[PRED_COL] = scored.prediction
+    if scored.proba is not None:
+        chunk[SCORE_COL] = scored.proba[:, -1]
 
 
 def _text(values: pd.Series, task: str) -> np.ndarray:

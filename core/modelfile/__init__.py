@@ -32,6 +32,7 @@ import lzma
 import math
 import pickle
 import pickletools
+import types
 import warnings
 import zipfile
 import zlib
@@ -40,10 +41,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from joblib.numpy_pickle import NumpyUnpickler
+from joblib.numpy_pickle import NumpyUnpickler, _ensure_native_byte_order
 
 from core.errors import InvalidInput, QuorumError, UnsafeArtifact
+from core.modelfile.parameters import require_safe_parameters
 
+FORMATS = ("skops", "joblib", "pickle")
+MAX_PARAM_TEXT = 300
 MAX_MODEL_BYTES = 200 * 1024 * 1024
 MAX_UNPACKED_FACTOR = 5
 MAX_PACK_RATIO = 200
@@ -584,7 +588,7 @@ class _PickleScan:
             module, _, attr = str(arg).partition(" ")
             glob = self._global(module, attr)
             if name == "INST":
-                stack.append(_Obj(glob, tuple(self._pop_mark())))
+                stack.append(_call(glob, tuple(self._pop_mark())))
             else:
                 stack.append(glob)
         elif name == "STACK_GLOBAL":
@@ -592,19 +596,18 @@ class _PickleScan:
             stack.append(self._global(self._pop(), attr))
         elif name == "REDUCE" or name == "NEWOBJ":
             args = self._pop()
-            factory = self._callable(self._pop())
-            if factory.name in _SIZED_FACTORIES and _largest_int(args) > _MAX_ALLOCATION_ARG:
-                raise _ScanError(f"asks {factory.name} for a huge allocation", unsafe=True)
-            stack.append(_new_object(factory, args))
+            stack.append(_call(self._callable(self._pop()), args))
         elif name == "NEWOBJ_EX":
-            self._pop()
+            kwargs = self._pop()
             args = self._pop()
-            stack.append(_Obj(self._callable(self._pop()), args))
+            if not isinstance(kwargs, _Dict) or kwargs.items:
+                raise _ScanError("passes keyword arguments to a constructor", unsafe=True)
+            stack.append(_call(self._callable(self._pop()), args))
         elif name == "OBJ":
             items = self._pop_mark()
             if not items:
                 raise _ScanError("the pickle stream builds an object without a class")
-            stack.append(_Obj(self._callable(items[0]), tuple(items[1:])))
+            stack.append(_call(self._callable(items[0]), tuple(items[1:])))
         elif name == "BUILD":
             return self._build(pos)
         else:
@@ -617,6 +620,12 @@ class _PickleScan:
     def _build(self, pos: int) -> bool:
         state = self._pop()
         target = self._top()
+        if isinstance(target, _Global):
+            raise _ScanError(
+                f"changes the state of the shared name {target.name} (a BUILD on a global), "
+                "which would alter every model the server runs",
+                unsafe=True,
+            )
         if not isinstance(target, _Obj):
             return False
         if target.factory.name == "numpy.dtype":
@@ -713,6 +722,29 @@ def _materialize_dtype(value: Any, depth: int = 0) -> np.dtype[Any]:
         raise _ScanError("an array in the file has no valid element type")
     dtype: np.dtype[Any] = value.attrs["__dtype__"]
     return dtype
+
+
+def _call(factory: _Global, args: Any) -> _Obj:
+    """Every call instruction (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST) goes through here."""
+    if factory.name in _SIZED_FACTORIES and _largest_int(args) > _MAX_ALLOCATION_ARG:
+        raise _ScanError(f"asks {factory.name} for a huge allocation", unsafe=True)
+    if _mentions(args, _ARRAY_WRAPPER):
+        raise _ScanError("passes joblib's array wrapper to a call", unsafe=True)
+    if factory.name == "numpy.dtype" and not (
+        isinstance(args, tuple) and len(args) == 3 and args[2] is True
+    ):
+        raise _ScanError("asks for a shared numpy element type instead of a copy", unsafe=True)
+    return _new_object(factory, args)
+
+
+def _mentions(value: Any, name: str, depth: int = 0) -> bool:
+    if isinstance(value, _Global):
+        return value.name == name
+    if isinstance(value, tuple | list) and depth < 8:
+        return any(_mentions(v, name, depth + 1) for v in value)
+    if isinstance(value, _Dict) and depth < 8:
+        return any(_mentions(v, name, depth + 1) for pair in value.items for v in pair)
+    return False
 
 
 def _new_object(factory: _Global, args: Any) -> _Obj:
@@ -830,29 +862,222 @@ def _restricted_find_class(module: str, name: str, allowed: frozenset[str]) -> A
     return getattr(importlib.import_module(mod_name), attr)
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+_GLOBAL_KINDS = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+
+
+class _GuardedUnpickler(NumpyUnpickler):
+    """The loader enforces the scan's rules itself, on the objects it actually builds.
+
+    The static scan reads the stream first and refuses what it can prove unsafe; this
+    unpickler then executes the same bytes and checks every call, every BUILD and every
+    array read again on the real objects, so a stream that reads differently to the scan
+    (a desynchronisation) is still held to the same rules: only named allow-listed
+    callables are called, with bounded sizes; no BUILD or item change touches a global or
+    a shared numpy element type; joblib array bytes are read only for a wrapper the file
+    built directly, with a checked element type, shape and length.
+    """
+
+    dispatch = NumpyUnpickler.dispatch.copy()
+
+    def __init__(self, stream: io.BytesIO, allowed: frozenset[str], *, arrays: bool) -> None:
+        super().__init__("", stream, ensure_native_byte_order=True)
+        self._allowed = allowed | ({_ARRAY_WRAPPER} if arrays else set())
+        self._arrays = arrays
+        self._names: dict[int, str] = {}
+        self._keep: list[Any] = []
+        self._shared: set[int] = set()
+        self._dtypes: set[int] = set()
+        self._unbuilt_dtypes: set[int] = set()
+        self._wrappers: set[int] = set()
+
     def find_class(self, module: str, name: str) -> Any:
-        return _restricted_find_class(module, name, _allowed_types())
+        obj = _restricted_find_class(module, name, self._allowed)
+        self._keep.append(obj)
+        self._names[id(obj)] = _canonical(module, name)
+        self._shared.add(id(obj))
+        return obj
 
     def persistent_load(self, pid: Any) -> Any:
         raise _refused("The file asks for an external object reference")
 
+    def _guard_call(self, func: Any, args: Any) -> str:
+        name = self._names.get(id(func))
+        if name is None:
+            raise _refused("The model file calls something that is not a named, allowed type")
+        if name in _SIZED_FACTORIES and _largest_real_int(args) > _MAX_ALLOCATION_ARG:
+            raise _refused(f"The model file asks {name} for a huge allocation")
+        if name == "numpy.dtype" and not (
+            isinstance(args, tuple) and len(args) == 3 and args[2] is True
+        ):
+            raise _refused("The model file asks for a shared numpy element type instead of a copy")
+        return name
 
-class _RestrictedJoblibUnpickler(NumpyUnpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        return _restricted_find_class(module, name, _allowed_types() | {_ARRAY_WRAPPER})
+    def _after_call(self, name: str) -> None:
+        result = self.stack[-1]
+        self._keep.append(result)
+        if name == "numpy.dtype":
+            self._dtypes.add(id(result))
+            self._unbuilt_dtypes.add(id(result))
+        elif name == _ARRAY_WRAPPER:
+            self._wrappers.add(id(result))
+        if isinstance(result, _GLOBAL_KINDS) or id(result) in self._shared:
+            self._shared.add(id(result))
 
-    def persistent_load(self, pid: Any) -> Any:
-        raise _refused("The file asks for an external object reference")
+    def load_reduce(self) -> None:
+        name = self._guard_call(self.stack[-2], self.stack[-1])
+        pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+        self._after_call(name)
+
+    def load_newobj(self) -> None:
+        name = self._guard_call(self.stack[-2], self.stack[-1])
+        pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
+        self._after_call(name)
+
+    def load_newobj_ex(self) -> None:
+        if self.stack[-1]:
+            raise _refused("The model file passes keyword arguments to a constructor")
+        name = self._guard_call(self.stack[-3], self.stack[-2])
+        pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
+        self._after_call(name)
+
+    def _instantiate(self, klass: Any, args: Any) -> None:
+        name = self._guard_call(klass, tuple(args))
+        pickle._Unpickler._instantiate(self, klass, args)  # type: ignore[attr-defined]
+        self._after_call(name)
+
+    def _guard_target(self, target: Any) -> None:
+        if id(target) in self._shared or isinstance(target, _GLOBAL_KINDS):
+            raise _refused(
+                "The model file changes the state of a shared name (a BUILD on a global), "
+                "which would alter every model the server runs"
+            )
+
+    def load_build(self) -> None:
+        state, target = self.stack[-1], self.stack[-2]
+        self._guard_target(target)
+        if isinstance(target, np.dtype):
+            self._build_dtype(target, state)
+        elif type(target).__name__ in ("NumpyArrayWrapper", "NDArrayWrapper"):
+            self._build_array(target, state)
+            return
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
+    def load_setitem(self) -> None:
+        self._guard_target(self.stack[-3])
+        pickle._Unpickler.load_setitem(self)  # type: ignore[attr-defined]
+
+    def load_append(self) -> None:
+        self._guard_target(self.stack[-2])
+        pickle._Unpickler.load_append(self)  # type: ignore[attr-defined]
+
+    def load_setitems(self) -> None:
+        self._guard_target(self.metastack[-1][-1] if self.metastack else None)
+        pickle._Unpickler.load_setitems(self)  # type: ignore[attr-defined]
+
+    def load_appends(self) -> None:
+        self._guard_target(self.metastack[-1][-1] if self.metastack else None)
+        pickle._Unpickler.load_appends(self)  # type: ignore[attr-defined]
+
+    def load_additems(self) -> None:
+        self._guard_target(self.metastack[-1][-1] if self.metastack else None)
+        pickle._Unpickler.load_additems(self)  # type: ignore[attr-defined]
+
+    def _build_dtype(self, target: np.dtype[Any], state: Any) -> None:
+        if id(target) not in self._unbuilt_dtypes:
+            raise _refused("The model file changes a numpy element type it did not create")
+        self._unbuilt_dtypes.discard(id(target))
+        try:
+            _expected_dtype(target, state)
+        except _ScanError as exc:
+            raise _refused(f"The model file {exc}") from exc
+
+    def _build_array(self, wrapper: Any, state: Any) -> None:
+        if not self._arrays or id(wrapper) not in self._wrappers:
+            raise _refused(
+                "The model file reads array data through an object it did not build as a "
+                "joblib array wrapper (the scan and the loader would read different bytes)"
+            )
+        self.stack.pop()
+        self.stack[-1] = self._read_array(_wrapper_state(state, self._dtypes))
+
+    def _read_array(self, spec: dict[str, Any]) -> Any:
+        frame = self._unframer.current_frame  # type: ignore[attr-defined]
+        if frame is not None and frame.tell() < len(frame.getbuffer()):
+            raise _refused("The model file starts array data inside a pickle frame")
+        dtype, shape = spec["dtype"], spec["shape"]
+        stream = self.file_handle
+        if dtype.hasobject:
+            inner = _GuardedUnpickler(stream, self._allowed - {_ARRAY_WRAPPER}, arrays=False)
+            array = inner.load()
+            if not isinstance(array, np.ndarray) or not array.dtype.hasobject:
+                raise _refused("The model file holds an object array that is not an array")
+            return array
+        if spec.get("numpy_array_alignment_bytes") is not None:
+            padding = stream.read(1)
+            stream.read(padding[0] if padding else 0)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > len(stream.getbuffer()) - stream.tell():
+            raise _unreadable("The model file is truncated: it ends inside an array.")
+        array = np.frombuffer(stream.read(nbytes), dtype=dtype).copy()
+        if spec.get("order") == "F":
+            array = array.reshape(shape[::-1]).transpose()
+        else:
+            array = array.reshape(shape)
+        return _ensure_native_byte_order(array)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.APPEND[0]] = load_append
+    dispatch[pickle.APPENDS[0]] = load_appends
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+
+
+_WRAPPER_KEYS = frozenset(
+    {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
+)
+
+
+def _wrapper_state(state: Any, dtypes: set[int]) -> dict[str, Any]:
+    """A joblib array wrapper's saved state, accepted only when it is exactly sound."""
+    if not isinstance(state, dict) or not set(state) <= _WRAPPER_KEYS:
+        raise _refused("The model file holds a joblib array with an unexpected description")
+    dtype, shape = state.get("dtype"), state.get("shape", ())
+    if not isinstance(dtype, np.dtype) or id(dtype) not in dtypes:
+        raise _refused("The model file holds an array whose element type it did not build")
+    sound_shape = isinstance(shape, tuple) and all(
+        type(d) is int and 0 <= d <= _MAX_ALLOCATION_ARG for d in shape
+    )
+    if not sound_shape or state.get("order", "C") not in ("C", "F"):
+        raise _refused("The model file holds an array with an invalid shape or order")
+    if state.get("subclass", np.ndarray) is not np.ndarray:
+        raise _refused("The model file holds an array of an unexpected kind")
+    if math.prod(shape) and dtype.itemsize == 0:
+        raise _refused("The model file holds an array with an empty element type")
+    if math.prod(shape) * max(dtype.itemsize, 1) > MAX_MODEL_BYTES * MAX_UNPACKED_FACTOR:
+        raise _refused("The model file asks for an array larger than the server allows")
+    return state
+
+
+def _largest_real_int(value: Any, depth: int = 0) -> int:
+    """The largest size a call receives, on real loaded values; unknown values count as huge."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int | np.integer):
+        return abs(int(value))
+    if isinstance(value, str | bytes | bytearray | float | type(None) | np.dtype | type):
+        return 0
+    if isinstance(value, tuple | list) and depth < 4:
+        return max((_largest_real_int(v, depth + 1) for v in value), default=0)
+    return _MAX_ALLOCATION_ARG + 1
 
 
 def _unpickle(payload: bytes, *, has_arrays: bool) -> tuple[Any, str | None]:
     stream = io.BytesIO(payload)
-    unpickler: pickle.Unpickler | NumpyUnpickler
-    if has_arrays:
-        unpickler = _RestrictedJoblibUnpickler("", stream, ensure_native_byte_order=True)
-    else:
-        unpickler = _RestrictedUnpickler(stream)
+    unpickler = _GuardedUnpickler(stream, _allowed_types(), arrays=has_arrays)
     return _load_catching_versions(unpickler.load)
 
 
@@ -871,7 +1096,7 @@ def _load_catching_versions(load: Callable[[], Any]) -> tuple[Any, str | None]:
             raise _refused("The model file is nested too deeply to load") from exc
         except Exception as exc:  # noqa: BLE001 - any failure of a damaged stream
             raise _unreadable(
-                f"The model file could not be loaded ({type(exc).__name__}: {exc})."
+                f"The model file could not be loaded ({type(exc).__name__})."
             ) from exc
     for item in caught:
         if isinstance(item.message, InconsistentVersionWarning):
@@ -896,7 +1121,7 @@ def _check_archive(data: bytes, max_bytes: int) -> zipfile.ZipFile:
         members = archive.infolist()
     except Exception as exc:  # noqa: BLE001 - zipfile raises many kinds on a damaged archive
         raise _unreadable(
-            f"The skops archive is truncated or damaged and cannot be opened ({exc})."
+            f"The skops archive is truncated or damaged and cannot be opened ({type(exc).__name__})."
         ) from exc
     if len(members) > MAX_ARCHIVE_MEMBERS:
         raise _refused(f"The skops archive holds {len(members)} members")
@@ -956,13 +1181,15 @@ def _public_class_name(cls: type) -> str:
 def _json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, str):
+        return value[:MAX_PARAM_TEXT]
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, list | tuple) and depth < 3:
-        return [_json_safe(v, depth + 1) for v in value]
-    return repr(value)
+        return [_json_safe(v, depth + 1) for v in value[:100]]
+    return repr(value)[:MAX_PARAM_TEXT]
 
 
 def _optional(obj: Any, attr: str) -> Any:
@@ -1111,7 +1338,7 @@ def _require_estimator(obj: Any) -> None:
         except Exception as exc:  # noqa: BLE001 - a damaged saved state fails in many ways
             raise InvalidInput(
                 f"The file holds a {type(obj).__name__} whose saved state is incomplete or "
-                f"damaged ({type(exc).__name__}: {exc}). Save the fitted model again and "
+                f"damaged ({type(exc).__name__}). Save the fitted model again and "
                 "upload the new file."
             ) from exc
         return
@@ -1125,7 +1352,22 @@ def _require_estimator(obj: Any) -> None:
 # Public entry points
 
 
-def _load(data: bytes, max_bytes: int) -> tuple[Any, str, str | None]:
+def _require_format(fmt: str, formats: tuple[str, ...]) -> None:
+    if fmt in formats:
+        return
+    accepted = " or ".join(formats)
+    raise UnsafeArtifact(
+        f"The file is a {fmt} file, and this server accepts only {accepted} model files "
+        f"(QUORUM_MODEL_FORMATS); it was refused and not stored. {skops_conversion_hint()}"
+    )
+
+
+def _load(
+    data: bytes,
+    max_bytes: int,
+    formats: tuple[str, ...] = FORMATS,
+    allowed_patterns: frozenset[str] = frozenset(),
+) -> tuple[Any, str, str | None]:
     if len(data) > max_bytes:
         raise InvalidInput(
             f"The model file is {len(data) / 1e6:.1f} MB, above the {max_bytes / 1e6:.0f} MB "
@@ -1134,11 +1376,15 @@ def _load(data: bytes, max_bytes: int) -> tuple[Any, str, str | None]:
         )
     fmt = sniff_format(data)
     if fmt == "skops":
+        _require_format(fmt, formats)
         obj, version = _load_skops(data, max_bytes)
     else:
+        _require_format("joblib" if _compression_of(data) else fmt, formats)
         obj, fmt, version = _load_pickle_family(data, max_bytes)
+        _require_format(fmt, formats)
     _require_estimator(obj)
     _require_sound_trees(obj)
+    require_safe_parameters(obj, allowed_patterns)
     return obj, fmt, version
 
 
@@ -1157,11 +1403,17 @@ def load_model_bytes(data: bytes, *, max_bytes: int = MAX_MODEL_BYTES) -> Any:
 
 
 def inspect_model_bytes(
-    data: bytes, *, filename: str = "", max_bytes: int = MAX_MODEL_BYTES
+    data: bytes,
+    *,
+    filename: str = "",
+    max_bytes: int = MAX_MODEL_BYTES,
+    formats: tuple[str, ...] = FORMATS,
+    allowed_patterns: frozenset[str] = frozenset(),
 ) -> InspectedModel:
-    """Check, load and describe an uploaded model file; raise a QuorumError on refusal."""
+    """Check, load and describe an uploaded model file; raise a QuorumError on refusal.
+    Only the sandbox worker calls this on an upload (core.sandbox.worker)."""
     try:
-        estimator, fmt, version = _load(data, max_bytes)
+        estimator, fmt, version = _load(data, max_bytes, formats, allowed_patterns)
     except QuorumError as exc:
         if filename:
             exc.details = [f"file: {filename}", *_name_mismatch(data, filename), *exc.details]
@@ -1171,7 +1423,28 @@ def inspect_model_bytes(
     except Exception as exc:  # noqa: BLE001 - a damaged saved state fails in many ways
         raise InvalidInput(
             f"The file holds a {type(estimator).__name__} whose saved state is incomplete or "
-            f"damaged ({type(exc).__name__}: {exc}). Save the fitted model again and upload "
+            f"damaged ({type(exc).__name__}). Save the fitted model again and upload "
             "the new file.",
             details=[f"file: {filename}"] if filename else None,
         ) from exc
+
+
+def summary_json(inspected: InspectedModel) -> dict[str, Any]:
+    """The description the sandbox worker sends back: plain JSON, no objects."""
+    return {
+        "format": inspected.format,
+        "estimator_class": inspected.estimator_class,
+        "library_versions": inspected.library_versions,
+        "params": inspected.params,
+        "feature_names": inspected.feature_names,
+        "n_features": inspected.n_features,
+        "task": inspected.task,
+        "classes": inspected.classes,
+    }
+
+
+def warm_up() -> None:
+    """Import everything a load needs (the allow-list imports every estimator module)."""
+    _allowed_types()
+    import skops.io  # noqa: F401
+    from sklearn.feature_extraction.text import _VectorizerMixin  # noqa: F401
