@@ -198,14 +198,11 @@ def _exercise() -> None:
     frame = pd.DataFrame({"x": np.arange(40.0), "c": ["a", "b"] * 20})
     target = np.arange(40) % 2
     encode = ColumnTransformer([("n", StandardScaler(), ["x"]), ("c", OneHotEncoder(), ["c"])])
-    for model in (
-        make_pipeline(encode, LogisticRegression()),
-        make_pipeline(encode, DecisionTreeClassifier(max_depth=2)),
-    ):
-        fitted = model.fit(frame, target)
-        fitted.predict(frame)
-        for data in _saved(fitted):
-            modelfile.inspect_model_bytes(data).estimator.predict(frame)
+    tree = make_pipeline(encode, DecisionTreeClassifier(max_depth=2)).fit(frame, target)
+    modelfile.inspect_model_bytes(_saved(tree)[0]).estimator.predict(frame)
+    linear = make_pipeline(encode, LogisticRegression()).fit(frame, target)
+    for data in _saved(linear):
+        modelfile.inspect_model_bytes(data).estimator.predict(frame)
 
 
 def _pipes() -> tuple[BinaryIO, BinaryIO]:
