@@ -123,3 +123,24 @@ def test_batch_scoring_page_renders_for_a_data_scientist(store: tuple[str, int])
     assert not at.exception
     assert at.title[0].value == "Batch scoring"
     assert at.selectbox(key="score_model").options == [MODEL]
+
+
+def test_monitoring_page_never_starts_a_sandbox(
+    store: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page reads stored aggregates only: no model is loaded or run to draw it."""
+    from core.sandbox import process
+
+    started: list[str] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        started.append("worker")
+        raise AssertionError("the monitoring page started a sandbox worker")
+
+    monkeypatch.setattr(process.WorkerProcess, "__init__", refuse)
+    monkeypatch.setattr(process.Template, "fork", refuse)
+    at = _open("pages/5_Monitoring.py", store[1])
+    at.selectbox(key="mon_env").set_value(ENV).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 4
+    assert started == []
