@@ -75,6 +75,12 @@ class _Spares:
             self._spare = WorkerProcess(limits)
             return spare
 
+    def warm(self, limits: Limits) -> None:
+        """Start the template and a spare now, so the next upload does not wait for them."""
+        with self._lock:
+            if self._spare is None or not self._spare.alive:
+                self._spare = WorkerProcess(limits)
+
     def stop(self) -> None:
         with self._lock:
             if self._spare is not None:
@@ -334,6 +340,19 @@ class SandboxCache:
 
 
 CACHE = SandboxCache()
+
+
+def prestart(settings: config.Settings | None = None) -> None:
+    """Warm the sandbox in the background (the register page calls it as it opens)."""
+    limits = limits_from_settings(settings)
+    threading.Thread(target=_warm_quietly, args=(limits,), daemon=True).start()
+
+
+def _warm_quietly(limits: Limits) -> None:
+    try:
+        SPARES.warm(limits)
+    except WorkerGone:
+        return  # the next real request starts it again and reports the problem
 
 
 def shutdown() -> None:
