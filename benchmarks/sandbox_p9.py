@@ -132,13 +132,18 @@ def world(base: Path) -> tuple[Database, Any, ArtifactStore]:
     return db, dana, ArtifactStore(base / "store")
 
 
-def timed(work: Callable[[], Any], repeat: int) -> list[float]:
-    work()  # warm: imports, caches, the sandbox template and its spare
-    times = []
+def interleaved(
+    baseline: Callable[[], Any], sandboxed: Callable[[], Any], repeat: int
+) -> tuple[list[float], list[float]]:
+    """Alternate the two, so that the shared machine's load changes hit both alike."""
+    baseline()  # warm: imports, caches, the sandbox template and its spare
+    sandboxed()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
+        for work, out in ((baseline, times[0]), (sandboxed, times[1])):
+            started = time.perf_counter()
+            work()
+            out.append(time.perf_counter() - started)
     return times
 
 
@@ -157,16 +162,18 @@ def registration(repeat: int, eval_rows: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         db, dana, store = world(Path(tmp))
 
-        def register() -> None:
-            upload = versions.VersionUpload(MODEL, model_file, "m.skops", eval_file, "e.csv")
-            versions.register_version(db, dana, upload, store=store)
+        def register(kind: Any) -> Callable[[], None]:
+            def run() -> None:
+                upload = versions.VersionUpload(MODEL, model_file, "m.skops", eval_file, "e.csv")
+                versions.Sandbox = kind  # type: ignore[misc]
+                try:
+                    versions.register_version(db, dana, upload, store=store)
+                finally:
+                    versions.Sandbox = Sandbox  # type: ignore[misc]
 
-        sandboxed = timed(register, repeat)
-        versions.Sandbox = InProcess  # type: ignore[misc,assignment]
-        try:
-            baseline = timed(register, repeat)
-        finally:
-            versions.Sandbox = Sandbox  # type: ignore[misc]
+            return run
+
+        baseline, sandboxed = interleaved(register(InProcess), register(Sandbox), repeat)
         db.dispose()
     return line(f"registration (forest, {eval_rows:,} evaluation rows)", baseline, sandboxed)
 
@@ -177,8 +184,9 @@ def scoring(name: str, model: Any, repeat: int, rows: int) -> str:
     local = InProcess(data)
     with Sandbox.for_artifact(data) as box:
         box.check()
-        sandboxed = timed(lambda: box.predict(x, proba=True), repeat)
-        baseline = timed(lambda: local.predict(x, proba=True), repeat)
+        baseline, sandboxed = interleaved(
+            lambda: local.predict(x, proba=True), lambda: box.predict(x, proba=True), repeat
+        )
         same = box.predict(x, proba=True)
     expected = local.predict(x, proba=True)
     assert (same.prediction == expected.prediction).all(), "predictions differ"

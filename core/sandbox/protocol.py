@@ -101,7 +101,7 @@ def table_from_bytes(data: bytes) -> Any:
     import pyarrow as pa
 
     with pa.ipc.open_stream(data) as reader:
-        return reader.read_all().to_pandas()
+        return reader.read_all().to_pandas(split_blocks=True)
 
 
 # --- arrays ---------------------------------------------------------------------------------
