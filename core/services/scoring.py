@@ -12,12 +12,13 @@ import pandas as pd
 from core import tables
 from core.auth import Permission, Principal, require
 from core.db import Database
-from core.errors import InvalidInput
+from core.errors import InvalidInput, SandboxFailure
 from core.models import Task, utcnow
 from core.services import monitoring, read_as
 from core.services.compare import live_version
 from core.services.registry import get_model
 from core.services.sandboxed import allowed_patterns, audited, version_sandbox
+from core.services.versions import data_hints
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,11 @@ def score_batch(
     scored = _with_ids_and_times(frame)
     with audited(db, actor, model, "batch scoring", sha256=version.artifact_sha256):
         box = version_sandbox(version, patterns)
-        predictions = box.predict(frame[list(features)], proba=model.task != Task.REGRESSION)
+        try:
+            predictions = box.predict(frame[list(features)], proba=model.task != Task.REGRESSION)
+        except SandboxFailure as failed:
+            failed.details = failed.details + data_hints(frame, features)
+            raise
     scored[monitoring.PRED_COL] = predictions.prediction
     if predictions.proba is not None:
         scored[monitoring.SCORE_COL] = predictions.proba[:, -1]

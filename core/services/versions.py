@@ -370,7 +370,7 @@ def _missing_cells(frame: pd.DataFrame, features: dict[str, str]) -> list[str]:
     for name in features:
         missing = frame[name].isna().to_numpy()
         if missing.any():
-            row = int(np.flatnonzero(missing)[0]) + 1
+            row = int(frame.index[int(np.flatnonzero(missing)[0])]) + 1
             found.append(
                 f"column '{name}' has {int(missing.sum())} empty value(s) (NaN), first in row {row}"
             )

@@ -62,6 +62,7 @@ from core.services.monitoring.common import (
 from core.services.monitoring.incidents import evaluate_windows
 from core.services.registry import get_model
 from core.services.sandboxed import allowed_patterns, record_failure, version_sandbox
+from core.services.versions import data_hints
 
 # --- ingest ------------------------------------------------------------------------------
 
@@ -314,7 +315,11 @@ def _refuse_repeated_ids(chunk: pd.DataFrame, seen: SeenIds) -> None:
 
 def _score_chunk(chunk: pd.DataFrame, box: Sandbox, features: dict[str, str], task: str) -> None:
     """Predictions for rows sent without them, computed in the version's sandbox."""
-    scored = box.predict(chunk[list(features)], proba=task != Task.REGRESSION)
+    try:
+        scored = box.predict(chunk[list(features)], proba=task != Task.REGRESSION)
+    except SandboxFailure as failed:
+        failed.details = failed.details + data_hints(chunk, features)
+        raise
     chunk[PRED_COL] = scored.prediction
     if scored.proba is not None:
         chunk[SCORE_COL] = scored.proba[:, -1]
