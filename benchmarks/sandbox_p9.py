@@ -19,6 +19,8 @@ where the transfer weighs most).
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +35,7 @@ import skops.io as sio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
@@ -40,7 +43,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
-from core import demo, migrate, modelfile  # noqa: E402
+from core import config, demo, migrate, modelfile  # noqa: E402
 from core.artifacts import ArtifactStore  # noqa: E402
 from core.db import Database  # noqa: E402
 from core.sandbox import client  # noqa: E402
@@ -195,17 +198,71 @@ def scoring(name: str, model: Any, repeat: int, rows: int) -> str:
     return line(f"scoring {rows:,} rows ({name})", baseline, sandboxed)
 
 
+def ingest(repeat: int, rows: int) -> str:
+    """Monitoring ingest of rows sent without predictions, so the live model scores them."""
+    from ingest_p4 import ENV, prepare_store, write_csv
+
+    from core.artifacts import default_store
+    from core.services import monitoring
+
+    ingest_module = importlib.import_module("core.services.monitoring.ingest")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        os.environ["QUORUM_ARTIFACT_STORE"] = str(base / "artifacts")
+        config.reset_settings()
+        url = f"sqlite:///{base / 'p9-ingest.db'}"
+        prepare_store(url, base)
+        write_csv(base / "rows.csv", rows)
+        rows_frame = pd.read_csv(base / "rows.csv").drop(columns="prediction")
+        db = Database(url)
+        dana = users.principal_by_email(db, "dana@demo.quorum")
+        counter = iter(range(1_000_000))
+
+        def batch() -> bytes:
+            data = rows_frame.copy()
+            data["prediction_id"] = f"run{next(counter)}-" + data["prediction_id"].astype(str)
+            return data.to_csv(index=False).encode()
+
+        def local_sandbox(version: Any, patterns: list[str], store: Any = None) -> InProcess:
+            data = default_store().get(version.artifact_key, sha256=version.artifact_sha256)
+            return InProcess(data)
+
+        def run(kind: str) -> Callable[[], None]:
+            def work() -> None:
+                data = batch()
+                if kind == "in-process":
+                    ingest_module.version_sandbox = local_sandbox  # type: ignore[assignment]
+                try:
+                    monitoring.ingest(db, dana, "p4-scorer", data, env=ENV, filename="rows.csv")
+                finally:
+                    ingest_module.version_sandbox = sandbox_for_version
+
+            return work
+
+        sandbox_for_version = ingest_module.version_sandbox
+        baseline, sandboxed = interleaved(run("in-process"), run("sandbox"), repeat)
+        db.dispose()
+    return line(f"ingest {rows:,} rows without predictions (scored)", baseline, sandboxed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--eval-rows", type=int, default=2_000)
+    parser.add_argument("--ingest-rows", type=int, default=200_000)
+    parser.add_argument("--only", nargs="+", default=["registration", "scoring", "ingest"])
     args = parser.parse_args()
     print("| work | in-process min / median (s) | sandbox min / median (s) | ratio min / median |")
     print("|---|---|---|---|")
-    print(registration(args.repeat, args.eval_rows), flush=True)
-    print(scoring("forest pipeline", forest(), args.repeat, args.rows), flush=True)
-    print(scoring("logistic pipeline", logistic(), args.repeat, args.rows), flush=True)
+    if "registration" in args.only:
+        print(registration(args.repeat, args.eval_rows), flush=True)
+    if "scoring" in args.only:
+        print(scoring("forest pipeline", forest(), args.repeat, args.rows), flush=True)
+        print(scoring("logistic pipeline", logistic(), args.repeat, args.rows), flush=True)
+    if "ingest" in args.only:
+        print(ingest(args.repeat, args.ingest_rows), flush=True)
     client.shutdown()
 
 
