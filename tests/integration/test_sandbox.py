@@ -260,6 +260,7 @@ def test_catastrophic_regular_expression_is_stopped_and_the_server_keeps_serving
 
 
 def test_model_that_never_finishes_is_killed_after_the_timeout(world: World) -> None:
+    others = _sandbox_processes(wait=False)  # other servers' workers on this machine
     started = time.monotonic()
     error = refused_registration(
         world, attacks.never_finishes(), _csv(attacks.frame(1).drop(columns="note")), "m.skops"
@@ -267,25 +268,26 @@ def test_model_that_never_finishes_is_killed_after_the_timeout(world: World) -> 
     assert isinstance(error, SandboxFailure) and error.kind == "timeout"
     assert time.monotonic() - started < TIMEOUT_SECONDS + 30
     assert last_event(world).action == "sandbox.failed"
-    assert not _sandbox_processes()
+    assert not set(_sandbox_processes()) - set(others)
     assert_contained(world, error)
 
 
 def test_thread_bomb_is_held_by_the_process_limit(world: World) -> None:
     eval_file = _csv(attacks.frame(1).drop(columns="note"))
+    others = _sandbox_processes(wait=False)
     try:
         register(world, MODEL_A, attacks.thread_bomb(), eval_file, "m.skops")
         error = None
     except SandboxFailure as failure:
         error = failure
         assert last_event(world).action == "sandbox.failed"
-    assert not _sandbox_processes()
+    assert not set(_sandbox_processes()) - set(others)
     assert_contained(world, error)
 
 
-def _sandbox_processes() -> list[int]:
+def _sandbox_processes(*, wait: bool = True) -> list[int]:
     """Processes still running as a sandbox worker's own user (a few moments to die)."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + (5 if wait else 0)
     while True:
         found = []
         for entry in Path("/proc").iterdir():
