@@ -14,6 +14,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "quorum-development-secret-change-me"  # noqa: S105
 MIN_SECRET_LENGTH = 32
 DEFAULT_ENVIRONMENTS = ("staging", "production")
+MODEL_FORMATS = ("skops", "joblib", "pickle")
+PRODUCTION_MODEL_FORMATS = ("skops",)
 
 
 def _default_database_url() -> str:
@@ -52,6 +54,10 @@ class Settings:
     audit_checkpoint_events: int = 100
     audit_checkpoint_minutes: int = 5
     scheduler: bool = True
+    model_formats: tuple[str, ...] = MODEL_FORMATS
+    sandbox_timeout_seconds: int = 120
+    sandbox_memory_mb: int = 3072
+    sandbox_cpu_seconds: int = 600
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -98,6 +104,19 @@ class Settings:
                 "AUDIT_CHECKPOINT_MINUTES",
             ),
             scheduler=_switch(get("SCHEDULER", "on"), "SCHEDULER"),
+            model_formats=_split(get("MODEL_FORMATS", "").lower())
+            or _default_formats(get("ENV", "")),
+            sandbox_timeout_seconds=_int(
+                get("SANDBOX_TIMEOUT_SECONDS", str(defaults.sandbox_timeout_seconds)),
+                "SANDBOX_TIMEOUT_SECONDS",
+            ),
+            sandbox_memory_mb=_int(
+                get("SANDBOX_MEMORY_MB", str(defaults.sandbox_memory_mb)), "SANDBOX_MEMORY_MB"
+            ),
+            sandbox_cpu_seconds=_int(
+                get("SANDBOX_CPU_SECONDS", str(defaults.sandbox_cpu_seconds)),
+                "SANDBOX_CPU_SECONDS",
+            ),
         )
         settings.validate()
         return settings
@@ -133,6 +152,15 @@ class Settings:
         found.extend(self._audit_key_problems())
         if self.auth == "oidc":
             found.extend(self._oidc_problems())
+        unknown = [f for f in self.model_formats if f not in MODEL_FORMATS]
+        if unknown or not self.model_formats:
+            found.append(
+                "set QUORUM_MODEL_FORMATS to a comma-separated list of skops, joblib and pickle "
+                f"(found {', '.join(unknown) or 'nothing'})"
+            )
+        for name in ("sandbox_timeout_seconds", "sandbox_memory_mb", "sandbox_cpu_seconds"):
+            if getattr(self, name) <= 0:
+                found.append(f"set QUORUM_{name.upper()} to a positive whole number")
         if self.is_production:
             found.extend(self._production_problems())
         return found
@@ -213,6 +241,11 @@ class Settings:
         }
         lines = ["[auth]"] + [f"{key} = {_toml_string(value)}" for key, value in values.items()]
         return "\n".join(lines) + "\n"
+
+
+def _default_formats(env: str) -> tuple[str, ...]:
+    """skops only in production: pickle-based files are refused unless listed explicitly."""
+    return PRODUCTION_MODEL_FORMATS if env.lower() == "production" else MODEL_FORMATS
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -67,3 +67,22 @@ class ConfigurationError(QuorumError):
 
 class AuthenticationFailed(QuorumError):
     code = "authentication_failed"
+
+
+class SandboxFailure(InvalidInput):
+    """The model failed, hung or crashed inside its sandbox; `step` says where, `kind` names
+    the exception type (never its text, which may carry data)."""
+
+    code = "sandbox_failure"
+
+    def __init__(
+        self,
+        user_message: str,
+        *,
+        details: list[str] | None = None,
+        step: str = "",
+        kind: str = "",
+    ) -> None:
+        super().__init__(user_message, details=details)
+        self.step = step
+        self.kind = kind

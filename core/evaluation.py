@@ -92,19 +92,64 @@ def evaluate(
     sensitive: str | None = None,
     positive_label: Any = None,
 ) -> dict[str, Any]:
-    """Score `estimator` on `df` and return metrics, curves, slices and fairness as JSON."""
-    if task not in TASKS:
-        raise InvalidInput(f"Unknown task {task!r}; use one of {', '.join(TASKS)}.")
+    """Score a trusted, in-process `estimator` on `df` (uploaded models are scored in the
+    sandbox and evaluated with `evaluate_predictions`)."""
+    _check_task(task)
     _require_columns(df, target, sensitive)
-    y_true = df[target].to_numpy()
     X = _features(estimator, df, target, sensitive)
     y_pred = _predict(estimator, X)
+    proba = _probabilities(estimator, X) if task != REGRESSION else None
+    learned = getattr(estimator, "classes_", None)
+    return evaluate_predictions(
+        df,
+        target,
+        task,
+        y_pred=y_pred,
+        proba=proba,
+        classes=learned,
+        sensitive=sensitive,
+        positive_label=positive_label,
+    )
+
+
+def feature_frame(
+    df: pd.DataFrame, feature_names: list[str] | None, target: str, sensitive: str | None
+) -> tuple[pd.DataFrame, bool]:
+    """The columns a model is given, and whether it is given them as a bare array."""
+    if feature_names is not None:
+        missing = [n for n in feature_names if n not in df.columns]
+        if missing:
+            raise InvalidInput(
+                "The evaluation data lacks model features: " + ", ".join(map(str, missing)) + "."
+            )
+        return df[list(feature_names)], False
+    dropped = [target] + ([sensitive] if sensitive is not None else [])
+    return df.drop(columns=dropped), True
+
+
+def evaluate_predictions(
+    df: pd.DataFrame,
+    target: str,
+    task: str,
+    *,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: Any,
+    sensitive: str | None = None,
+    positive_label: Any = None,
+) -> dict[str, Any]:
+    """Metrics, curves, slices and fairness as JSON, from a model's predictions on `df`."""
+    _check_task(task)
+    _require_columns(df, target, sensitive)
+    y_true = df[target].to_numpy()
+    y_pred = np.asarray(y_pred)
     notes: list[str] = []
     result: dict[str, Any] = {"task": task, "n_rows": len(df), "target": target, "notes": notes}
     if task == REGRESSION:
         result.update(_regression_result(y_true, y_pred))
     else:
-        result.update(_classification_result(estimator, X, y_true, y_pred, task, positive_label))
+        known = None if classes is None else np.asarray(classes)
+        result.update(_classification_result(known, proba, y_true, y_pred, task, positive_label))
         notes.extend(result.pop("_notes"))
     if sensitive is not None:
         groups = df[sensitive]
@@ -116,6 +161,11 @@ def evaluate(
     result["predictions_hash"] = _array_hash(y_pred)
     result["data_hash"] = data_hash(df)
     return _plain(result)
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise InvalidInput(f"Unknown task {task!r}; use one of {', '.join(TASKS)}.")
 
 
 def compare(candidate: Mapping[str, Any], champion: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -169,15 +219,12 @@ def _require_columns(df: pd.DataFrame, target: str, sensitive: str | None) -> No
 
 def _features(estimator: Any, df: pd.DataFrame, target: str, sensitive: str | None) -> Any:
     names = getattr(estimator, "feature_names_in_", None)
+    frame, as_array = feature_frame(
+        df, None if names is None else [str(n) for n in names], target, sensitive
+    )
     if names is not None:
-        missing = [n for n in names if n not in df.columns]
-        if missing:
-            raise InvalidInput(
-                "The evaluation data lacks model features: " + ", ".join(map(str, missing)) + "."
-            )
-        return df[list(names)]
-    dropped = [target] + ([sensitive] if sensitive is not None else [])
-    return df.drop(columns=dropped).to_numpy()
+        frame = df[list(names)]
+    return frame.to_numpy() if as_array else frame
 
 
 def _predict(estimator: Any, X: Any) -> np.ndarray:
@@ -200,10 +247,14 @@ def _probabilities(estimator: Any, X: Any) -> np.ndarray | None:
 
 
 def _classification_result(
-    estimator: Any, X: Any, y_true: np.ndarray, y_pred: np.ndarray, task: str, positive: Any
+    learned: np.ndarray | None,
+    proba: np.ndarray | None,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    task: str,
+    positive: Any,
 ) -> dict[str, Any]:
-    classes = _classes(estimator, y_true, y_pred)
-    proba = _probabilities(estimator, X)
+    classes = _classes(learned, y_true, y_pred)
     notes: list[str] = []
     if proba is None:
         notes.append(
@@ -225,8 +276,7 @@ def _classification_result(
     return _multiclass_result(y_true, y_pred, classes, proba, notes)
 
 
-def _classes(estimator: Any, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    learned = getattr(estimator, "classes_", None)
+def _classes(learned: np.ndarray | None, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     if learned is not None:
         return np.asarray(learned)
     return np.asarray(sorted(set(y_true.tolist()) | set(y_pred.tolist()), key=str))

@@ -570,3 +570,15 @@ class RetrainingTask(SQLModel, table=True):
     result_version_id: int | None = Field(default=None, foreign_key="model_version.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AllowedPattern(SQLModel, table=True):
+    """A regular expression an admin allowed, exactly as written, in uploaded models."""
+
+    __tablename__ = "allowed_pattern"
+    id: int | None = Field(default=None, primary_key=True)
+    pattern: str = Field(max_length=500, unique=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    allowed_by_id: int | None = Field(default=None, foreign_key="user.id")
+    allowed_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = Field(default=None)

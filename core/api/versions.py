@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from core.api import shapes
@@ -104,6 +105,21 @@ def register_version(
 @router.get("/models/{model}/versions/{n}")
 def read_version(model: str, n: int, caller: CallerDep) -> dict[str, Any]:
     return version_json(caller, model, n)
+
+
+@router.get("/models/{model}/versions/{n}/artifact")
+def artifact(model: str, n: int, caller: CallerDep) -> Response:
+    """The version's stored file, as registered (verified against its SHA-256 first). The
+    client loads it in its own process with the same safe loader; the server never does."""
+    version, data = versions.artifact_of(caller.db, caller.principal, model, n, store=caller.store)
+    return Response(
+        content=data,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{model}-v{n}.{version.artifact_format}"',
+            "X-Artifact-SHA256": version.artifact_sha256,
+        },
+    )
 
 
 @router.get("/models/{model}/versions/{n}/compare")

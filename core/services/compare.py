@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from sqlmodel import Session, col, select
 
 from core import evaluation
@@ -12,10 +13,11 @@ from core.artifacts import ArtifactStore
 from core.auth import Principal
 from core.db import Database
 from core.errors import InvalidInput, NotFound
-from core.models import Deployment, MLModel, ModelVersion
+from core.models import Deployment, Evaluation, MLModel, ModelVersion, Task
 from core.services import read_as
 from core.services.registry import get_model, get_version
-from core.services.versions import evaluation_of, load_estimator, load_evaluation_frame
+from core.services.sandboxed import allowed_patterns, audited, version_sandbox
+from core.services.versions import evaluation_of, load_evaluation_frame
 
 PRODUCTION = "production"
 
@@ -82,16 +84,12 @@ def compare(
         if champion.id == candidate.id:
             raise InvalidInput("Choose two different versions to compare.")
         cand_eval = evaluation_of(session, candidate.id or 0)
+        patterns = allowed_patterns(session)
     if cand_eval is None:
         raise NotFound(f"v{candidate.number} has no evaluation to compare on.")
     frame = load_evaluation_frame(cand_eval, store)
-    champ_result = evaluation.evaluate(
-        load_estimator(champion, store),
-        frame,
-        cand_eval.target,
-        model.task,
-        sensitive=cand_eval.sensitive_column,
-    )
+    with audited(db, actor, model, "comparison", sha256=champion.artifact_sha256):
+        champ_result = _champion_result(champion, frame, cand_eval, model.task, patterns, store)
     return _build(model, candidate, champion, basis, cand_eval.result, champ_result)
 
 
@@ -111,6 +109,32 @@ def compare_with_champion(
     if champion is None:
         return None
     return compare(db, actor, model_name, number, store=store)
+
+
+def _champion_result(
+    champion: ModelVersion,
+    frame: pd.DataFrame,
+    ev: Evaluation,
+    task: str,
+    patterns: list[str],
+    store: ArtifactStore | None,
+) -> dict[str, Any]:
+    """The champion scored in its own sandbox on the candidate's evaluation data."""
+    box = version_sandbox(champion, patterns, store)
+    summary = box.check()
+    x, as_array = evaluation.feature_frame(
+        frame, summary.feature_names, ev.target, ev.sensitive_column
+    )
+    scored = box.predict(x, as_array=as_array, proba=task != Task.REGRESSION)
+    return evaluation.evaluate_predictions(
+        frame,
+        ev.target,
+        task,
+        y_pred=scored.prediction,
+        proba=scored.proba,
+        classes=summary.classes,
+        sensitive=ev.sensitive_column,
+    )
 
 
 def _build(

@@ -12,12 +12,13 @@ import pandas as pd
 from core import tables
 from core.auth import Permission, Principal
 from core.db import Database
-from core.errors import InvalidInput
+from core.errors import InvalidInput, SandboxFailure
 from core.models import Task, utcnow
 from core.services import monitoring, read_as
 from core.services.compare import live_version
 from core.services.registry import get_model
-from core.services.versions import load_estimator
+from core.services.sandboxed import allowed_patterns, audited, version_sandbox
+from core.services.versions import data_hints
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def score_batch(
             what="score with {model}",
         )
         version = live_version(session, model, env)
+        patterns = allowed_patterns(session)
         if version is None:
             raise InvalidInput(
                 f"No version of {model.name} is live in '{env}', so there is nothing to score "
@@ -71,18 +73,17 @@ def score_batch(
     )
     if progress is not None:
         progress(0.1, f"{len(frame):,} rows read; scoring with v{version.number}")
-    estimator = load_estimator(version)
     scored = _with_ids_and_times(frame)
-    try:
-        scored[monitoring.PRED_COL] = estimator.predict(frame[list(features)])
-        if model.task != Task.REGRESSION and hasattr(estimator, "predict_proba"):
-            proba = np.asarray(estimator.predict_proba(frame[list(features)]))
-            scored[monitoring.SCORE_COL] = proba[:, -1]
-    except (ValueError, TypeError, KeyError, IndexError) as error:
-        raise InvalidInput(
-            f"{model.name} v{version.number} could not score the file: {str(error)[:300]}. "
-            "Check that the columns hold the values the model was trained on."
-        ) from None
+    with audited(db, actor, model, "batch scoring", sha256=version.artifact_sha256):
+        box = version_sandbox(version, patterns)
+        try:
+            predictions = box.predict(frame[list(features)], proba=model.task != Task.REGRESSION)
+        except SandboxFailure as failed:
+            failed.details = failed.details + data_hints(frame, features)
+            raise
+    scored[monitoring.PRED_COL] = predictions.prediction
+    if predictions.proba is not None:
+        scored[monitoring.SCORE_COL] = predictions.proba[:, -1]
     if progress is not None:
         progress(0.5, "Scored; recording the predictions for monitoring")
     result = monitoring.ingest(

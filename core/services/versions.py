@@ -1,5 +1,5 @@
-"""Registering a model version: scan, load safely, evaluate, store, record. One service for the
-page, the CLI and the SDK."""
+"""Registering a model version: check, load and score it in its sandbox, evaluate, store,
+record. One service for the page, the CLI and the SDK."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ import pandas as pd
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from core import audit, evaluation, modelfile, tables, validation
+from core import audit, evaluation, tables, validation
 from core.artifacts import ArtifactStore, default_store
 from core.auth import Permission, Principal, require
 from core.db import Database
-from core.errors import Conflict, InvalidInput, NotFound, QuorumError
+from core.errors import Conflict, InvalidInput, NotFound, SandboxFailure
 from core.models import Evaluation, MLModel, ModelVersion, Task, VersionState
 from core.monitoring.profile import build_reference
+from core.sandbox.client import Predictions, Sandbox
+from core.sandbox.summary import ModelSummary
 from core.services import read_as, unit_of_work
 from core.services.registry import clean_tags, get_model, get_version, lock_model
+from core.services.sandboxed import allowed_patterns, audited
 
 FORMAT_SUFFIX = {"skops": ".skops", "joblib": ".joblib", "pickle": ".pkl"}
 
@@ -50,7 +53,7 @@ class PreparedVersion:
 
     model_id: int
     model_name: str
-    inspected: modelfile.InspectedModel
+    inspected: ModelSummary
     frame: pd.DataFrame
     target: str
     sensitive: str | None
@@ -62,6 +65,7 @@ class PreparedVersion:
 
 
 def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> PreparedVersion:
+    """Check, load and evaluate the upload in its own sandbox worker; nothing is stored."""
     with read_as(db, actor) as session:
         model = get_model(
             session,
@@ -70,17 +74,36 @@ def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> Pr
             permission=Permission.REGISTER_MODEL,
             what="register versions of {model}",
         )
+        patterns = allowed_patterns(session)
+    box = Sandbox.for_artifact(
+        upload.model_file, filename=upload.model_filename, allowed_patterns=patterns
+    )
     try:
-        inspected = modelfile.inspect_model_bytes(upload.model_file, filename=upload.model_filename)
-    except InvalidInput as refused:  # unsafe, damaged or unreadable: every refusal is audited
-        _audit_refusal(db, actor, model, upload, refused)
+        with audited(
+            db,
+            actor,
+            model,
+            "registration",
+            artifact=upload.model_file,
+            filename=upload.model_filename,
+        ):
+            return _prepare(box, model, upload)
+    finally:
+        box.close()
+
+
+def _prepare(box: Sandbox, model: MLModel, upload: VersionUpload) -> PreparedVersion:
+    try:
+        inspected = box.check()
+    except InvalidInput as refused:  # unsafe, damaged or unreadable: audited by the caller
+        refused.from_sandbox = True  # type: ignore[attr-defined]
         raise
     _check_task(model, inspected)
     frame = tables.read_table(upload.eval_file, upload.eval_filename)
     target = (upload.target or model.target or "").strip()
     sensitive = (upload.sensitive or model.sensitive_column or "").strip() or None
     features = _feature_types(inspected, frame, target, sensitive)
-    result = _evaluate(inspected.estimator, frame, target, model.task, sensitive, features)
+    result, scored = _evaluate(box, inspected, frame, target, model.task, sensitive, features)
     return PreparedVersion(
         model_id=model.id or 0,
         model_name=model.name,
@@ -90,7 +113,7 @@ def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> Pr
         sensitive=sensitive,
         feature_types=features,
         result=result,
-        reference=_reference(inspected.estimator, frame, features, model.task, result),
+        reference=_reference(scored, frame, features, model.task, result),
         eval_sha256=hashlib.sha256(upload.eval_file).hexdigest(),
         training_fingerprint=fingerprint(upload.training_data),
     )
@@ -249,28 +272,7 @@ def _evaluation_row(
     )
 
 
-def _audit_refusal(
-    db: Database, actor: Principal, model: MLModel, upload: VersionUpload, error: QuorumError
-) -> None:
-    with db.write() as session:
-        audit.record(
-            session,
-            actor,
-            "artifact.refused",
-            object_type="model",
-            object_id=model.id,
-            model_id=model.id,
-            summary=f"Model file for {model.name} refused: {error.user_message[:300]}",
-            details={
-                "sha256": hashlib.sha256(upload.model_file).hexdigest(),
-                "size": len(upload.model_file),
-                "filename": upload.model_filename[:255],
-                "details": error.details[:20],
-            },
-        )
-
-
-def _check_task(model: MLModel, inspected: modelfile.InspectedModel) -> None:
+def _check_task(model: MLModel, inspected: ModelSummary) -> None:
     if inspected.task is None:
         return
     registered_as_classifier = model.task != Task.REGRESSION
@@ -284,7 +286,7 @@ def _check_task(model: MLModel, inspected: modelfile.InspectedModel) -> None:
 
 
 def _feature_types(
-    inspected: modelfile.InspectedModel, frame: pd.DataFrame, target: str, sensitive: str | None
+    inspected: ModelSummary, frame: pd.DataFrame, target: str, sensitive: str | None
 ) -> dict[str, str]:
     if not target:
         raise InvalidInput("Name the target column of the evaluation data.")
@@ -315,28 +317,62 @@ def _expected(names: list[str], types: dict[str, str]) -> dict[str, str]:
 
 
 def _evaluate(
-    estimator: Any,
+    box: Sandbox,
+    inspected: ModelSummary,
     frame: pd.DataFrame,
     target: str,
     task: str,
     sensitive: str | None,
     features: dict[str, str],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Predictions]:
     if sensitive and sensitive not in frame.columns:
         raise InvalidInput(f"The evaluation data has no sensitive column {sensitive!r}.")
+    x, as_array = evaluation.feature_frame(frame, inspected.feature_names, target, sensitive)
     try:
-        return evaluation.evaluate(estimator, frame, target, task, sensitive=sensitive)
+        scored = box.predict(x, as_array=as_array, proba=task != Task.REGRESSION)
+    except SandboxFailure as failed:
+        failed.details = failed.details + data_hints(frame, features)
+        raise
+    try:
+        result = evaluation.evaluate_predictions(
+            frame,
+            target,
+            task,
+            y_pred=scored.prediction,
+            proba=scored.proba,
+            classes=inspected.classes,
+            sensitive=sensitive,
+        )
     except InvalidInput as refused:
         mistyped = _text_in_numeric_columns(frame, features)
         if not mistyped:
             raise
         raise InvalidInput(refused.user_message, details=refused.details + mistyped) from None
-    except (ValueError, TypeError, KeyError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, IndexError):
         raise InvalidInput(
-            f"The model could not score the evaluation data: {str(error)[:300]}. Check that the "
-            "columns and their types match what the model was trained on.",
+            "The model's predictions could not be compared with the target column: check "
+            "that the target holds the labels or values the model predicts.",
             details=_text_in_numeric_columns(frame, features),
         ) from None
+    return result, scored
+
+
+def data_hints(frame: pd.DataFrame, features: dict[str, str]) -> list[str]:
+    """What in the data (never in the model's error) usually makes a model fail: text in a
+    numeric column, empty (NaN) cells. Each names the column and the first row."""
+    return _text_in_numeric_columns(frame, features) + _missing_cells(frame, features)
+
+
+def _missing_cells(frame: pd.DataFrame, features: dict[str, str]) -> list[str]:
+    found = []
+    for name in features:
+        missing = frame[name].isna().to_numpy()
+        if missing.any():
+            row = int(frame.index[int(np.flatnonzero(missing)[0])]) + 1
+            found.append(
+                f"column '{name}' has {int(missing.sum())} empty value(s) (NaN), first in row {row}"
+            )
+    return found
 
 
 def _text_in_numeric_columns(frame: pd.DataFrame, features: dict[str, str]) -> list[str]:
@@ -356,17 +392,18 @@ def _text_in_numeric_columns(frame: pd.DataFrame, features: dict[str, str]) -> l
 
 
 def _reference(
-    estimator: Any,
+    scored: Predictions,
     frame: pd.DataFrame,
     features: dict[str, str],
     task: str,
     result: dict[str, Any],
 ) -> dict[str, Any]:
+    """The monitoring reference, from the evaluation's own predictions (same rows, same model)."""
     x = frame[list(features)]
-    prediction = pd.Series(estimator.predict(x))
+    prediction = pd.Series(scored.prediction)
     score = None
-    if task == Task.BINARY and hasattr(estimator, "predict_proba"):
-        score = pd.Series(np.asarray(estimator.predict_proba(x))[:, -1])
+    if task == Task.BINARY and scored.proba is not None:
+        score = pd.Series(np.asarray(scored.proba)[:, -1])
     kind = "regression" if task == Task.REGRESSION else "classification"
     positive = result.get("positive_label")
     profile = build_reference(
@@ -399,16 +436,17 @@ def evaluation_of(session: Session, version_id: int) -> Evaluation | None:
     return session.exec(stmt.order_by(col(Evaluation.id).desc())).first()
 
 
-def load_model(
+def artifact_of(
     db: Database,
     actor: Principal,
     name: str,
     number: int | None = None,
     env: str | None = None,
     store: ArtifactStore | None = None,
-) -> Any:
-    """The estimator of a version the actor may see: the one live in `env`, `number`, or the
-    latest; hash-verified and loaded safely."""
+) -> tuple[ModelVersion, bytes]:
+    """The stored file of a version the actor may see (the one live in `env`, `number`, or the
+    latest), verified against its SHA-256. The bytes are never loaded here: the caller loads
+    them in its own process (the SDK) or in a sandbox."""
     from core.services.compare import live_version
 
     with read_as(db, actor) as session:
@@ -419,13 +457,8 @@ def load_model(
                 raise NotFound(f"Nothing of {model.name} is live in {env}.")
         else:
             chosen = get_version(session, model, number)
-    return load_estimator(chosen, store)
-
-
-def load_estimator(version: ModelVersion, store: ArtifactStore | None = None) -> Any:
-    """The version's estimator, verified against its stored SHA-256 and loaded safely."""
-    data = (store or default_store()).get(version.artifact_key, sha256=version.artifact_sha256)
-    return modelfile.load_model_bytes(data)
+    data = (store or default_store()).get(chosen.artifact_key, sha256=chosen.artifact_sha256)
+    return chosen, data
 
 
 def load_evaluation_frame(ev: Evaluation, store: ArtifactStore | None = None) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import streamlit as st
 from core import evaluation, modelfile
 from core.errors import QuorumError
 from core.models import RiskTier, Task
+from core.sandbox import client as sandbox
 from core.services import registry, users, versions
 from core.ui.session import PageContext, fail, flash
 
@@ -22,6 +23,7 @@ TASK_LABELS = {
 
 
 def render(ctx: PageContext) -> None:
+    sandbox.prestart(ctx.settings)
     with ctx.db.read() as session:
         models = registry.list_models(session, ctx.principal)
         teams = users.list_teams(session)

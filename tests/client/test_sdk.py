@@ -32,11 +32,6 @@ from tests.fixtures.quorum_server import (
 )
 
 MODEL = "sdk-scorer"
-# The server does not serve GET /models/{model}/versions/{n}/artifact yet; strict, so these
-# fail loudly (XPASS) the day it does and the marker must go.
-NEEDS_ARTIFACT_ENDPOINT = pytest.mark.xfail(
-    strict=True, raises=NotFound, reason="the API has no artifact download endpoint yet"
-)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +79,6 @@ def test_read_models_versions_and_deployments(people: dict[str, Client], live: d
     assert comparison["champion"] == 1 and comparison["rows"]
 
 
-@NEEDS_ARTIFACT_ENDPOINT
 def test_load_model_downloads_verifies_and_loads(
     people: dict[str, Client], live: dict, server: QuorumServer
 ) -> None:
@@ -101,7 +95,6 @@ def test_load_model_downloads_verifies_and_loads(
         blake.load_model(MODEL, version=1, env="production")
 
 
-@NEEDS_ARTIFACT_ENDPOINT
 def test_load_model_refuses_a_changed_artifact(
     people: dict[str, Client], live: dict, server: QuorumServer
 ) -> None:
@@ -123,7 +116,6 @@ def test_load_model_refuses_a_changed_artifact(
         path.write_bytes(original)
 
 
-@NEEDS_ARTIFACT_ENDPOINT
 def test_the_sha256_check_is_the_clients_own(people: dict[str, Client], live: dict) -> None:
     with pytest.raises(ArtifactMismatch, match="SHA-256"):
         people["dana"].download_artifact(MODEL, 1, expected_sha256="0" * 64)

@@ -19,7 +19,7 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sqlmodel import select
 
-from core import audit, audit_anchor, config, demo, maintenance, migrate
+from core import audit, audit_anchor, config, demo, maintenance, migrate, modelfile
 from core.artifacts import ArtifactStore, default_store
 from core.cli import main as cli
 from core.config import get_settings
@@ -216,13 +216,15 @@ def test_registration_end_to_end_on_s3_configured_from_the_environment(
     with sqlite_db.read() as session:
         ev = session.exec(select(Evaluation).where(Evaluation.version_id == version.id)).one()
     assert sorted(store.keys()) == sorted([version.artifact_key, ev.dataset_key])
-    estimator = versions.load_estimator(version)
+    estimator = modelfile.load_model_bytes(
+        default_store().get(version.artifact_key, sha256=version.artifact_sha256)
+    )
     assert type(estimator).__name__ == "LogisticRegression"
     assert len(versions.load_evaluation_frame(ev)) == 120
 
     overwrite(store, version.artifact_key, b"tampered")
     with pytest.raises(QuorumError, match="no longer matches"):
-        versions.load_estimator(version)
+        default_store().get(version.artifact_key, sha256=version.artifact_sha256)
 
 
 def test_sweep_on_s3_removes_an_orphan_and_keeps_referenced_files(

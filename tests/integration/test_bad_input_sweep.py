@@ -2,8 +2,9 @@
 broken files) and form fields, each through the real service. Each is refused with a clear
 message naming the problem, nothing is written to the artifact store, and the SQLite file is
 byte-for-byte unchanged after a checkpoint (a refused model file adds exactly one
-'artifact.refused' audit event, by design, and nothing else). A property test feeds random
-bytes to the table reader."""
+'artifact.refused' audit event, by design, and nothing else; data on which the model itself
+fails inside its sandbox adds exactly one 'sandbox.failed' event). A property test feeds
+random bytes to the table reader."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from core import demo, migrate, tables
 from core.artifacts import ArtifactStore
 from core.auth import Principal
 from core.db import Database
-from core.errors import InvalidInput, QuorumError, UnsafeArtifact
+from core.errors import InvalidInput, QuorumError, SandboxFailure, UnsafeArtifact
 from core.models import AuditEvent
 from core.services import registry, reviews, users, versions
 
@@ -167,12 +168,25 @@ def test_malformed_evaluation_file_is_refused_and_the_store_is_unchanged(
     data, filename, named = EVAL_CASES[case]
     upload = versions.VersionUpload(MODEL, world.model_file, "m.skops", data, filename)
     keys, before = world.store.keys(), checkpointed_sha256(world.path)
+    rows_before = dump_without_audit(world.path)
     with pytest.raises(InvalidInput) as refused:
         versions.register_version(world.db, world.dana, upload, store=world.store)
     message = refused.value.user_message + " " + " ".join(refused.value.details)
     assert named.lower() in message.lower(), message
-    assert checkpointed_sha256(world.path) == before
+    if isinstance(refused.value, SandboxFailure):  # the model itself failed on the data:
+        assert dump_without_audit(world.path) == rows_before  # recorded, nothing else
+        assert last_actions(world, 1) == ["sandbox.failed"]
+    else:
+        assert checkpointed_sha256(world.path) == before
     assert world.store.keys() == keys
+
+
+def last_actions(world: World, n: int) -> list[str]:
+    with world.db.read() as session:
+        events = session.exec(
+            select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(n)  # type: ignore[attr-defined]
+        ).all()
+    return [e.action for e in reversed(events)]
 
 
 # --- model files ---------------------------------------------------------------------------------

@@ -211,7 +211,9 @@ def test_registrations_killed_at_random_points_leave_no_half_made_version(
 ) -> None:
     model_file, eval_file = small_model_and_data()
     args = (store.url, str(store.artifacts.root), model_file, eval_file)
-    finished = run_and_kill(forkserver, register_forever, args, random.Random(4))
+    # a registration now spends most of its time in its sandbox worker before the files are
+    # stored, so kills are spread over a longer span to land inside every part of it
+    finished = run_and_kill(forkserver, register_forever, args, random.Random(4), longest=1.2)
 
     with store.db.read() as session:
         n_versions = session.exec(select(func.count()).select_from(ModelVersion)).one()

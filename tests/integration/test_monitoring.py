@@ -18,7 +18,8 @@ from sklearn.preprocessing import OneHotEncoder
 from sqlalchemy import func
 from sqlmodel import select
 
-from core import demo
+from core import demo, modelfile
+from core.artifacts import default_store
 from core.auth import SYSTEM, Principal
 from core.db import Database
 from core.errors import Conflict, InvalidInput, PermissionDenied
@@ -190,7 +191,9 @@ def test_aggregates_equal_recomputation_and_labels_join(
     with live.read() as session:
         version = session.exec(select(ModelVersion)).one()
         stored = session.exec(select(Prediction).limit(1)).one()
-    estimator = versions.load_estimator(version)
+    estimator = modelfile.load_model_bytes(
+        default_store().get(version.artifact_key, sha256=version.artifact_sha256)
+    )
     scored = frame[["timestamp", "prediction_id", *FEATURES]].copy()
     scored["prediction"] = estimator.predict(scored[FEATURES])
     scored["score"] = estimator.predict_proba(scored[FEATURES])[:, 1]

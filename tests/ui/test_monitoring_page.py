@@ -172,3 +172,24 @@ def test_a_tab_link_opens_that_tab_and_a_new_environment_keeps_it(store: tuple[s
     assert any("Health: " in s.value for s in at.subheader)
     assert shown_tab(at) == "Data quality"
     assert at.query_params["tab"] == "data-quality"
+
+
+def test_monitoring_page_never_starts_a_sandbox(
+    store: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page reads stored aggregates only: no model is loaded or run to draw it."""
+    from core.sandbox import process
+
+    started: list[str] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        started.append("worker")
+        raise AssertionError("the monitoring page started a sandbox worker")
+
+    monkeypatch.setattr(process.WorkerProcess, "__init__", refuse)
+    monkeypatch.setattr(process.Template, "fork", refuse)
+    at = _open("pages/5_Monitoring.py", store[1])
+    at.selectbox(key="mon_env").set_value(ENV).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 4
+    assert started == []

@@ -64,7 +64,6 @@ RETRAIN_KINDS = (DRIFT, PERFORMANCE)
 DEFAULT_TOLERANCE = 0.1
 MIN_RETRAIN_ROWS = 20
 ANOMALY_HISTORY = 14
-_ESTIMATORS: dict[str, Any] = {}
 Progress = Callable[[float, str], None]
 Source = bytes | str | os.PathLike[str] | pd.DataFrame
 _INSERT_COLUMNS = (

@@ -20,10 +20,9 @@ from sqlmodel import Session, col, select
 from core import audit, evaluation, tables
 from core.auth import Principal
 from core.db import Database
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, SandboxFailure
 from core.models import (
     InferenceBatch,
-    ModelVersion,
     Prediction,
     Task,
     WindowAggregateRow,
@@ -38,9 +37,9 @@ from core.monitoring.windows import (
     aggregate_chunk,
     merge_windows,
 )
+from core.sandbox.client import Sandbox
 from core.services import unit_of_work
 from core.services.monitoring.common import (
-    _ESTIMATORS,
     _INSERT_COLUMNS,
     CHUNK_ROWS,
     ID_BATCH,
@@ -62,8 +61,9 @@ from core.services.monitoring.common import (
     quiet,
 )
 from core.services.monitoring.incidents import evaluate_windows
-from core.services.registry import model_row
-from core.services.versions import load_estimator
+from core.services.registry import get_model, model_row
+from core.services.sandboxed import allowed_patterns, record_failure, version_sandbox
+from core.services.versions import data_hints
 
 # --- ingest ------------------------------------------------------------------------------
 
@@ -117,6 +117,11 @@ def ingest(
         if "prediction" not in str(error.orig).lower():
             raise
         raise _existing_ids_error(db, model_name, env, data, name, chunk_rows) from None
+    except SandboxFailure as failure:  # rolled back; now recorded in a transaction of its own
+        with db.read() as session:
+            model = get_model(session, actor, model_name)
+        record_failure(db, actor, model, failure, action="ingest scoring")
+        raise
 
 
 def ignored_note(columns: set[str]) -> str:
@@ -218,7 +223,7 @@ def _ingest_rows(
     features = dict(target.version.feature_types)
     seen = SeenIds()
     windows: dict[date, WindowAggregate] = {}
-    estimator: Any = None
+    box: Sandbox | None = None
     n_rows, low, high = 0, None, None
     total = _size_hint(data)
     row_bytes = 0.0
@@ -229,8 +234,8 @@ def _ingest_rows(
         stamps = _check_chunk(chunk, features, name, target)
         _refuse_repeated_ids(chunk, seen)
         if PRED_COL not in chunk.columns:
-            estimator = estimator if estimator is not None else _estimator(target.version)
-            _score(chunk, estimator, features, target)
+            box = box or version_sandbox(target.version, allowed_patterns(session))
+            _score(chunk, box, features, target)
         chunk[TS_COL] = stamps
         _insert_predictions(session, batch, target, chunk, features)
         with quiet():
@@ -272,11 +277,11 @@ def _fraction(n_rows: int, total: int, data: Source, row_bytes: float) -> float:
     return min(0.99, n_rows * row_bytes / max(total, 1))
 
 
-def _score(chunk: pd.DataFrame, estimator: Any, features: dict[str, str], target: _Target) -> None:
+def _score(chunk: pd.DataFrame, box: Sandbox, features: dict[str, str], target: _Target) -> None:
     """Score with the live model; a refusal names the column and rows it could not score."""
     try:
         with quiet():
-            _score_chunk(chunk, estimator, features, target.model.task)
+            _score_chunk(chunk, box, features, target.model.task)
     except InvalidInput as refused:
         raise _scoring_error(chunk, features, target, refused) from None
 
@@ -400,27 +405,16 @@ def _refuse_repeated_ids(chunk: pd.DataFrame, seen: SeenIds) -> None:
         )
 
 
-def _estimator(version: ModelVersion) -> Any:
-    """The version's estimator, loaded (and hash-checked) once per process."""
-    key = version.artifact_sha256
-    if key not in _ESTIMATORS:
-        if len(_ESTIMATORS) >= 8:
-            _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
-        _ESTIMATORS[key] = load_estimator(version)
-    return _ESTIMATORS[key]
-
-
-def _score_chunk(chunk: pd.DataFrame, estimator: Any, features: dict[str, str], task: str) -> None:
-    x = chunk[list(features)]
+def _score_chunk(chunk: pd.DataFrame, box: Sandbox, features: dict[str, str], task: str) -> None:
+    """Predictions for rows sent without them, computed in the version's sandbox."""
     try:
-        chunk[PRED_COL] = estimator.predict(x)
-        if task != Task.REGRESSION and hasattr(estimator, "predict_proba"):
-            chunk[SCORE_COL] = np.asarray(estimator.predict_proba(x))[:, -1]
-    except (ValueError, TypeError, KeyError, IndexError) as error:
-        raise InvalidInput(
-            f"The live model could not score the rows: {str(error)[:300]}. Check that the "
-            "columns hold the values the model was trained on, or send a prediction column."
-        ) from None
+        scored = box.predict(chunk[list(features)], proba=task != Task.REGRESSION)
+    except SandboxFailure as failed:
+        failed.details = failed.details + data_hints(chunk, features)
+        raise
+    chunk[PRED_COL] = scored.prediction
+    if scored.proba is not None:
+        chunk[SCORE_COL] = scored.proba[:, -1]
 
 
 def _text(values: pd.Series, task: str) -> np.ndarray:

@@ -24,7 +24,8 @@ from core.services import read_as, unit_of_work
 from core.services.compare import live_version
 from core.services.monitoring.common import DONE, MIN_RETRAIN_ROWS, OPEN
 from core.services.registry import get_model
-from core.services.versions import evaluation_of, load_estimator
+from core.services.sandboxed import allowed_patterns, audited, version_sandbox
+from core.services.versions import evaluation_of
 
 # --- retraining ----------------------------------------------------------------------------
 
@@ -40,9 +41,6 @@ def retrain(
 ) -> ModelVersion:
     """Fit a clone of the live estimator on reference plus labelled production data and
     register it as a new candidate version (parent: the live version)."""
-    import skops.io as sio
-    from sklearn.base import clone
-
     from core.services.versions import VersionUpload, load_evaluation_frame, register_version
 
     with read_as(db, actor) as session:
@@ -64,12 +62,15 @@ def retrain(
         if ev is None:
             raise NotFound(f"{model.name} v{live.number} has no evaluation data to start from.")
         production = _labelled_rows(session, model, env, live)
+        patterns = allowed_patterns(session)
     features = list(live.feature_types)
     reference = load_evaluation_frame(ev, store)
     train_part, holdout = _split_production(production, ev.target, reference)
     training = pd.concat([reference[[*features, ev.target]], train_part], ignore_index=True)
-    estimator = clone(load_estimator(live, store))
-    estimator.fit(training[features], training[ev.target])
+    with audited(db, actor, model, "retraining", sha256=live.artifact_sha256):
+        refitted = version_sandbox(live, patterns, store).fit(
+            training[[*features, ev.target]], features, ev.target
+        )
     buffer = io.BytesIO()
     holdout.to_csv(buffer, index=False)
     why = f"retraining task #{task.id}" if task else "a manual retraining"
@@ -78,7 +79,7 @@ def retrain(
         actor,
         VersionUpload(
             model=model.name,
-            model_file=sio.dumps(estimator),
+            model_file=refitted,
             model_filename=f"{model.name}-retrained.skops",
             eval_file=buffer.getvalue(),
             eval_filename=f"{model.name}-production-holdout.csv",
