@@ -221,6 +221,7 @@ def _user_without_unique() -> sa.Table:
         sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
         sa.Column('is_active', sa.Boolean(), nullable=False),
         sa.Column('is_demo', sa.Boolean(), nullable=False),
+        sa.Column('is_service', sa.Boolean(), server_default=sa.text('false'), nullable=False),
         sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column('last_login_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
