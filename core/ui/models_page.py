@@ -6,14 +6,16 @@ import pandas as pd
 import streamlit as st
 
 from core import charts, evaluation
-from core.errors import QuorumError
+from core.errors import NotFound, QuorumError
 from core.models import Task
 from core.services import compare, model_view, registry
 from core.services import portfolio as pf
 from core.ui.home import page_of
+from core.ui.pickers import asked_index
 from core.ui.session import PageContext, fail, flash
 
 MODEL_PARAM = "model"
+VERSION_PARAM = "version"
 
 
 def render(ctx: PageContext) -> None:
@@ -89,10 +91,12 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     number = st.selectbox(
         "Version",
         numbers,
+        index=asked_index(numbers, VERSION_PARAM, "models_version"),
         key="models_version",
         format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
     )
     view = detail.version(number or numbers[0])
+    st.query_params[VERSION_PARAM] = str(view.version.number)
     tabs = st.tabs(["Overview", "Evaluation", "Compare", "Model card"])
     with tabs[0]:
         _overview(view)
@@ -179,7 +183,7 @@ def _evaluation(model: object, view: model_view.VersionView) -> None:
     else:
         top = st.columns(2)
         top[0].plotly_chart(charts.confusion_matrix(result), key="eval_confusion")
-        if result.get("curves", {}).get("roc"):
+        if (result.get("curves") or {}).get("roc"):
             top[1].plotly_chart(charts.roc_curves({name: result}), key="eval_roc")
             bottom = st.columns(2)
             bottom[0].plotly_chart(charts.pr_curves({name: result}), key="eval_pr")
@@ -248,6 +252,9 @@ def compare_section(
                 pick,
                 f"{view.version.artifact_sha256}:{detail.live.get('production')}",
             )
+    except NotFound as missing:  # no champion, or no evaluation: a state, not a failure
+        st.info(missing.user_message, icon=":material/compare_arrows:")
+        return
     except QuorumError as error:
         fail(error)
         return
@@ -261,7 +268,7 @@ def compare_section(
     st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
     names = (f"v{result.candidate}", f"v{result.champion}")
     st.plotly_chart(charts.metric_bars(result.rows, names), key="compare_bars")
-    if result.candidate_result.get("curves", {}).get("roc"):
+    if (result.candidate_result.get("curves") or {}).get("roc"):
         named = {names[0]: result.candidate_result, names[1]: result.champion_result}
         cols = st.columns(2)
         cols[0].plotly_chart(charts.roc_curves(named), key="compare_roc")

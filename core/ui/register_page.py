@@ -11,6 +11,7 @@ from core import evaluation, modelfile
 from core.errors import QuorumError
 from core.models import RiskTier, Task
 from core.services import registry, users, versions
+from core.ui.pickers import asked_index
 from core.ui.session import PageContext, fail, flash
 
 PREPARED_KEY = "register_prepared"
@@ -30,9 +31,16 @@ def render(ctx: PageContext) -> None:
     if not models:
         st.info("Create a model above first; then register its first version here.")
         return
-    model = st.selectbox("Model", models, key="register_model", format_func=lambda m: m.name)
+    model = st.selectbox(
+        "Model",
+        models,
+        index=asked_index(models, "model", "register_model", text=lambda m: m.name),
+        key="register_model",
+        format_func=lambda m: m.name,
+    )
     if model is None:
         return
+    st.query_params["model"] = model.name
     _upload_form(ctx, model)
     _summary(ctx)
 
