@@ -4,6 +4,7 @@ and tracebacks and show what the page is for (its content signal)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -167,6 +168,16 @@ def deployments_page(at: AppTest, stop: Stop) -> None:
     ]
     assert "History" in _subheaders(at)
     assert ("Promote" in _subheaders(at)) == stop.may(Permission.DEPLOY)
+    live = {m.label.lower(): m.value for m in at.metric}
+    not_ready = any(w.value.startswith("Not ready for production") for w in at.warning)
+    for button in at.button:
+        offer = re.fullmatch(r"Promote v(\d+) to (\w+)", button.proto.label)
+        if offer:
+            assert live.get(offer[2]) != f"v{offer[1]}", f"offers {offer[0]}, already live"
+            assert button.proto.disabled == (offer[2] == "production" and not_ready)
+        back = re.fullmatch(r"Roll back (\w+) to v(\d+)", button.proto.label)
+        if back:
+            assert live.get(back[1]) not in (None, f"v{back[2]}"), f"{back[0]}: nothing to undo"
 
 
 def monitoring_page(at: AppTest, stop: Stop) -> None:
@@ -227,7 +238,7 @@ def _compare(stop: Stop) -> set[str]:
 def _deployments(stop: Stop) -> set[str]:
     walked = {"in"} if stop.live else set()
     if stop.may(Permission.DEPLOY) and stop.promotable:
-        walked |= {"Environment"}
+        walked |= {"Version"}
     return walked
 
 
