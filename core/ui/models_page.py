@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -262,12 +264,9 @@ def compare_section(
         f"**v{result.candidate} (candidate) against v{result.champion} (champion):** "
         f"{result.champion_basis}."
     )
-    for row in result.rows:
-        icon = "▲" if row.get("better") else ("▼" if row.get("better") is False else "•")
-        st.text(f"{icon} {row['sentence']}")
-    st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
     names = (f"v{result.candidate}", f"v{result.champion}")
-    st.plotly_chart(charts.metric_bars(result.rows, names), key="compare_bars")
+    _metric_table(result.rows, names)
+    st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
     if (result.candidate_result.get("curves") or {}).get("roc"):
         named = {names[0]: result.candidate_result, names[1]: result.champion_result}
         cols = st.columns(2)
@@ -283,11 +282,43 @@ def compare_section(
         )
         st.text("\n".join(changes) or "Same features.")
     with cols[1]:
-        st.markdown("**Parameter changes**")
-        if result.params_changed:
-            st.dataframe(pd.DataFrame(result.params_changed).astype(str), hide_index=True)
-        else:
-            st.text("Same parameters.")
+        st.markdown(f"**Parameter changes** ({names[1]} → {names[0]})")
+        st.text("\n".join(compare.param_lines(result.params_changed)) or "Same parameters.")
+
+
+VERDICT_COLOURS = {"better": "color: #1a7f37", "worse": "color: #cf222e"}
+
+
+def _metric_table(rows: list[dict], names: tuple[str, str]) -> None:
+    """Each metric once, with its change in words and whether it is better or worse, in colour
+    (a bar chart would put higher- and lower-is-better metrics side by side)."""
+    frame = pd.DataFrame(
+        [
+            {
+                "Metric": row["label"],
+                f"{names[0]} (candidate)": _number(row["candidate"]),
+                f"{names[1]} (champion)": _number(row["champion"]),
+                "Change": row["sentence"],
+                "Verdict": {True: "better", False: "worse"}.get(
+                    row["better"], "same" if row["delta"] == 0 else "—"
+                ),
+            }
+            for row in rows
+        ]
+    )
+    if frame.empty:
+        st.caption("The two versions share no metric.")
+        return
+    st.dataframe(
+        frame.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["Verdict"]),
+        hide_index=True,
+        width="stretch",
+        key="compare_table",
+    )
+
+
+def _number(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.4g}"
 
 
 def _card(ctx: PageContext, detail: model_view.ModelDetail) -> None:

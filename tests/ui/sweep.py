@@ -135,6 +135,14 @@ def _compare_signal(at: AppTest, number: int) -> None:
         or "only one version" in shown
         or "no evaluation to compare on" in shown
     ), "the comparison neither drew nor explained itself"
+    if f"**v{number} (candidate) against" not in shown:
+        return
+    (table,) = [df.value for df in at.dataframe if "Verdict" in df.value.columns]
+    assert len(table) > 0
+    for change, verdict in zip(table["Change"], table["Verdict"], strict=True):
+        assert verdict in ("better", "worse", "same", "—"), verdict
+        assert (f"({verdict}" in change) == (verdict in ("better", "worse")), (change, verdict)
+        assert "▲" not in change and "▼" not in change
 
 
 def models_page(at: AppTest, stop: Stop) -> None:
@@ -150,6 +158,9 @@ def reviews_page(at: AppTest, stop: Stop) -> None:
     assert {"Compared with the champion", "Decisions", "Discussion"} <= set(subheaders)
     assert "Post comment" in labels(at, "button")
     _compare_signal(at, stop.number or 0)
+    shown = "\n".join(e.value for kind in ("info", "success") for e in at.get(kind))
+    for given, needed in re.findall(r"(\d+) of (\d+) approvals", shown):
+        assert int(given) <= int(needed), f"{given} of {needed} approvals"
     deciding = stop.state == VersionState.IN_REVIEW and stop.may(Permission.DECIDE)
     assert ("Your decision" in subheaders) == deciding
     assert ("Record decision" in labels(at, "button")) == deciding
