@@ -572,28 +572,19 @@ def _comparison_row(metric: str, candidate: Any, champion: Any) -> dict[str, Any
 def _delta_sentence(
     metric: str, label: str, delta: float, champion: float, better: bool | None
 ) -> str:
-    if metric in POINT_METRICS:
-        points = abs(delta) * 100
-        if delta == 0:
-            return f"{label} unchanged"
-        size = f"{points:.1f} points" if points >= 0.05 else "less than 0.1 points"
-        return f"{label} {_up_down(delta)} {size}" + _verdict_suffix(metric, better)
+    """ "Recall rose 3.1 points (better)", "Log loss fell 12.0% (better; lower is better)"."""
     if delta == 0:
         return f"{label} unchanged"
-    relative = f"{delta / abs(champion) * 100:+.1f}%" if champion else ""
+    verb = "rose" if delta > 0 else "fell"
+    if metric in POINT_METRICS:
+        points = abs(delta) * 100
+        size = f"{points:.1f} points" if points >= 0.05 else "less than 0.1 points"
+    else:
+        size = f"{abs(delta) / abs(champion) * 100:.1f}%" if champion else _fmt(abs(delta))
     verdict = {True: "better", False: "worse", None: ""}[better]
-    extra = ", ".join(p for p in (relative, verdict) if p)
-    return f"{label} {_up_down(delta)} {_fmt(abs(delta))}" + (f" ({extra})" if extra else "")
-
-
-def _verdict_suffix(metric: str, better: bool | None) -> str:
-    if better is None or HIGHER_IS_BETTER.get(metric, True):
-        return ""
-    return " (better)" if better else " (worse)"
-
-
-def _up_down(delta: float) -> str:
-    return "up" if delta > 0 else "down"
+    if verdict and HIGHER_IS_BETTER.get(metric) is False:
+        verdict += "; lower is better"
+    return f"{label} {verb} {size}" + (f" ({verdict})" if verdict else "")
 
 
 def _fmt(value: float) -> str:

@@ -163,13 +163,35 @@ def _build(
     )
 
 
+MISSING = "—"  # in a parameter row: the version does not have this parameter
+PARAM_WIDTH = 90
+
+
 def param_diff(new: dict[str, Any], old: dict[str, Any]) -> list[dict[str, Any]]:
     keys = sorted(set(new) | set(old))
     return [
-        {"parameter": k, "candidate": new.get(k, "—"), "champion": old.get(k, "—")}
+        {"parameter": k, "candidate": new.get(k, MISSING), "champion": old.get(k, MISSING)}
         for k in keys
-        if new.get(k) != old.get(k)
+        if k not in new or k not in old or new[k] != old[k]
     ]
+
+
+def param_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per changed parameter, champion -> candidate: "max_depth: 3 → 5"."""
+    return [_shorten(_param_line(row)) for row in rows]
+
+
+def _param_line(row: dict[str, Any]) -> str:
+    name, new, old = row["parameter"], row["candidate"], row["champion"]
+    if old is MISSING:
+        return f"{name}: {new!r} (new in the candidate)"
+    if new is MISSING:
+        return f"{name}: {old!r} (not in the candidate)"
+    return f"{name}: {old!r} → {new!r}"
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= PARAM_WIDTH else line[: PARAM_WIDTH - 1] + "…"
 
 
 def goal_sentence(model: MLModel, result: dict[str, Any]) -> str:

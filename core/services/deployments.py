@@ -264,6 +264,19 @@ def _restorable(
     }
 
 
+def rollback_target(
+    db: Database, actor: Principal, model_name: str, environment: str
+) -> int | None:
+    """The version number a rollback in `environment` would restore now, or None when nothing
+    is live there or nothing earlier was."""
+    env = _environment(environment)
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
+        current = _live(session, model.id or 0, env)
+        previous = _previous_version(session, current) if current is not None else None
+        return previous.number if previous is not None else None
+
+
 def _previous_version(session: Session, current: Deployment) -> ModelVersion | None:
     """The version live before the current one: promotions stack up, rollbacks pop, so a
     second rollback goes further back instead of returning to a rolled-back version."""

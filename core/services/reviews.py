@@ -298,10 +298,13 @@ class PolicyStatus:
         return len(self.counted) >= self.needed and not self.missing_roles
 
     def explain(self) -> list[str]:
-        lines = [
-            f"{len(self.counted)} of {self.needed} approvals"
-            + (f" ({', '.join(self.counted)})" if self.counted else "")
-        ]
+        given = len(self.counted)
+        count = (
+            f"{given} approvals ({self.needed} required)"
+            if given > self.needed
+            else f"{given} of {self.needed} approvals"
+        )
+        lines = [count + (f": {', '.join(self.counted)}" if self.counted else "")]
         if self.missing_roles:
             labels = [ROLE_LABELS[Role(r)].lower() for r in self.missing_roles]
             lines.append("still needs an approval from a " + " and a ".join(labels))

@@ -16,6 +16,7 @@ from core.ui.session import PageContext, fail, flash
 
 STATUS_BY_LABEL = {label: key for key, label in compliance.STATUS_LABELS.items()}
 NOBODY = "—"
+REASON = "Reason (not applicable, or met without evidence)"
 
 
 def render(ctx: PageContext) -> None:
@@ -143,8 +144,9 @@ def _rows(checklist: compliance.TemplateChecklist) -> pd.DataFrame:
                 "Status": compliance.STATUS_LABELS[i.status],
                 "Owner": i.owner or NOBODY,
                 "Notes": i.notes,
-                "N/A reason": i.na_reason,
-                "Evidence": "; ".join(f"{e.kind}: {e.reference}" for e in i.evidence),
+                REASON: i.na_reason,
+                "Evidence": "; ".join(f"{e.kind}: {e.reference}" for e in i.evidence)
+                or ("none: see the reason" if i.status == "met" and i.na_reason else ""),
             }
             for i in checklist.items
         ]
@@ -175,6 +177,10 @@ def _checklist_editor(
                 options=list(compliance.STATUS_LABELS.values()), required=True
             ),
             "Owner": st.column_config.SelectboxColumn(options=[NOBODY, *[n for _, n in people]]),
+            REASON: st.column_config.TextColumn(
+                help="Why the item does not apply, or why it is met without evidence. An item "
+                "is met only with evidence or with this reason."
+            ),
         },
     )
     with st.popover("Guidance"):
@@ -195,7 +201,7 @@ def _save_items(
     edited: pd.DataFrame,
     people: dict[str, int],
 ) -> None:
-    columns = ["Status", "Owner", "Notes", "N/A reason"]
+    columns = ["Status", "Owner", "Notes", REASON]
     saved = 0
     for index, item in enumerate(checklist.items):
         before, after = original.iloc[index], edited.iloc[index]
@@ -213,7 +219,8 @@ def _save_items(
                 status=STATUS_BY_LABEL.get(str(after["Status"]), "open"),
                 owner_id=people.get(owner) if owner != NOBODY else None,
                 notes=str(after["Notes"] or ""),
-                na_reason=str(after["N/A reason"] or ""),
+                na_reason=str(after[REASON] or ""),
+                no_evidence_reason=str(after[REASON] or ""),
                 row_version=item.row_version,
             )
         except QuorumError as error:

@@ -61,29 +61,52 @@ def _promote(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         key="promote_version",
         format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
     )
-    env = cols[1].selectbox("Environment", ctx.settings.environments, key="promote_env")
-    if number is None or env is None:
+    if number is None:
         return
-    if env == deployments.PRODUCTION:
-        blockers = deployments.readiness(ctx.db, ctx.principal, detail.model.name, number)
-        if blockers:
-            st.warning("Not ready for production. Still missing:")
-            for line in blockers:
-                st.text(f"• {line}")
-        else:
-            st.success("Ready for production: approvals and compliance requirements are met.")
+    live_in = [env for env, n in detail.live.items() if n == number]
+    targets = [env for env in ctx.settings.environments if env not in live_in]
+    if not targets:
+        st.info(f"v{number} is live in every environment already; choose another version.")
+        return
+    env = cols[1].selectbox(
+        "Environment",
+        targets,
+        key="promote_env",
+        format_func=lambda e: f"{e} (now v{detail.live[e]})" if e in detail.live else e,
+    )
+    if env is None:
+        return
+    if live_in:
+        st.caption(f"v{number} is already live in {', '.join(live_in)}.")
+    blockers = (
+        deployments.readiness(ctx.db, ctx.principal, detail.model.name, number)
+        if env == deployments.PRODUCTION
+        else []
+    )
+    if env == deployments.PRODUCTION and not blockers:
+        st.success("Ready for production: approvals and compliance requirements are met.")
     with st.form("promote", clear_on_submit=True):
         reason = st.text_input("Reason (optional)", key="promote_reason")
-        if st.form_submit_button(f"Promote v{number} to {env}", type="primary"):
-            try:
-                deployments.promote(ctx.db, ctx.principal, detail.model.name, number, env, reason)
-                flash(
-                    f"{detail.model.name} v{number} is live in {env}. Batch scoring and "
-                    "the SDK now serve it there."
-                )
-                st.rerun()
-            except QuorumError as error:
-                fail(error)
+        button, why = st.columns([1, 3])
+        sent = button.form_submit_button(
+            f"Promote v{number} to {env}", type="primary", disabled=bool(blockers)
+        )
+        if blockers:
+            why.warning(
+                "Not ready for production. Still missing:\n"
+                + "\n".join(f"- {line}" for line in blockers),
+                icon=":material/block:",
+            )
+    if sent:
+        try:
+            deployments.promote(ctx.db, ctx.principal, detail.model.name, number, env, reason)
+            flash(
+                f"{detail.model.name} v{number} is live in {env}. Batch scoring and "
+                "the SDK now serve it there."
+            )
+            st.rerun()
+        except QuorumError as error:
+            fail(error)
 
 
 def _rollback(ctx: PageContext, detail: model_view.ModelDetail) -> None:
@@ -91,13 +114,38 @@ def _rollback(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     if not live_envs:
         return
     st.subheader("Roll back")
+    restores = {
+        env: deployments.rollback_target(ctx.db, ctx.principal, detail.model.name, env)
+        for env in live_envs
+    }
+    possible = [env for env in live_envs if restores[env] is not None]
+    env = st.selectbox(
+        "Environment",
+        live_envs,
+        index=live_envs.index(possible[0]) if possible else 0,
+        key="rollback_env",
+        format_func=lambda e: (
+            f"{e} (v{detail.live[e]} live"
+            + (f", back to v{restores[e]})" if restores[e] else ", nothing earlier)")
+        ),
+    )
+    target = restores.get(env or "")
+    if env is None or target is None:
+        st.caption(
+            f"Nothing earlier than v{detail.live.get(env or '')} was live in {env}, so there is "
+            "nothing to roll back to. Promote another approved version instead."
+        )
+        return
     with st.form("rollback"):
-        env = st.selectbox("Environment", live_envs, key="rollback_env")
+        st.text(f"Rolling back puts v{target} back live in {env}, replacing v{detail.live[env]}.")
         reason = st.text_input("Reason (required)", key="rollback_reason")
-        if st.form_submit_button("Roll back to the previous version"):
+        if st.form_submit_button(f"Roll back {env} to v{target}"):
             try:
-                deployments.rollback(ctx.db, ctx.principal, detail.model.name, env or "", reason)
-                flash(f"Rolled back {detail.model.name} in {env}; the history shows who and why.")
+                deployments.rollback(ctx.db, ctx.principal, detail.model.name, env, reason)
+                flash(
+                    f"Rolled back {detail.model.name} in {env} to v{target}; the history shows "
+                    "who and why."
+                )
                 st.rerun()
             except QuorumError as error:
                 fail(error)

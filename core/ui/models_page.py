@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from core import charts, evaluation
-from core.errors import QuorumError
+from core.errors import NotFound, QuorumError
 from core.models import PendingChange, RiskTier, Task
 from core.services import compare, model_view, registry
 from core.services import portfolio as pf
 from core.ui import widgets
 from core.ui.home import page_of
+from core.ui.pickers import asked_index
 from core.ui.session import PageContext, fail, flash
 
 MODEL_PARAM = "model"
+VERSION_PARAM = "version"
 
 
 def render(ctx: PageContext) -> None:
@@ -93,10 +97,12 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     number = st.selectbox(
         "Version",
         numbers,
+        index=asked_index(numbers, VERSION_PARAM, "models_version"),
         key="models_version",
         format_func=lambda n: f"v{n} — {detail.version(n).state_label}",
     )
     view = detail.version(number or numbers[0])
+    st.query_params[VERSION_PARAM] = str(view.version.number)
     tabs = widgets.tabs(["Overview", "Evaluation", "Compare", "Model card"], key="models_tab")
     with tabs[0]:
         _overview(view)
@@ -254,6 +260,9 @@ def compare_section(
                 pick,
                 f"{view.version.artifact_sha256}:{detail.live.get('production')}",
             )
+    except NotFound as missing:  # no champion, or no evaluation: a state, not a failure
+        st.info(missing.user_message, icon=":material/compare_arrows:")
+        return
     except QuorumError as error:
         fail(error)
         return
@@ -261,12 +270,9 @@ def compare_section(
         f"**v{result.candidate} (candidate) against v{result.champion} (champion):** "
         f"{result.champion_basis}."
     )
-    for row in result.rows:
-        icon = "▲" if row.get("better") else ("▼" if row.get("better") is False else "•")
-        st.text(f"{icon} {row['sentence']}")
-    st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
     names = (f"v{result.candidate}", f"v{result.champion}")
-    st.plotly_chart(charts.metric_bars(result.rows, names), key="compare_bars")
+    _metric_table(result.rows, names)
+    st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
     if (result.candidate_result.get("curves") or {}).get("roc"):
         named = {names[0]: result.candidate_result, names[1]: result.champion_result}
         cols = st.columns(2)
@@ -282,11 +288,43 @@ def compare_section(
         )
         st.text("\n".join(changes) or "Same features.")
     with cols[1]:
-        st.markdown("**Parameter changes**")
-        if result.params_changed:
-            st.dataframe(pd.DataFrame(result.params_changed).astype(str), hide_index=True)
-        else:
-            st.text("Same parameters.")
+        st.markdown(f"**Parameter changes** ({names[1]} → {names[0]})")
+        st.text("\n".join(compare.param_lines(result.params_changed)) or "Same parameters.")
+
+
+VERDICT_COLOURS = {"better": "color: #1a7f37", "worse": "color: #cf222e"}
+
+
+def _metric_table(rows: list[dict], names: tuple[str, str]) -> None:
+    """Each metric once, with its change in words and whether it is better or worse, in colour
+    (a bar chart would put higher- and lower-is-better metrics side by side)."""
+    frame = pd.DataFrame(
+        [
+            {
+                "Metric": row["label"],
+                f"{names[0]} (candidate)": _number(row["candidate"]),
+                f"{names[1]} (champion)": _number(row["champion"]),
+                "Change": row["sentence"],
+                "Verdict": {True: "better", False: "worse"}.get(
+                    row["better"], "same" if row["delta"] == 0 else "—"
+                ),
+            }
+            for row in rows
+        ]
+    )
+    if frame.empty:
+        st.caption("The two versions share no metric.")
+        return
+    st.dataframe(
+        frame.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["Verdict"]),
+        hide_index=True,
+        width="stretch",
+        key="compare_table",
+    )
+
+
+def _number(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.4g}"
 
 
 def _card(ctx: PageContext, detail: model_view.ModelDetail) -> None:

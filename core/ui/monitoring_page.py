@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import charts
 from core.auth import SYSTEM, Permission
-from core.errors import QuorumError
+from core.errors import NotFound, QuorumError
 from core.services import monitoring
 from core.ui import widgets
 from core.ui.session import PageContext, database, fail, flash
@@ -69,6 +69,12 @@ def render(ctx: PageContext) -> None:
         st.info("No model is live yet. Once a version is deployed, its monitoring shows here.")
         return
     wanted = st.query_params.get(MODEL_PARAM)
+    if wanted and wanted not in names and "mon_model" not in st.session_state:
+        st.info(
+            f"{wanted} is not live in any environment, so it has no production data to show. "
+            "Promote a version on the Deployments page; here are the models that are live.",
+            icon=":material/info:",
+        )
     left, right = st.columns([3, 2])
     model = left.selectbox(
         "Model", names, index=names.index(wanted) if wanted in names else 0, key="mon_model"
@@ -85,6 +91,10 @@ def render(ctx: PageContext) -> None:
         fingerprint = monitoring.data_fingerprint(ctx.db, ctx.principal, model, env)
         bundle = _page_data(ctx.db.url, model, env, fingerprint)
         data = _monitoring_data(ctx.db.url, model, env, fingerprint)
+    except NotFound as missing:  # nothing live in this environment: a state, not a failure
+        st.info(missing.user_message, icon=":material/info:")
+        _upload(ctx, model, env)
+        return
     except QuorumError as error:
         fail(error)
         _upload(ctx, model, env)

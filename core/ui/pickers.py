@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import streamlit as st
 
 from core.services import model_view
 from core.services import portfolio as pf
 from core.ui.session import PageContext
+
+
+def asked_index(
+    options: Sequence[Any],
+    param: str,
+    key: str,
+    *,
+    text: Callable[[Any], str] = str,
+    default: int | None = 0,
+) -> int | None:
+    """Where ?param= points among `options` (matched by `text`), for a widget's first run;
+    once the widget `key` holds a value of its own, that value wins and `default` is returned."""
+    if key in st.session_state:
+        return default
+    asked = st.query_params.get(param)
+    names = [text(option) for option in options]
+    return names.index(asked) if asked in names else default
 
 
 def open_version(model: str, number: int, prefix: str) -> None:

@@ -12,9 +12,11 @@ from core.errors import QuorumError
 from core.models import RiskTier, Task
 from core.sandbox import client as sandbox
 from core.services import registry, users, versions
+from core.ui.pickers import asked_index
 from core.ui.session import PageContext, fail, flash
 
 PREPARED_KEY = "register_prepared"
+REGISTERED_KEY = "register_done"  # (model, number) of the version registered last
 TASK_LABELS = {
     Task.BINARY: "Binary classification",
     Task.MULTICLASS: "Multiclass classification",
@@ -24,6 +26,7 @@ TASK_LABELS = {
 
 def render(ctx: PageContext) -> None:
     sandbox.prestart(ctx.settings)
+    _registered_link()
     with ctx.db.read() as session:
         models = registry.list_models(session, ctx.principal)
         teams = users.list_teams(session)
@@ -32,11 +35,37 @@ def render(ctx: PageContext) -> None:
     if not models:
         st.info("Create a model above first; then register its first version here.")
         return
-    model = st.selectbox("Model", models, key="register_model", format_func=lambda m: m.name)
+    model = st.selectbox(
+        "Model",
+        models,
+        index=asked_index(models, "model", "register_model", text=lambda m: m.name),
+        key="register_model",
+        format_func=lambda m: m.name,
+    )
     if model is None:
         return
+    st.query_params["model"] = model.name
     _upload_form(ctx, model)
     _summary(ctx)
+
+
+def _registered_link() -> None:
+    done = st.session_state.get(REGISTERED_KEY)
+    if not done:
+        return
+    model, number = done
+    st.page_link(
+        "pages/3_Reviews.py",
+        label=f"Open {model} v{number} on Reviews to submit it for review",
+        icon=":material/rate_review:",
+        query_params={"model": model, "version": str(number)},
+    )
+
+
+def select_model(name: str) -> None:
+    """Make the model picker show `name` on the next run (before the picker is drawn)."""
+    st.session_state.pop("register_model", None)
+    st.query_params["model"] = name
 
 
 def _new_model_form(ctx: PageContext, teams: list[str]) -> None:
@@ -90,6 +119,7 @@ def _new_model_form(ctx: PageContext, teams: list[str]) -> None:
                     tags=registry.parse_tag_pairs([p for p in tags.split(",") if p.strip()]),
                 )
                 created = registry.create_model(ctx.db, ctx.principal, spec)
+                select_model(created.name)
                 flash(f"Model {created.name} created. Register its first version below.")
                 st.rerun()
             except QuorumError as error:
@@ -97,17 +127,18 @@ def _new_model_form(ctx: PageContext, teams: list[str]) -> None:
 
 
 def _upload_form(ctx: PageContext, model: Any) -> None:
+    # Outside the form, so chosen files stay chosen when the model picker changes.
+    model_file = st.file_uploader(
+        "Model file (.skops recommended; .joblib and .pkl are scanned and loaded safely)",
+        key="upload_model_file",
+        type=["skops", "joblib", "pkl", "pickle"],
+    )
+    eval_file = st.file_uploader(
+        "Evaluation data (CSV or Parquet, with the target column)",
+        key="upload_eval_file",
+        type=["csv", "parquet"],
+    )
     with st.form("upload_version"):
-        model_file = st.file_uploader(
-            "Model file (.skops recommended; .joblib and .pkl are scanned and loaded safely)",
-            key="upload_model_file",
-            type=["skops", "joblib", "pkl", "pickle"],
-        )
-        eval_file = st.file_uploader(
-            "Evaluation data (CSV or Parquet, with the target column)",
-            key="upload_eval_file",
-            type=["csv", "parquet"],
-        )
         cols = st.columns(2)
         target = cols[0].text_input(
             "Target column", value=model.target, key=f"upload_target_{model.id}"
@@ -151,6 +182,7 @@ def _upload_form(ctx: PageContext, model: Any) -> None:
         fail(error)
         return
     st.session_state.pop(PREPARED_KEY, None)
+    refusal: QuorumError | None = None
     with st.status("Checking the files…", expanded=True) as status:
         st.write(
             "Scanning the model file without running it, loading it through the "
@@ -159,12 +191,17 @@ def _upload_form(ctx: PageContext, model: Any) -> None:
         try:
             prepared = versions.prepare_version(ctx.db, ctx.principal, upload)
         except QuorumError as error:
-            status.update(label="The files were refused: nothing was stored", state="error")
-            fail(error)
-            return
+            refusal = error
         status.update(
-            label="Files checked: review the summary below", state="complete", expanded=False
+            label="The files were refused: nothing was stored"
+            if refusal
+            else "Files checked: review the summary below",
+            state="error" if refusal else "complete",
+            expanded=False,
         )
+    if refusal is not None:
+        fail(refusal)  # open, in red, the reason first; the status above only says it ended
+        return
     st.session_state[PREPARED_KEY] = (upload, prepared)
 
 
@@ -200,6 +237,7 @@ def _summary(ctx: PageContext) -> None:
         try:
             version = versions.register_version(ctx.db, ctx.principal, upload, prepared=prepared)
             st.session_state.pop(PREPARED_KEY, None)
+            st.session_state[REGISTERED_KEY] = (prepared.model_name, version.number)
             flash(
                 f"{prepared.model_name} v{version.number} registered. Submit it for review on "
                 "the Reviews page when you are ready."

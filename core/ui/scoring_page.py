@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.errors import QuorumError
 from core.services import monitoring, scoring
+from core.ui.pickers import asked_index
 from core.ui.session import PageContext, fail
 
 RESULT_KEY = "scoring_result"
@@ -21,7 +22,9 @@ def render(ctx: PageContext) -> None:
         "with a generated prediction_id and the current time when the file has none."
     )
     with st.form("score_form"):
-        model = st.selectbox("Model", names, key="score_model")
+        model = st.selectbox(
+            "Model", names, index=asked_index(names, "model", "score_model") or 0, key="score_model"
+        )
         env = st.selectbox("Environment", list(ctx.settings.environments), key="score_env")
         file = st.file_uploader("CSV or Parquet", type=["csv", "parquet"], key="score_file")
         sent = st.form_submit_button("Score", type="primary")

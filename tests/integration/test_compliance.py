@@ -120,6 +120,7 @@ def _complete(w: World, template: str, number: int = 1) -> None:
                 w.db, w.casey, MODEL, number, cl.key, item.key,
                 status="not_applicable" if na else "met",
                 na_reason="No decision about people in this pilot." if na else "",
+                no_evidence_reason="" if na else "Walked through in the validation meeting.",
                 row_version=item.row_version,
             )  # fmt: skip
 
@@ -185,7 +186,7 @@ def test_changed_evidence_makes_the_signature_stop_counting(world: World) -> Non
     assert _gate(world) == []
     compliance.update_item(
         world.db, world.casey, MODEL, 1, INTERNAL, "model_card_complete",
-        status="met", row_version=0,
+        status="met", no_evidence_reason="The card is in Quorum itself.", row_version=0,
     )  # fmt: skip
     assert _status(world, first.id or 0) == "stale"
     gate = _gate(world)
@@ -243,16 +244,47 @@ def test_expiry_reminder_is_sent_once_to_the_owner(world: World) -> None:
 # --- checklist work -------------------------------------------------------------------------
 
 
+def _item(w: World, key: str) -> compliance.ItemView:
+    lists = {c.key: c for c in compliance.checklists(w.db, MODEL, 1)}
+    return next(i for i in lists[INTERNAL].items if i.key == key)
+
+
+def test_met_with_evidence_needs_no_reason(world: World) -> None:
+    compliance.add_evidence(
+        world.db, world.casey, MODEL, 1, INTERNAL, "peer_review",
+        kind="review_thread", reference="v1 review thread",
+    )  # fmt: skip
+    compliance.update_item(
+        world.db, world.casey, MODEL, 1, INTERNAL, "peer_review",
+        status="met", row_version=_item(world, "peer_review").row_version,
+    )  # fmt: skip
+    item = _item(world, "peer_review")
+    assert (item.status, item.na_reason) == ("met", "")
+
+
 def test_item_rules_reason_conflict_and_evidence(world: World) -> None:
     with pytest.raises(InvalidInput, match="reason it does not apply"):
         compliance.update_item(
             world.db, world.casey, MODEL, 1, INTERNAL, "fairness_reviewed",
             status="not_applicable", row_version=0,
         )  # fmt: skip
+    with pytest.raises(InvalidInput, match="cannot be met without evidence"):
+        compliance.update_item(
+            world.db, world.casey, MODEL, 1, INTERNAL, "fairness_reviewed",
+            status="met", owner_id=world.riley.user_id, notes="See slices.", row_version=0,
+        )  # fmt: skip
+    with pytest.raises(InvalidInput, match="reason no evidence is needed"):
+        compliance.update_item(
+            world.db, world.casey, MODEL, 1, INTERNAL, "fairness_reviewed",
+            status="met", no_evidence_reason="<b>\x00</b>", row_version=0,
+        )  # fmt: skip
+    assert _item(world, "fairness_reviewed").status == "open", "a refusal changes nothing"
     row = compliance.update_item(
         world.db, world.casey, MODEL, 1, INTERNAL, "fairness_reviewed",
-        status="met", owner_id=world.riley.user_id, notes="See slices.", row_version=0,
+        status="met", owner_id=world.riley.user_id, notes="See slices.",
+        no_evidence_reason="Slices are on the evaluation tab of v1.", row_version=0,
     )  # fmt: skip
+    assert _item(world, "fairness_reviewed").na_reason == "Slices are on the evaluation tab of v1."
     with pytest.raises(Conflict, match="Someone else changed"):
         compliance.update_item(
             world.db, world.casey, MODEL, 1, INTERNAL, "fairness_reviewed",
@@ -393,13 +425,13 @@ def _pack_world(w: World) -> None:
         row_version=_row_version(w),
     )  # fmt: skip
     register(w.db, w.dana, 0.05)
-    compliance.update_item(
-        w.db, w.casey, MODEL, 2, INTERNAL, "model_card_complete", status="met",
-        notes=HOSTILE, row_version=0,
-    )  # fmt: skip
     compliance.add_evidence(
         w.db, w.casey, MODEL, 2, INTERNAL, "model_card_complete", kind="model_card",
         reference="model card, purpose section",
+    )  # fmt: skip
+    compliance.update_item(
+        w.db, w.casey, MODEL, 2, INTERNAL, "model_card_complete", status="met",
+        notes=HOSTILE, row_version=1,
     )  # fmt: skip
     compliance.sign(w.db, w.casey, MODEL, 2, "compliance reviewed", "Casey Compliance")
 

@@ -332,7 +332,7 @@ def test_compare_with_parent_then_with_the_live_version(world: World) -> None:
     assert set(sentences) >= {"accuracy", "recall", "roc_auc"}
     recall = next(r for r in result.rows if r["name"] == "recall")
     if recall["delta"]:
-        direction = "up" if recall["delta"] > 0 else "down"
+        direction = "rose" if recall["delta"] > 0 else "fell"
         assert f"{direction} {abs(recall['delta']) * 100:.1f} points" in recall["sentence"]
     assert result.params_changed == [{"parameter": "C", "candidate": 0.01, "champion": 1.0}]
     assert "recall" in result.goal_candidate.lower()

@@ -367,6 +367,27 @@ def test_rollback_goes_back_and_a_second_rollback_does_not_bounce(
         assert audit_anchor.verify(session, get_settings()).intact
 
 
+def test_rollback_target_names_the_version_a_rollback_restores(
+    people_db: Database, people: People
+) -> None:
+    numbers = [approved(people_db, people, seed=s) for s in (0, 1, 2)]
+    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None, "nothing live"
+    deployments.promote(people_db, people.riley, MEDIUM, numbers[0], "production")
+    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None, "nothing earlier"
+    for n in numbers[1:]:
+        deployments.promote(people_db, people.riley, MEDIUM, n, "production")
+    deployments.promote(people_db, people.riley, MEDIUM, numbers[2], "staging")
+    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") == numbers[1]
+    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "staging") is None
+    for expected in (numbers[1], numbers[0]):
+        target = deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production")
+        deployments.rollback(people_db, people.riley, MEDIUM, "production", "worse at night")
+        assert target == expected == deployments.status(people_db, MEDIUM)["production"]
+    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None
+    with pytest.raises(InvalidInput):
+        deployments.rollback_target(people_db, SYSTEM, MEDIUM, "moon")
+
+
 def test_live_at_answers_what_was_live_on_a_date(people_db: Database, people: People) -> None:
     for seed in (0, 1, 2):
         register(people_db, people.dana, seed=seed)

@@ -15,10 +15,12 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from core import config, demo, migrate
+from core.auth import SYSTEM
 from core.db import Database
 from core.models import Signoff
 from core.services import compliance, registry, reviews, versions
 from core.services import users as users_service
+from core.ui import compliance_page
 from tests.ui.conftest import shown_tab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,3 +196,47 @@ def test_the_first_tab_drops_the_parameter_and_an_unknown_one_is_ignored(store: 
     at.session_state["comp_tab"] = "Checklists"
     at.run()
     assert "tab" not in at.query_params
+
+
+def _edit_item(at: AppTest, checklist: str, item: str, changes: dict[str, str]) -> AppTest:
+    """Edit one row of a checklist's editor as the browser would, then press Save changes."""
+    key = f"comp_items_{MODEL}_1_{checklist}"
+    table = next(df for df in at.data_editor if "peer_review" in list(df.value["Item"]))
+    row = list(table.value["Item"]).index(item)
+    at.session_state[key] = {"edited_rows": {row: changes}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key=f"{key}_save").click()
+    return at.run()
+
+
+def test_met_needs_evidence_or_a_reason_and_the_page_says_why(store: Database) -> None:
+    def peer_review() -> compliance.ItemView:
+        lists = {c.key: c for c in compliance.checklists(store, SYSTEM, MODEL, 1)}
+        return next(i for i in lists["internal_policy"].items if i.key == "peer_review")
+
+    at = _edit_item(
+        _open(store, "casey@demo.quorum"), "internal_policy", "peer_review", {"Status": "Met"}
+    )
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("'peer_review' cannot be met without evidence" in e for e in errors), errors
+    assert "Add evidence to it first, or write why it needs none." in errors[-1]
+    assert peer_review().status == "open", "the refusal changed nothing"
+
+    reason = compliance_page.REASON
+    at = _edit_item(
+        _open(store, "casey@demo.quorum"),
+        "internal_policy",
+        "peer_review",
+        {"Status": "Met", reason: "Peer review was held live; minutes are not kept."},
+    )
+    assert not at.exception and not at.error
+    item = peer_review()
+    assert (item.status, item.na_reason) == (
+        "met",
+        "Peer review was held live; minutes are not kept.",
+    )
+    table = next(df.value for df in at.data_editor if "peer_review" in list(df.value["Item"]))
+    shown = table[table["Item"] == "peer_review"].iloc[0]
+    assert shown["Evidence"] == "none: see the reason"
+    assert shown[reason] == "Peer review was held live; minutes are not kept."

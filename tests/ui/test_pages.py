@@ -5,57 +5,29 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core import config, demo, migrate, policy
-from core.db import Database
-from core.models import Role, User
+from core import config, demo, policy
+from core.models import Role
 from core.ui import nav, widgets
 from core.ui.session import USER_KEY
 from tests.ui.conftest import shown_tab
-
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 60
-NO_ROLE_EMAIL = "nobody@demo.quorum"
-EMAIL_BY_ROLE: dict[Role | None, str] = {
-    Role.DATA_SCIENTIST: "dana@demo.quorum",
-    Role.REVIEWER: "riley@demo.quorum",
-    Role.COMPLIANCE: "casey@demo.quorum",
-    Role.BUSINESS: "blake@demo.quorum",
-    Role.ADMIN: "ada@demo.quorum",
-    None: NO_ROLE_EMAIL,
-}
-ROLES = list(EMAIL_BY_ROLE)
-
-
-@dataclass(frozen=True)
-class DemoStore:
-    url: str
-    user_ids: dict[Role | None, int]
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
-    """The full demo store (trained versions included), built once; pages only read it."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'quorum.db'}"
-    migrate.upgrade(url)
-    database = Database(url)
-    demo.seed(database, with_models=True)
-    with database.write() as session:
-        session.add(User(email=NO_ROLE_EMAIL, name="Nora Noroles", is_demo=True))
-    with database.read() as session:
-        ids = {
-            role: session.exec(select(User.id).where(User.email == email)).one()
-            for role, email in EMAIL_BY_ROLE.items()
-        }
-    database.dispose()
-    return DemoStore(url, ids)
+from tests.ui.kit import (
+    EMAIL_BY_ROLE,
+    NO_ROLE_EMAIL,
+    ROLES,
+    ROOT,
+    TIMEOUT,
+    DemoStore,
+    frame_values,
+    labels,
+    open_page,
+    texts,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -72,36 +44,6 @@ def _clean_streamlit(demo_store: DemoStore, monkeypatch: pytest.MonkeyPatch) -> 
     st.cache_data.clear()
     st.cache_resource.clear()
     config.reset_settings()
-
-
-def open_page(path: str, user_id: int | None) -> AppTest:
-    """A fresh session (empty st.session_state) that deep-links straight to `path`."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    if user_id is not None:
-        at.session_state[USER_KEY] = user_id
-    if path != "app.py":
-        at.switch_page(path)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [
-        e.value
-        for kind in ("title", "header", "subheader", "caption", "markdown", "text")
-        for e in at.get(kind)
-        if isinstance(getattr(e, "value", None), str)
-    ]
-    return "\n".join(parts)
-
-
-def labels(at: AppTest, kind: str) -> set[str]:
-    return {e.proto.label for e in at.get(kind)}
-
-
-def frame_values(at: AppTest) -> str:
-    return "\n".join(df.value.to_csv() for df in at.dataframe)
 
 
 # --- a content signal for each page ----------------------------------------------------------

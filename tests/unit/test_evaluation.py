@@ -265,17 +265,28 @@ def test_compare_sentences_in_points_and_units():
     candidate = {"metrics": {"recall": 0.831, "accuracy": 0.9, "rmse": 87.6, "log_loss": 0.3}}
     champion = {"metrics": {"recall": 0.8, "accuracy": 0.92, "rmse": 100.0, "log_loss": 0.25}}
     rows = rows_by_name(compare(candidate, champion))
-    assert rows["recall"]["sentence"] == "Recall up 3.1 points"
+    assert rows["recall"]["sentence"] == "Recall rose 3.1 points (better)"
     assert rows["recall"]["better"] is True
     assert rows["recall"]["delta"] == pytest.approx(0.031)
-    assert rows["accuracy"]["sentence"] == "Accuracy down 2.0 points"
+    assert rows["accuracy"]["sentence"] == "Accuracy fell 2.0 points (worse)"
     assert rows["accuracy"]["better"] is False
-    assert rows["rmse"]["sentence"] == "RMSE down 12.4 (-12.4%, better)"
+    assert rows["rmse"]["sentence"] == "RMSE fell 12.4% (better; lower is better)"
     assert rows["rmse"]["better"] is True
-    assert rows["log_loss"]["sentence"] == "Log loss up 0.05 (+20.0%, worse)"
+    assert rows["log_loss"]["sentence"] == "Log loss rose 20.0% (worse; lower is better)"
     assert rows["log_loss"]["better"] is False
     assert rows["recall"]["label"] == "Recall"
     assert [r["name"] for r in compare(candidate, champion)][0] == "accuracy"
+
+
+def test_compare_sentences_say_better_or_worse_whichever_way_the_metric_points():
+    candidate = {"log_loss": 0.22, "mae": 3.5, "r2": 0.7, "lift": 2.0, "rmse": 0.4}
+    champion = {"log_loss": 0.25, "mae": 0.0, "r2": 0.75, "lift": 1.5, "rmse": 0.4}
+    rows = rows_by_name(compare(candidate, champion))
+    assert rows["log_loss"]["sentence"] == "Log loss fell 12.0% (better; lower is better)"
+    assert rows["mae"]["sentence"] == "MAE rose 3.5 (worse; lower is better)"
+    assert rows["r2"]["sentence"] == "R² fell 5.0 points (worse)"
+    assert rows["lift"]["sentence"] == "lift rose 33.3%" and rows["lift"]["better"] is None
+    assert rows["rmse"]["sentence"] == "RMSE unchanged"
 
 
 def test_compare_unchanged_missing_and_unshared():
@@ -299,7 +310,7 @@ def test_compare_real_results(diabetes):
     )
     assert set(rows) == {"mae", "rmse", "r2"}
     assert rows["rmse"]["better"] is True
-    assert rows["rmse"]["sentence"].startswith("RMSE down")
+    assert rows["rmse"]["sentence"].startswith("RMSE fell")
 
 
 @pytest.mark.parametrize(

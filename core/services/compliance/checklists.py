@@ -188,6 +188,12 @@ def _template_of(session: Session, model: MLModel, template_key: str) -> Checkli
     )
 
 
+def _has_evidence(session: Session, row: ChecklistItem) -> bool:
+    if row.id is None:
+        return False
+    return session.exec(select(Evidence.id).where(Evidence.item_id == row.id)).first() is not None
+
+
 def _item_row(
     session: Session, model: MLModel, version: ModelVersion, template_key: str, item_key: str
 ) -> ChecklistItem:
@@ -220,14 +226,20 @@ def update_item(
     owner_id: int | None = None,
     notes: str = "",
     na_reason: str = "",
+    no_evidence_reason: str = "",
     row_version: int,
 ) -> ChecklistItem:
-    """Set an item's status, owner and notes; `row_version` is what the editor saw (0: new)."""
+    """Set an item's status, owner and notes; `row_version` is what the editor saw (0: new).
+    An item is met only with evidence, or with `no_evidence_reason` saying why none is needed;
+    it does not apply only with `na_reason`. The reason is kept in the item's reason column."""
     if status not in STATUSES:
         raise InvalidInput(f"{status!r} is not an item status; use open, met or not_applicable.")
     text = validation.plain_text(notes, "notes", max_length=5000)
     reason = validation.plain_text(
         na_reason, "reason it does not apply", max_length=1000, required=status == "not_applicable"
+    )
+    unneeded = validation.plain_text(
+        no_evidence_reason, "reason no evidence is needed", max_length=1000
     )
     with unit_of_work(db, actor) as session:
         model = get_model(
@@ -246,9 +258,14 @@ def update_item(
             )
         if owner_id is not None and session.get(User, owner_id) is None:
             raise NotFound(f"No person with id {owner_id} to own this item; pick another owner.")
+        if status == "met" and not unneeded and not _has_evidence(session, row):
+            raise InvalidInput(
+                f"Item {item_key!r} cannot be met without evidence. Add evidence to it first, "
+                "or write why it needs none."
+            )
         before = {"status": row.status, "owner_id": row.owner_id}
         row.status, row.owner_id, row.notes = status, owner_id, text
-        row.na_reason = reason if status == "not_applicable" else ""
+        row.na_reason = {"not_applicable": reason, "met": unneeded}.get(status, "")
         row.updated_by_id, row.updated_at = actor.user_id, utcnow()
         row.row_version += 1
         session.add(row)
@@ -261,7 +278,7 @@ def update_item(
             object_id=row.id,
             model_id=model.id,
             summary=f"{model.name} v{version.number}: {template_key}/{item_key} set to "
-            f"{STATUS_LABELS[status].lower()}" + (f" ({reason})" if row.na_reason else ""),
+            f"{STATUS_LABELS[status].lower()}" + (f" ({row.na_reason})" if row.na_reason else ""),
             details={"before": before, "after": {"status": status, "owner_id": owner_id}},
         )
         return row
