@@ -78,7 +78,18 @@ def _build(db: Database) -> None:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def one_audit_key() -> Iterator[None]:
+    """The template store and its per-test copies share one audit key, so a copy's trail still
+    verifies (the development key is otherwise generated per store location)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QUORUM_AUDIT_KEY", "permission-matrix-audit-key-" + "5" * 32)
+        config.reset_settings()
+        yield
+    config.reset_settings()
+
+
+@pytest.fixture(scope="module")
+def template(one_audit_key: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "quorum.db"
     url = f"sqlite:///{path}"
     config.reset_settings()

@@ -371,9 +371,13 @@ def test_rollback_target_names_the_version_a_rollback_restores(
     people_db: Database, people: People
 ) -> None:
     numbers = [approved(people_db, people, seed=s) for s in (0, 1, 2)]
-    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None, "nothing live"
+    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None, (
+        "nothing live"
+    )
     deployments.promote(people_db, people.riley, MEDIUM, numbers[0], "production")
-    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None, "nothing earlier"
+    assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None, (
+        "nothing earlier"
+    )
     for n in numbers[1:]:
         deployments.promote(people_db, people.riley, MEDIUM, n, "production")
     deployments.promote(people_db, people.riley, MEDIUM, numbers[2], "staging")

@@ -177,8 +177,8 @@ READS = [
         lambda db, p, m: compliance.version_compliance(db, p, m, 1),
     ),
     Read("compliance.timeline", lambda db, p, m: compliance.timeline(db, p, m)),
-    Read("versions.load_model (live)", lambda db, p, m: versions.load_model(db, p, m, env=ENV)),
-    Read("versions.load_model (number)", lambda db, p, m: versions.load_model(db, p, m, 2)),
+    Read("versions.artifact_of (live)", lambda db, p, m: versions.artifact_of(db, p, m, env=ENV)),
+    Read("versions.artifact_of (number)", lambda db, p, m: versions.artifact_of(db, p, m, 2)),
 ]
 
 

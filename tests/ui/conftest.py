@@ -21,7 +21,20 @@ from tests.ui.sweep import ENVIRONMENTS
 
 
 @pytest.fixture(scope="session")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[Role | None, int]]:
+def one_audit_key() -> Iterator[None]:
+    """The demo template and every module's copy share one audit key, so the copies' trails
+    verify (the development key is otherwise generated per store location)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QUORUM_AUDIT_KEY", "ui-tests-audit-key-" + "3" * 32)
+        config.reset_settings()
+        yield
+    config.reset_settings()
+
+
+@pytest.fixture(scope="session")
+def demo_template(
+    one_audit_key: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[Role | None, int]]:
     """The demo seed (it trains real models, about 20 s), once per test session, plus a
     signed-in person without any role."""
     path = tmp_path_factory.mktemp("demo_template") / "quorum.db"

@@ -255,4 +255,6 @@ def test_opening_another_model_keeps_the_open_tab(demo_store: DemoStore) -> None
     assert not at.exception, [e.message for e in at.exception]
     assert [h.value for h in at.header] == ["bike-demand-forecaster"]
     assert shown_tab(at) == "Evaluation"
-    assert at.query_params == {"model": "bike-demand-forecaster", "tab": "evaluation"}
+    assert at.query_params["model"] == "bike-demand-forecaster"
+    assert at.query_params["tab"] == "evaluation"
+    assert at.query_params["version"] == "3"  # the deep link names the version shown: the latest
