@@ -245,7 +245,7 @@ def test_expiry_reminder_is_sent_once_to_the_owner(world: World) -> None:
 
 
 def _item(w: World, key: str) -> compliance.ItemView:
-    lists = {c.key: c for c in compliance.checklists(w.db, MODEL, 1)}
+    lists = {c.key: c for c in compliance.checklists(w.db, SYSTEM, MODEL, 1)}
     return next(i for i in lists[INTERNAL].items if i.key == key)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core import demo, migrate
-from core.auth import Principal
+from core.auth import SYSTEM, Principal
 from core.db import Database
 from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.models import (
@@ -144,11 +144,11 @@ def _counts(db: Database) -> dict[str, int]:
 
 
 def _incidents(db: Database, name: str) -> list[monitoring.AlertView]:
-    return monitoring.alerts(db, name, ENV, open_only=False)
+    return monitoring.alerts(db, SYSTEM, name, ENV, open_only=False)
 
 
 def _windows(db: Database, name: str) -> dict[date, dict[str, Any]]:
-    data = monitoring.monitoring_data(db, name, ENV)
+    data = monitoring.monitoring_data(db, SYSTEM, name, ENV)
     return {day: window.to_dict() for day, window in data.windows.items()}
 
 
@@ -237,7 +237,7 @@ def test_a_wrong_label_batch_is_voided_exactly_and_sent_again(
         monitoring.void_batch(people_db, dana, "yesno", wrong.batch_id, "again, to be sure")
     right = monitoring.ingest_labels(people_db, dana, "yesno", _labels(frame), env=ENV)
     assert right.n_rows == len(frame)
-    card = monitoring.health_card(monitoring.monitoring_data(people_db, "yesno", ENV))
+    card = monitoring.health_card(monitoring.monitoring_data(people_db, SYSTEM, "yesno", ENV))
     assert card.goal_met is True
     with people_db.read() as session:
         events = session.exec(
@@ -277,7 +277,7 @@ def test_the_stated_roc_auc_goal_is_monitored_from_aggregates(
     frame = _production(4, per_day=600)
     monitoring.ingest(people_db, dana, "auc", _predictions(frame), env=ENV)
     monitoring.ingest_labels(people_db, dana, "auc", _labels(frame), env=ENV)
-    data = monitoring.monitoring_data(people_db, "auc", ENV)
+    data = monitoring.monitoring_data(people_db, SYSTEM, "auc", ENV)
     assert data.settings.goal is not None and data.settings.goal.metric == "roc_auc"
     assert "ROC AUC >= 0.9" in data.goal_description
     with people_db.read() as session:
@@ -303,7 +303,7 @@ def test_a_goal_production_data_cannot_compute_is_named_not_replaced(
     _deploy(people_db, principal, "svc", LinearSVC(), ("roc_auc", ">=", 0.9))
     dana = principal(Role.DATA_SCIENTIST)
     monitoring.ingest(people_db, dana, "svc", _predictions(_production(2)), env=ENV)
-    data = monitoring.monitoring_data(people_db, "svc", ENV)
+    data = monitoring.monitoring_data(people_db, SYSTEM, "svc", ENV)
     goal = data.settings.goal
     assert goal is not None and goal.metric == "roc_auc" and "no predict_proba" in goal.unavailable
     card = monitoring.health_card(data)
@@ -332,11 +332,11 @@ def test_an_estimated_incident_closes_when_labels_show_the_goal_met(
         "open",
     )
     assert estimated.windows_in_breach == 3
-    assert monitoring.retraining_tasks(people_db, "shy") == []  # an estimate alone
+    assert monitoring.retraining_tasks(people_db, SYSTEM, "shy") == []  # an estimate alone
     monitoring.ingest_labels(people_db, dana, "shy", _labels(frame), env=ENV)
     [closed] = _incidents(people_db, "shy")
     assert closed.status == "closed" and "show the goal met" in (closed.closed_reason or "")
-    perf = monitoring.performance_results(monitoring.monitoring_data(people_db, "shy", ENV))
+    perf = monitoring.performance_results(monitoring.monitoring_data(people_db, SYSTEM, "shy", ENV))
     assert (perf["estimated_roc_auc"] < 0.9).all() and (perf["roc_auc"] >= 0.9).all()
     with people_db.read() as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "incident.closed")).one()
@@ -372,7 +372,9 @@ def test_small_windows_never_alert_and_an_episode_is_one_incident_that_closes(
     tiny = _production(6, per_day=30, start="2026-10-01", seed=3, shift_days=(0, 1, 2, 3, 4, 5))
     monitoring.ingest(people_db, dana, "drifty", _predictions(tiny), env=ENV)
     assert _incidents(people_db, "drifty") == []
-    assert len(monitoring.monitoring_data(people_db, "drifty", ENV).windows) == 6  # still shown
+    assert (
+        len(monitoring.monitoring_data(people_db, SYSTEM, "drifty", ENV).windows) == 6
+    )  # still shown
     episode = _production(9, per_day=2000, shift_days=(2, 3, 4, 5))
     result = monitoring.ingest(people_db, dana, "drifty", _predictions(episode), env=ENV)
     drift = [i for i in _incidents(people_db, "drifty") if i.kind == "drift"]
@@ -390,10 +392,14 @@ def test_small_windows_never_alert_and_an_episode_is_one_incident_that_closes(
     monitoring.ingest(people_db, dana, "drifty", _predictions(again), env=ENV)
     with pytest.raises(PermissionDenied):
         monitoring.acknowledge_incidents(people_db, dana, "drifty", ENV)
-    open_now = [i for i in monitoring.alerts(people_db, "drifty", ENV) if i.status == "open"]
+    open_now = [
+        i for i in monitoring.alerts(people_db, SYSTEM, "drifty", ENV) if i.status == "open"
+    ]
     assert open_now
     assert monitoring.acknowledge_incidents(people_db, riley, "drifty", ENV) == len(open_now)
-    assert {i.status for i in monitoring.alerts(people_db, "drifty", ENV)} == {"acknowledged"}
+    assert {i.status for i in monitoring.alerts(people_db, SYSTEM, "drifty", ENV)} == {
+        "acknowledged"
+    }
     with people_db.read() as session:
         model_id = session.exec(select(Alert.model_id)).first()
     assert monitoring.open_incident_counts(people_db, [model_id or 0]) == {model_id: len(open_now)}
@@ -429,7 +435,7 @@ def test_drift_share_counts_features_and_outputs_are_reported_apart(
     dana = principal(Role.DATA_SCIENTIST)
     frame = _production(1, per_day=2000, shift_days=(0,))
     monitoring.ingest(people_db, dana, "split", _predictions(frame), env=ENV)
-    report = monitoring.report(people_db, "split", ENV)
+    report = monitoring.report(people_db, SYSTEM, "split", ENV)
     features = {f["feature"]: f for f in report["features"]}
     assert set(features) == set(FEATURES)
     drifted = [name for name, f in features.items() if f["verdict"] == "drift"]
@@ -438,7 +444,7 @@ def test_drift_share_counts_features_and_outputs_are_reported_apart(
     assert report["prediction_drift"]["verdict"] == "drift"
     assert report["score_drift"]["verdict"] == "drift"
     assert "1 of 3 features drifted; prediction drift: yes; score drift: yes" in report["message"]
-    card = monitoring.health_card(monitoring.monitoring_data(people_db, "split", ENV))
+    card = monitoring.health_card(monitoring.monitoring_data(people_db, SYSTEM, "split", ENV))
     assert "The distribution of the model's scores changed." in card.reasons
     assert card.drift == [
         "Features: 1 of 3 drifted (x1).",
@@ -467,7 +473,7 @@ def test_messages_name_the_column_and_the_environment(
     assert no_env.value.user_message.startswith("There is no environment 'prod'")
     assert "staging, production" in no_env.value.user_message
     with pytest.raises(InvalidInput, match="There is no environment 'prod'"):
-        monitoring.report(people_db, "msgs", "prod")
+        monitoring.report(people_db, SYSTEM, "msgs", "prod")
 
 
 # --- 11. extra columns and semicolons ---------------------------------------------------------
@@ -483,7 +489,9 @@ def test_extra_columns_are_ignored_with_a_note_and_semicolons_are_read(
     result = monitoring.ingest(people_db, dana, "files", extra, env=ENV)
     assert result.notes == ["Ignored column(s) the model does not use: 'customer_id', 'y'."]
     assert result.notes[0] in result.message
-    window = next(iter(monitoring.monitoring_data(people_db, "files", ENV).windows.values()))
+    window = next(
+        iter(monitoring.monitoring_data(people_db, SYSTEM, "files", ENV).windows.values())
+    )
     assert window.unexpected_columns == []  # ignored columns are not a quality issue
     labels = _labels(frame).assign(source="core-banking")
     labelled = monitoring.ingest_labels(people_db, dana, "files", labels, env=ENV)
@@ -501,13 +509,15 @@ def test_the_demo_seed_holds_a_handful_of_open_incidents(sqlite_url: str) -> Non
     migrate.upgrade(sqlite_url)
     db = Database(sqlite_url)
     demo.seed(db, with_models=True)
-    bike = monitoring.alerts(db, "bike-demand-forecaster", "production")
+    bike = monitoring.alerts(db, SYSTEM, "bike-demand-forecaster", "production")
     assert 1 <= len(bike) <= 5
     assert len({(i.kind, i.basis) for i in bike}) == len(bike)  # one per kind
-    everything = monitoring.alerts(db, "bike-demand-forecaster", "production", open_only=False)
+    everything = monitoring.alerts(
+        db, SYSTEM, "bike-demand-forecaster", "production", open_only=False
+    )
     assert any(i.status == "closed" and i.closed_reason for i in everything)
     assert max(i.windows_in_breach for i in bike) > 1
-    credit = monitoring.monitoring_data(db, "credit-default-scorer", "production")
+    credit = monitoring.monitoring_data(db, SYSTEM, "credit-default-scorer", "production")
     assert credit.settings.goal is not None and credit.settings.goal.metric == "roc_auc"
     assert monitoring.performance_results(credit)["roc_auc"].notna().all()
     db.dispose()
@@ -546,7 +556,7 @@ def test_library_warnings_stay_out_of_monitoring(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = monitoring.ingest(people_db, dana, "bare", frame, env=ENV)
-        monitoring.report(people_db, "bare", ENV)
+        monitoring.report(people_db, SYSTEM, "bare", ENV)
     assert result.n_rows == len(frame)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

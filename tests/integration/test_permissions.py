@@ -124,7 +124,7 @@ CASES: list[ServiceCase] = [
             w.db,
             p,
             "credit-default-scorer",
-            registry.ModelChanges(tags={"owner": str(p.user_id)}, risk_tier="high"),
+            registry.ModelChanges(tags={"owner": str(p.user_id)}, goal_target=0.8),
         ),
     ),
     ServiceCase(

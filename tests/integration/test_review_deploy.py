@@ -386,7 +386,7 @@ def test_rollback_target_names_the_version_a_rollback_restores(
     for expected in (numbers[1], numbers[0]):
         target = deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production")
         deployments.rollback(people_db, people.riley, MEDIUM, "production", "worse at night")
-        assert target == expected == deployments.status(people_db, MEDIUM)["production"]
+        assert target == expected == deployments.status(people_db, SYSTEM, MEDIUM)["production"]
     assert deployments.rollback_target(people_db, SYSTEM, MEDIUM, "production") is None
     with pytest.raises(InvalidInput):
         deployments.rollback_target(people_db, SYSTEM, MEDIUM, "moon")

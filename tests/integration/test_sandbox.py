@@ -24,7 +24,7 @@ from sqlmodel import select
 
 from core import config, demo, migrate, modelfile
 from core.artifacts import ArtifactStore
-from core.auth import Principal, Role
+from core.auth import SYSTEM, Principal, Role
 from core.db import Database
 from core.errors import InvalidInput, SandboxFailure, UnsafeArtifact
 from core.models import AuditEvent, ModelVersion
@@ -128,7 +128,7 @@ def assert_contained(w: World, error: BaseException | None = None) -> None:
     for secret in (CANARY_SECRET, CANARY_TEXT, "root:x:0:0"):
         assert secret not in said
     with w.db.read() as session:
-        assert registry.get_model(session, MODEL_B).name == MODEL_B
+        assert registry.get_model(session, SYSTEM, MODEL_B).name == MODEL_B
     assert _score(w.b_bytes) == w.b_baseline
     assert (check_array.__kwdefaults__ or {}).get("dtype") == "numeric"
     assert np.dtype("f8").byteorder == "="
@@ -245,7 +245,7 @@ def test_catastrophic_regular_expression_is_stopped_and_the_server_keeps_serving
     while thread.is_alive():  # the server's own work is not held up while the model spins
         tick = time.monotonic()
         with world.db.read() as session:
-            registry.get_model(session, MODEL_B)
+            registry.get_model(session, SYSTEM, MODEL_B)
         sum(i * i for i in range(20_000))
         latencies.append(time.monotonic() - tick)
         time.sleep(0.2)

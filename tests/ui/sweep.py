@@ -172,7 +172,19 @@ def compliance_page(at: AppTest, stop: Stop) -> None:
     assert {t.label for t in at.tabs} >= {"Checklists", "Sign-offs", "Approval pack", "Timeline"}
 
 
+def sees_nothing(at: AppTest, stop: Stop) -> None:
+    """A signed-in person with no role sees no team's models: none is offered or listed, and
+    the deep-linked one answers as if it did not exist."""
+    offered = {o for box in at.selectbox for o in (box.options or [])}
+    assert stop.model not in offered, f"{stop.model} is offered to someone with no role"
+    if stop.model:
+        assert stop.model not in frame_values(at), f"{stop.model} is listed to someone with no role"
+    assert "bike-demand-forecaster" not in frame_values(at)
+
+
 def deployments_page(at: AppTest, stop: Stop) -> None:
+    if stop.role is None:
+        return sees_nothing(at, stop)
     assert at.selectbox(key="deploy_model").value == stop.model
     assert [m.label for m in at.metric][: len(ENVIRONMENTS)] == [
         e.capitalize() for e in ENVIRONMENTS
@@ -192,6 +204,8 @@ def deployments_page(at: AppTest, stop: Stop) -> None:
 
 
 def monitoring_page(at: AppTest, stop: Stop) -> None:
+    if stop.role is None:
+        return sees_nothing(at, stop)
     shown = at.selectbox(key="mon_model").value
     if not stop.live:  # the page says so, then shows a live model instead
         assert shown != stop.model
@@ -220,6 +234,8 @@ def scoring_page(at: AppTest, stop: Stop) -> None:
 
 def home_page(at: AppTest, stop: Stop) -> None:
     assert {"Waiting for me", "Portfolio", "Recent activity"} <= set(_subheaders(at))
+    if stop.role is None:
+        return sees_nothing(at, stop)
     assert "bike-demand-forecaster" in frame_values(at)
 
 
@@ -247,6 +263,8 @@ def _compare(stop: Stop) -> set[str]:
 
 
 def _deployments(stop: Stop) -> set[str]:
+    if stop.role is None:
+        return set()
     walked = {"in"} if stop.live else set()
     if stop.may(Permission.DEPLOY) and stop.promotable:
         walked |= {"Version"}

@@ -16,6 +16,7 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from core import config, demo, migrate
+from core.auth import SYSTEM
 from core.db import Database
 from core.models import Notification
 from core.services import deployments, monitoring, registry, reviews, users, versions
@@ -124,13 +125,13 @@ def test_monitoring_page_shows_health_card_and_charts(store: tuple[str, int]) ->
 def test_incidents_are_acknowledged_in_bulk_from_the_page(store: tuple[str, int]) -> None:
     db = Database(store[0])
     riley = users.principal_by_email(db, "riley@demo.quorum")
-    open_before = [i for i in monitoring.alerts(db, MODEL, ENV) if i.status == "open"]
+    open_before = [i for i in monitoring.alerts(db, SYSTEM, MODEL, ENV) if i.status == "open"]
     assert open_before
     at = _open("pages/5_Monitoring.py", riley.user_id)
     at.selectbox(key="mon_env").set_value(ENV).run()
     at.button(key="ack_all").click().run()
     assert not at.exception
-    assert {i.status for i in monitoring.alerts(db, MODEL, ENV)} == {"acknowledged"}
+    assert {i.status for i in monitoring.alerts(db, SYSTEM, MODEL, ENV)} == {"acknowledged"}
     db.dispose()
 
 
@@ -143,7 +144,7 @@ def test_home_shows_one_monitoring_card_per_model(store: tuple[str, int]) -> Non
             )
         ).all()
     assert len(notes) >= 2  # several incidents opened, each notified
-    count = len(monitoring.alerts(db, MODEL, ENV))
+    count = len(monitoring.alerts(db, SYSTEM, MODEL, ENV))
     db.dispose()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.session_state[USER_KEY] = store[1]
