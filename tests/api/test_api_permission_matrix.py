@@ -115,7 +115,10 @@ CASES = [
     Case(
         "PATCH /alerts/{id}",
         Permission.MANAGE_MONITORING,
-        lambda w, who, c: c.patch(f"/alerts/{w.open_alerts.pop()}", json={"status": "resolved"}),
+        # one incident per model and kind now: acknowledging keeps it open for the next caller
+        lambda w, who, c: c.patch(
+            f"/alerts/{w.open_alerts[0]}", json={"status": "acknowledged", "note": who}
+        ),
     ),
     Case(
         "POST /service-accounts",

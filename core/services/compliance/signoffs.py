@@ -17,6 +17,7 @@ from core.auth import (
     describe_roles,
     refresh,
     require,
+    require_person,
     visible_teams,
 )
 from core.db import Database
@@ -190,6 +191,9 @@ def sign(
         raise InvalidInput(f"Expiry must be between 1 and {MAX_EXPIRY_DAYS} days from today.")
     with unit_of_work(db, actor) as session:
         model = get_model(session, actor, model_name)
+        require_person(
+            session, actor, Permission.SIGN_OFF, f"of {model.name} v{number}", model_id=model.id
+        )
         current = refresh(session, actor)
         version = get_version(session, model, number)
         judged = policy_for(session, model.risk_tier)
