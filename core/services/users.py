@@ -343,7 +343,7 @@ def add_role_mapping(
         if existing:
             raise Conflict(f"The claim value {value!r} already maps to {chosen.value} {scope}.")
         mapping = RoleMapping(
-            claim_value=value, role=chosen, team_id=team_id, created_by_id=actor.user_id
+            claim_value=value, role=chosen, team_id=team_id, created_by_id=actor.user_id or None
         )
         session.add(mapping)
         session.flush()
@@ -739,7 +739,7 @@ def create_service_account(
         session.add(user)
         session.flush()
         grant = RoleGrant(
-            user_id=user.id or 0, role=chosen, team_id=owner.id, granted_by_id=actor.user_id
+            user_id=user.id or 0, role=chosen, team_id=owner.id, granted_by_id=actor.user_id or None
         )
         session.add(grant)
         new = _new_token(session, user, label, days)

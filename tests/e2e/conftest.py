@@ -47,6 +47,7 @@ STALE = '[data-stale="true"]'
 # How long an expectation or a script run may take. Generous on purpose: on a machine whose
 # cores are all busy (make test-loaded) one run of a page can take tens of seconds, and a
 # slow run is not a failure. Tests that pass never wait this long.
+E2E_AUDIT_KEY = "browser-tests-audit-key-" + "9" * 32
 TIMEOUT_MS = 120_000
 # A click that started no script run within this time did not reach the app: click again.
 CLICK_PATIENCE_MS = 20_000
@@ -119,7 +120,13 @@ class Store:
         return self.directory / "artifacts"
 
     def env(self) -> dict[str, str]:
-        return {"QUORUM_DATABASE_URL": self.url, "QUORUM_ARTIFACT_STORE": str(self.artifacts)}
+        return {
+            "QUORUM_DATABASE_URL": self.url,
+            "QUORUM_ARTIFACT_STORE": str(self.artifacts),
+            # one key for the seeded store, its copies and this test process's own service
+            # calls, so every trail still verifies
+            "QUORUM_AUDIT_KEY": E2E_AUDIT_KEY,
+        }
 
     def database(self) -> Database:
         from core.db import Database
@@ -141,6 +148,18 @@ def _quorum(args: list[str], store: Store, log: Path) -> None:
         )
     if done.returncode != 0:
         raise RuntimeError(f"quorum admin {' '.join(args)} failed:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _e2e_audit_key() -> Iterator[None]:
+    """The browser tests' own service calls sign their audit events with the servers' key."""
+    from core import config
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QUORUM_AUDIT_KEY", E2E_AUDIT_KEY)
+        config.reset_settings()
+        yield
+    config.reset_settings()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import skops.io as sio
 from playwright.sync_api import Page, expect
 from sklearn.linear_model import LogisticRegression
 
+from core.artifacts import ArtifactStore
 from core.auth import SYSTEM
 from core.demo import data as demo_data
 from core.services import compliance, users
@@ -188,7 +189,15 @@ def test_compliance_officer_signs_and_downloads_the_pack(
     if "validated" in meanings:  # a reviewer signs 'validated' under the default policy
         db = module_store.database()
         riley = users.principal_by_email(db, "riley@demo.quorum")
-        compliance.sign(db, riley, MODEL, NEW, "validated", "Riley Reviewer")
+        compliance.sign(
+            db,
+            riley,
+            MODEL,
+            NEW,
+            "validated",
+            "Riley Reviewer",
+            store=ArtifactStore(module_store.artifacts),
+        )
         meanings.remove("validated")
     as_demo_user(page, demo_app, "casey")
     go_to(page, "Compliance")
