@@ -243,9 +243,16 @@ def test_reviewer_promotes_then_rolls_back(page: Page, demo_app: AppServer) -> N
     expect_text(page, f"{MODEL} v{NEW} is live in production")
     expect(page.get_by_test_id("stMetric").filter(has_text="Production")).to_contain_text(f"v{NEW}")
     screenshot(page, "deployments", top=page.get_by_role("heading", level=1))
+    rollback_box = (
+        page.get_by_test_id("stElementContainer")
+        .filter(has=page.get_by_role("combobox", name="Environment", exact=True))
+        .last
+    )
+    choose(page, "Environment", "production", scope=rollback_box)
+    expect_text(page, f"Rolling back puts v2 back live in production, replacing v{NEW}.")
     fill(page, "Reason (required)", "Approval rate dropped in the first hour.")
-    click_button(page, "Roll back to the previous version")
-    expect_text(page, f"Rolled back {MODEL} in production")
+    click_button(page, "Roll back production to v2")
+    expect_text(page, f"Rolled back {MODEL} in production to v2")
     expect(page.get_by_test_id("stMetric").filter(has_text="Production")).to_contain_text("v2")
 
 
