@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import pickle
 
@@ -99,6 +100,8 @@ def test_production_accepts_skops_only_unless_told_otherwise() -> None:
         "QUORUM_OIDC_SERVER_METADATA_URL": "https://idp.example/.well-known/openid-configuration",
         "QUORUM_OIDC_CLIENT_ID": "quorum",
         "QUORUM_OIDC_CLIENT_SECRET": "x",
+        "QUORUM_AUDIT_KEY": "a" * 40,
+        "QUORUM_AUDIT_SIGNING_KEY": base64.b64encode(b"k" * 32).decode(),
     }
     assert config.Settings.from_env(production).model_formats == ("skops",)
     chosen = {**production, "QUORUM_MODEL_FORMATS": "skops,joblib"}
