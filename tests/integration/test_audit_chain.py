@@ -46,10 +46,11 @@ def append(database: Database, count: int, label: str = "test") -> None:
             )
 
 
-def append_in_process(url: str, count: int) -> int:
+def append_in_process(url: str, count: int, task: int = 0) -> int:
     database = Database(url)
     try:
-        append(database, count, label=f"process-{multiprocessing.current_process().pid}")
+        label = f"task-{task}-process-{multiprocessing.current_process().pid}"
+        append(database, count, label=label)
     finally:
         database.dispose()
     return count
@@ -292,11 +293,12 @@ def test_four_processes_appending_keep_the_chain_valid(db: Database) -> None:
     db.dispose()  # forked children open their own connections; share none
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=4, mp_context=context) as pool:
-        done = list(pool.map(append_in_process, [db.url] * 4, [30] * 4))
+        done = list(pool.map(append_in_process, [db.url] * 4, [30] * 4, range(4)))
     assert done == [30] * 4
     _assert_contiguous_valid_chain(db, 4 * 30)
     assert len({e.actor_label for e in events(db)}) == 1
-    assert len({e.details["label"] for e in events(db)}) == 4
+    labels = {e.details["label"] for e in events(db)}
+    assert {label.split("-process-")[0] for label in labels} == {f"task-{n}" for n in range(4)}
 
 
 # --- the audit trail as a service ----------------------------------------------------------

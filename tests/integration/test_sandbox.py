@@ -296,11 +296,29 @@ def _sandbox_processes(*, wait: bool = True) -> list[int]:
             except OSError:
                 continue
             uid = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("Uid:")), 0)
-            if uid >= UID_BASE and not _spare_or_idle(int(entry.name)):
-                found.append(int(entry.name))
+            pid = int(entry.name) if entry.name.isdigit() else 0
+            if uid >= UID_BASE and _started_here(pid) and not _spare_or_idle(pid):
+                found.append(pid)
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+def _started_here(pid: int) -> bool:
+    """Whether this test process is among the process's ancestors: another test worker's
+    sandboxes (pytest-xdist runs other files beside this one) are not this test's to count."""
+    me = os.getpid()
+    for _ in range(12):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        pid = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("PPid:")), 0)
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+    return False
 
 
 def _spare_or_idle(pid: int) -> bool:
