@@ -142,8 +142,9 @@ def test_full_lifecycle(server: QuorumServer, files: dict[str, Path], tmp_path: 
     assert {e["kind"] for e in stored["evidence"]} == {"model_card", "document"}
     uploaded = next(e for e in stored["evidence"] if e["kind"] == "document")
     assert uploaded["document_sha256"] == hashlib.sha256(document.read_bytes()).hexdigest()
-    signed = run("casey", "--json", "compliance", "sign", MODEL, "1", "--meaning", "validated",
-                 "--name", "Casey Compliance").json()  # fmt: skip
+    # the policy names who may sign each meaning: a compliance officer approves for production
+    signed = run("casey", "--json", "compliance", "sign", MODEL, "1", "--meaning",
+                 "approved for production", "--name", "Casey Compliance").json()  # fmt: skip
     assert signed["printed_name"] == "Casey Compliance"
     assert signed["artifact_sha256"] == shown["artifact_sha256"]
 
