@@ -127,6 +127,40 @@ def feature_frame(
     return df.drop(columns=dropped), True
 
 
+def thresholded(
+    prediction: np.ndarray, proba: np.ndarray | None, classes: Any, threshold: float | None
+) -> np.ndarray:
+    """A binary classifier's predictions at the version's decision threshold: its positive
+    (second) class where that class's probability is at least `threshold`. Unchanged when no
+    threshold is set, the model gives no probabilities or has other than two classes."""
+    if threshold is None or proba is None or classes is None or len(classes) != 2:
+        return np.asarray(prediction)
+    if proba.ndim != 2 or proba.shape[1] != 2:
+        return np.asarray(prediction)
+    labels = np.asarray(list(classes), dtype=object)
+    chosen = np.where(proba[:, 1] >= threshold, labels[1], labels[0])
+    known = np.asarray(prediction)
+    return chosen.astype(known.dtype) if known.dtype != object else chosen
+
+
+def check_threshold(value: Any) -> float | None:
+    """A decision threshold as entered: empty for none, else a probability strictly between
+    0 and 1."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"The decision threshold {value!r} is not a number; give a probability such as 0.3."
+        ) from None
+    if not 0.0 < number < 1.0:
+        raise InvalidInput(
+            f"The decision threshold {number:g} is outside (0, 1); give a probability such as 0.3."
+        )
+    return number
+
+
 def evaluate_predictions(
     df: pd.DataFrame,
     target: str,

@@ -189,6 +189,9 @@ class ModelVersion(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="model_version.id")
     registered_by_id: int = Field(foreign_key="user.id")
     review_round: int = Field(default=0)
+    # A binary classifier predicts its positive class when that class's probability is at
+    # least this; None: the estimator's own predict (0.5 for most).
+    decision_threshold: float | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     row_version: int = Field(default=1)

@@ -458,3 +458,10 @@ def _target_problems(values: pd.Series, target: str) -> list[str]:
         f"target column '{target}' has empty values ({_row_numbers(missing.index)}); "
         "every evaluation row needs a known outcome"
     ]
+
+
+def ignored_note(columns: set[str], limit: int = 5) -> str:
+    """The note for columns a file holds that the model does not use (they are not stored)."""
+    listed = ", ".join(f"'{c}'" for c in sorted(columns)[:limit])
+    more = f" and {len(columns) - limit} more" if len(columns) > limit else ""
+    return f"Ignored column(s) the model does not use: {listed}{more}."

@@ -71,6 +71,8 @@ def version(model_name: str, view: VersionView) -> dict[str, Any]:
         "estimator_class": v.estimator_class,
         "library_versions": v.library_versions,
         "feature_names": v.feature_names,
+        "decision_threshold": v.decision_threshold,
+        "warnings": view.warnings,
         "params": v.params,
         "tags": v.tags,
         "notes": v.notes,

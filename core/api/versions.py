@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Header, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from core import evaluation
 from core.api import shapes
 from core.api.deps import Caller, CallerDep
 from core.api.idempotency import request_hash, run_once
@@ -46,6 +47,11 @@ def _tags(text: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()}
 
 
+def split_names(text: str) -> list[str] | None:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return names or None
+
+
 def _flag(text: str) -> bool:
     value = text.strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no", ""):
@@ -65,6 +71,15 @@ def register_version(
     code_ref: Annotated[str, Form()] = "",
     tags: Annotated[str, Form(description="a JSON object")] = "",
     submit: Annotated[str, Form(description="true to submit for review at once")] = "false",
+    features: Annotated[
+        str,
+        Form(
+            description="comma-separated feature names, in training order, for a model saved without them"
+        ),
+    ] = "",
+    decision_threshold: Annotated[
+        str, Form(description="binary classifiers: the positive class's probability to predict it")
+    ] = "",
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Any:
     model_bytes, eval_bytes = model_file.file.read(), eval_file.file.read()
@@ -75,6 +90,8 @@ def register_version(
         "code_ref": code_ref,
         "tags": tags,
         "submit": submit,
+        "features": features,
+        "decision_threshold": decision_threshold,
         "model_filename": model_file.filename,
         "eval_filename": eval_file.filename,
     }
@@ -92,6 +109,8 @@ def register_version(
             notes=notes,
             code_ref=code_ref,
             tags=_tags(tags),
+            features=split_names(features),
+            decision_threshold=evaluation.check_threshold(decision_threshold),
         )
         then_submit = _flag(submit)
         created = versions.register_version(caller.db, caller.principal, upload, store=caller.store)

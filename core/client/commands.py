@@ -183,15 +183,20 @@ def models_register(args: argparse.Namespace, client: Client) -> Output:
             tags=tag_pairs(args.tag),
             submit=args.submit,
             progress=bar,
+            features=[n.strip() for n in (args.features or "").split(",") if n.strip()] or None,
+            decision_threshold=args.threshold,
         )
     metrics = (version.get("evaluation") or {}).get("metrics") or {}
     shown = ", ".join(
         f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float) and v is not None
     )
+    threshold = version.get("decision_threshold")
+    at = f" at decision threshold {threshold:g}" if threshold is not None else ""
+    warned = "".join(f"\nWarning: {w}" for w in version.get("warnings") or [])
     return Output(
         version,
         f"{args.name} v{version['number']} registered ({version['state']}): "
-        f"{shown or 'no metrics'}; sha256 {version.get('artifact_sha256', '')}",
+        f"{shown or 'no metrics'}{at}; sha256 {version.get('artifact_sha256', '')}{warned}",
     )
 
 
@@ -519,6 +524,15 @@ def _add_models(groups: Any) -> None:
     register.add_argument("--code-ref", default="")
     register.add_argument("--tag", action="append", default=[], help="key=value, repeatable")
     register.add_argument("--submit", action="store_true", help="submit for review at once")
+    register.add_argument(
+        "--features",
+        help="a,b,c: feature names in training order, for a model saved without them",
+    )
+    register.add_argument(
+        "--threshold",
+        type=float,
+        help="binary classifiers: predict the positive class from this probability (e.g. 0.3)",
+    )
     _model_version(
         _cmd(models, "compare", models_compare, "a version against the live production one")
     )

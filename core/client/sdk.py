@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -151,8 +151,15 @@ class Client:
         submit: bool = False,
         idempotency_key: str | None = None,
         progress: Progress | None = None,
+        features: Sequence[str] | None = None,
+        decision_threshold: float | None = None,
     ) -> dict[str, Any]:
         """Upload a fitted estimator (or a model file) with its evaluation data.
+
+        `features` names, in training order, the features of a model fitted on a bare array
+        (the server refuses to match them to the evaluation columns by position);
+        `decision_threshold` is the positive class's probability at which a binary classifier
+        predicts it. The answer's `warnings` flag, e.g., a file identical to an earlier version.
 
         The body is streamed; a retried call carries the same Idempotency-Key, so a network
         failure never registers the version twice. `progress(sent, total)` follows the upload.
@@ -165,6 +172,8 @@ class Client:
                 "code_ref": code_ref,
                 "tags": json.dumps(dict(tags or {})),
                 "submit": "true" if submit else "false",
+                "features": ",".join(features or []),
+                "decision_threshold": "" if decision_threshold is None else str(decision_threshold),
             },
             [
                 model_part(estimator_or_path),

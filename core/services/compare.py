@@ -130,7 +130,9 @@ def _champion_result(
         frame,
         ev.target,
         task,
-        y_pred=scored.prediction,
+        y_pred=evaluation.thresholded(
+            scored.prediction, scored.proba, summary.classes, champion.decision_threshold
+        ),
         proba=scored.proba,
         classes=summary.classes,
         sensitive=ev.sensitive_column,

@@ -24,6 +24,17 @@ class VersionView:
     registered_by: str
     parent_number: int | None
     evaluation: Evaluation | None
+    same_artifact_as: tuple[int, ...] = ()  # earlier versions holding the very same file
+
+    @property
+    def warnings(self) -> list[str]:
+        if not self.same_artifact_as:
+            return []
+        listed = ", ".join(f"v{n}" for n in self.same_artifact_as)
+        return [
+            f"v{self.version.number}'s file is identical (same SHA-256) to {listed}; "
+            "it adds a version with nothing new in it."
+        ]
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,13 @@ def model_detail(
                     people.get(v.registered_by_id, "?"),
                     numbers.get(v.parent_id),
                     evaluations.get(v.id or 0),
+                    tuple(
+                        sorted(
+                            o.number
+                            for o in rows
+                            if o.number < v.number and o.artifact_sha256 == v.artifact_sha256
+                        )
+                    ),
                 )
                 for v in rows
             ],

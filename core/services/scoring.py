@@ -13,6 +13,7 @@ from core import tables
 from core.auth import Permission, Principal
 from core.db import Database
 from core.errors import InvalidInput, SandboxFailure
+from core.evaluation import thresholded
 from core.models import Task, utcnow
 from core.services import monitoring, read_as
 from core.services.compare import live_version
@@ -81,7 +82,9 @@ def score_batch(
         except SandboxFailure as failed:
             failed.details = failed.details + data_hints(frame, features)
             raise
-    scored[monitoring.PRED_COL] = predictions.prediction
+    scored[monitoring.PRED_COL] = thresholded(
+        predictions.prediction, predictions.proba, box.check().classes, version.decision_threshold
+    )
     if predictions.proba is not None:
         scored[monitoring.SCORE_COL] = predictions.proba[:, -1]
     if progress is not None:

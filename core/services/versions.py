@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,10 @@ class VersionUpload:
     tags: Mapping[str, str] | None = None
     training_data: pd.DataFrame | None = None
     parent: int | None = None
+    # The feature names, in the order the model was trained on, for a model saved without
+    # them (fitted on a bare array); checked against the evaluation file's columns.
+    features: list[str] | None = None
+    decision_threshold: float | None = None
 
 
 @dataclass
@@ -62,6 +66,20 @@ class PreparedVersion:
     reference: dict[str, Any]
     eval_sha256: str
     training_fingerprint: dict[str, Any] = field(default_factory=dict)
+    decision_threshold: float | None = None
+    # Earlier versions of this model holding the very same file (same SHA-256).
+    same_artifact_as: list[int] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the summary shows before confirming (the version itself is not refused)."""
+        if not self.same_artifact_as:
+            return []
+        listed = ", ".join(f"v{n}" for n in self.same_artifact_as)
+        return [
+            f"This file is identical (same SHA-256) to {listed} of {self.model_name}; "
+            "registering it again adds a version with nothing new in it."
+        ]
 
 
 def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> PreparedVersion:
@@ -75,6 +93,15 @@ def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> Pr
             what="register versions of {model}",
         )
         patterns = allowed_patterns(session)
+        earlier = dict(
+            session.exec(
+                select(ModelVersion.number, ModelVersion.artifact_sha256).where(
+                    ModelVersion.model_id == model.id
+                )
+            ).all()
+        )
+    digest = hashlib.sha256(upload.model_file).hexdigest()
+    same = sorted(n for n, sha in earlier.items() if sha == digest)
     box = Sandbox.for_artifact(
         upload.model_file, filename=upload.model_filename, allowed_patterns=patterns
     )
@@ -87,9 +114,11 @@ def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> Pr
             artifact=upload.model_file,
             filename=upload.model_filename,
         ):
-            return _prepare(box, model, upload)
+            ready = _prepare(box, model, upload)
     finally:
         box.close()
+    ready.same_artifact_as = same
+    return ready
 
 
 def _prepare(box: Sandbox, model: MLModel, upload: VersionUpload) -> PreparedVersion:
@@ -102,8 +131,20 @@ def _prepare(box: Sandbox, model: MLModel, upload: VersionUpload) -> PreparedVer
     frame = tables.read_table(upload.eval_file, upload.eval_filename)
     target = (upload.target or model.target or "").strip()
     sensitive = (upload.sensitive or model.sensitive_column or "").strip() or None
-    features = _feature_types(inspected, frame, target, sensitive)
-    result, scored = _evaluate(box, inspected, frame, target, model.task, sensitive, features)
+    threshold = evaluation.check_threshold(upload.decision_threshold)
+    if threshold is not None and model.task != Task.BINARY:
+        raise InvalidInput(
+            f"A decision threshold applies to binary classifiers only; {model.name} is a "
+            f"{model.task.replace('_', ' ')} model. Leave the threshold empty."
+        )
+    names = given_features(inspected, frame, target, sensitive, upload.features)
+    features = _feature_types(inspected, frame, target, sensitive, names)
+    result, scored = _evaluate(
+        box, inspected, frame, target, model.task, sensitive, features, threshold, names
+    )
+    ignored = {str(c) for c in frame.columns} - set(names) - {target, sensitive or target}
+    if ignored:
+        result["notes"] = [*result.get("notes", []), tables.ignored_note(ignored)]
     return PreparedVersion(
         model_id=model.id or 0,
         model_name=model.name,
@@ -116,7 +157,58 @@ def _prepare(box: Sandbox, model: MLModel, upload: VersionUpload) -> PreparedVer
         reference=_reference(scored, frame, features, model.task, result),
         eval_sha256=hashlib.sha256(upload.eval_file).hexdigest(),
         training_fingerprint=fingerprint(upload.training_data),
+        decision_threshold=threshold,
     )
+
+
+def given_features(
+    inspected: ModelSummary,
+    frame: pd.DataFrame,
+    target: str,
+    sensitive: str | None,
+    given: list[str] | None,
+) -> list[str]:
+    """The model's features in training order: its own names, or the names given for a model
+    saved without them. Never the evaluation file's column order: a swapped column would be
+    scored as the wrong feature with no error."""
+    names = [str(n).strip() for n in given or [] if str(n).strip()]
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidInput(f"The feature list names {repeated[0]!r} twice; list each once.")
+    known = inspected.feature_names
+    if known is not None:
+        if names and names != [str(n) for n in known]:
+            raise InvalidInput(
+                "The features given differ from the names saved in the model ("
+                + ", ".join(map(str, known[:20]))
+                + "); leave the feature list empty to use the model's own."
+            )
+        return [str(n) for n in known]
+    if not names:
+        count = f"{inspected.n_features} " if inspected.n_features is not None else ""
+        raise InvalidInput(
+            f"The model was saved without feature names, so its {count}features cannot be "
+            "matched to the evaluation columns safely; give them in training order "
+            "(--features a,b,c, the Features field, or the API's features)."
+        )
+    if inspected.n_features is not None and len(names) != inspected.n_features:
+        raise InvalidInput(
+            f"{len(names)} feature(s) were given but the model takes {inspected.n_features}; "
+            "list every feature in training order."
+        )
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            "The evaluation data has no column "
+            + ", ".join(repr(n) for n in missing[:10])
+            + " named in the feature list; check the spelling or the file."
+        )
+    clash = [n for n in names if n in (target, sensitive)]
+    if clash:
+        raise InvalidInput(
+            f"{clash[0]!r} is the target or sensitive column, so it cannot also be a feature."
+        )
+    return names
 
 
 def register_version(
@@ -188,6 +280,8 @@ def _record_version(
                     "evaluation_sha256": ready.eval_sha256,
                     "metrics": ready.result.get("metrics", {}),
                     "parent": version.parent_id,
+                    "decision_threshold": ready.decision_threshold,
+                    "same_artifact_as": ready.same_artifact_as,
                 },
             )
             return version
@@ -236,6 +330,7 @@ def _new_version(
         feature_types=ready.feature_types,
         params=inspected.params,
         training_fingerprint=ready.training_fingerprint,
+        decision_threshold=ready.decision_threshold,
         tags=tags,
         notes=notes,
         code_ref=code_ref,
@@ -286,7 +381,11 @@ def _check_task(model: MLModel, inspected: ModelSummary) -> None:
 
 
 def _feature_types(
-    inspected: ModelSummary, frame: pd.DataFrame, target: str, sensitive: str | None
+    inspected: ModelSummary,
+    frame: pd.DataFrame,
+    target: str,
+    sensitive: str | None,
+    names: list[str],
 ) -> dict[str, str]:
     if not target:
         raise InvalidInput("Name the target column of the evaluation data.")
@@ -295,19 +394,13 @@ def _feature_types(
             f"The evaluation data has no target column {target!r}.",
             details=[f"columns found: {', '.join(map(str, frame.columns[:30]))}"],
         )
-    names = inspected.feature_names or [c for c in frame.columns if c not in (target, sensitive)]
-    if inspected.n_features is not None and len(names) != inspected.n_features:
-        raise InvalidInput(
-            f"The model expects {inspected.n_features} features but the evaluation data has "
-            f"{len(names)} columns besides the target. Save the model with named features "
-            "(fit it on a DataFrame) or upload matching data."
-        )
     types = {
         str(n): "numeric" if pd.api.types.is_numeric_dtype(frame[n]) else "categorical"
         for n in names
         if n in frame.columns
     }
     allow = [target] + ([sensitive] if sensitive else [])
+    allow += [str(c) for c in frame.columns if str(c) not in names]
     tables.check_columns(frame, _expected(names, types), target=target, allow_extra=allow)
     return types
 
@@ -324,15 +417,25 @@ def _evaluate(
     task: str,
     sensitive: str | None,
     features: dict[str, str],
+    threshold: float | None,
+    names: list[str],
 ) -> tuple[dict[str, Any], Predictions]:
     if sensitive and sensitive not in frame.columns:
         raise InvalidInput(f"The evaluation data has no sensitive column {sensitive!r}.")
-    x, as_array = evaluation.feature_frame(frame, inspected.feature_names, target, sensitive)
+    x = frame[names]
     try:
-        scored = box.predict(x, as_array=as_array, proba=task != Task.REGRESSION)
+        scored = box.predict(
+            x, as_array=inspected.feature_names is None, proba=task != Task.REGRESSION
+        )
     except SandboxFailure as failed:
         failed.details = failed.details + data_hints(frame, features)
         raise
+    scored = replace(
+        scored,
+        prediction=evaluation.thresholded(
+            scored.prediction, scored.proba, inspected.classes, threshold
+        ),
+    )
     try:
         result = evaluation.evaluate_predictions(
             frame,

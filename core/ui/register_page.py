@@ -158,6 +158,18 @@ def _upload_form(ctx: PageContext, model: Any) -> None:
             "Code reference", key="upload_code_ref", placeholder="git:abc1234"
         )
         tags = cols[1].text_input("Tags (key=value, comma-separated)", key="upload_tags")
+        cols = st.columns(2)
+        features = cols[0].text_input(
+            "Features in training order (only for a model saved without feature names)",
+            key="upload_features",
+            placeholder="age, income, segment",
+        )
+        threshold = cols[1].text_input(
+            "Decision threshold (binary classifiers, optional)",
+            key="upload_threshold",
+            placeholder="0.5",
+            help="The positive class is predicted when its probability is at least this.",
+        )
         checked = st.form_submit_button("Check files", type="primary", icon=":material/fact_check:")
     st.caption(f"Tip: {modelfile.skops_conversion_hint()}")
     if not checked:
@@ -177,6 +189,8 @@ def _upload_form(ctx: PageContext, model: Any) -> None:
             notes=notes,
             code_ref=code_ref,
             tags=registry.parse_tag_pairs([p for p in tags.split(",") if p.strip()]),
+            features=[n.strip() for n in features.split(",") if n.strip()] or None,
+            decision_threshold=evaluation.check_threshold(threshold),
         )
     except QuorumError as error:
         fail(error)
@@ -218,6 +232,10 @@ def _summary(ctx: PageContext) -> None:
     cols[2].metric("Size", f"{inspected.size_bytes / 1024:.0f} KB")
     cols[3].metric("Evaluation rows", f"{len(prepared.frame):,}")
     st.text(f"SHA-256: {inspected.sha256}")
+    for warning in prepared.warnings:
+        st.warning(warning, icon=":material/content_copy:")
+    if prepared.decision_threshold is not None:
+        st.caption(f"Class metrics at decision threshold {prepared.decision_threshold:g}.")
     metrics = prepared.result.get("metrics", {})
     st.dataframe(
         pd.DataFrame(

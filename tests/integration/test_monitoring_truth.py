@@ -547,6 +547,7 @@ def test_library_warnings_stay_out_of_monitoring(
             eval_file=evaluation[["x1", "x2", "y"]].to_csv(index=False).encode(),
             eval_filename="eval.csv",
             target="y",
+            features=["x1", "x2"],
         ),
     )
     reviews.submit_for_review(people_db, dana, "bare", 1)

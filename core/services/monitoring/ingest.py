@@ -21,6 +21,7 @@ from core import audit, evaluation, tables
 from core.auth import Principal
 from core.db import Database
 from core.errors import Conflict, InvalidInput, SandboxFailure
+from core.evaluation import thresholded
 from core.models import (
     InferenceBatch,
     Prediction,
@@ -64,6 +65,7 @@ from core.services.monitoring.incidents import evaluate_windows
 from core.services.registry import get_model, model_row
 from core.services.sandboxed import allowed_patterns, record_failure, version_sandbox
 from core.services.versions import data_hints
+from core.tables import ignored_note
 
 # --- ingest ------------------------------------------------------------------------------
 
@@ -122,12 +124,6 @@ def ingest(
             model = get_model(session, actor, model_name)
         record_failure(db, actor, model, failure, action="ingest scoring")
         raise
-
-
-def ignored_note(columns: set[str]) -> str:
-    listed = ", ".join(f"'{c}'" for c in sorted(columns)[:MAX_LISTED])
-    more = f" and {len(columns) - MAX_LISTED} more" if len(columns) > MAX_LISTED else ""
-    return f"Ignored column(s) the model does not use: {listed}{more}."
 
 
 def _default_name(data: Source) -> str:
@@ -281,7 +277,7 @@ def _score(chunk: pd.DataFrame, box: Sandbox, features: dict[str, str], target: 
     """Score with the live model; a refusal names the column and rows it could not score."""
     try:
         with quiet():
-            _score_chunk(chunk, box, features, target.model.task)
+            _score_chunk(chunk, box, features, target.model.task, target.version.decision_threshold)
     except InvalidInput as refused:
         raise _scoring_error(chunk, features, target, refused) from None
 
@@ -405,14 +401,21 @@ def _refuse_repeated_ids(chunk: pd.DataFrame, seen: SeenIds) -> None:
         )
 
 
-def _score_chunk(chunk: pd.DataFrame, box: Sandbox, features: dict[str, str], task: str) -> None:
-    """Predictions for rows sent without them, computed in the version's sandbox."""
+def _score_chunk(
+    chunk: pd.DataFrame,
+    box: Sandbox,
+    features: dict[str, str],
+    task: str,
+    threshold: float | None,
+) -> None:
+    """Predictions for rows sent without them, computed in the version's sandbox at the
+    version's decision threshold."""
     try:
         scored = box.predict(chunk[list(features)], proba=task != Task.REGRESSION)
     except SandboxFailure as failed:
         failed.details = failed.details + data_hints(chunk, features)
         raise
-    chunk[PRED_COL] = scored.prediction
+    chunk[PRED_COL] = thresholded(scored.prediction, scored.proba, box.check().classes, threshold)
     if scored.proba is not None:
         chunk[SCORE_COL] = scored.proba[:, -1]
 

@@ -88,6 +88,8 @@ def retrain(
             f"production rows from {env}; evaluated on {len(holdout):,} held-out production rows.",
             training_data=training,
             parent=live.number,
+            features=features,
+            decision_threshold=live.decision_threshold,
         ),
         store=store,
     )
