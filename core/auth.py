@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.errors import PermissionDenied
-from core.models import Role, RoleGrant, User
+from core.models import Role, RoleGrant, Team, User
 
 
 class Permission(StrEnum):
@@ -192,13 +192,36 @@ def require(
     if allowed:
         return current
     raise PermissionDenied(
-        f"You do not have permission to {permission.value}{target}. "
-        "Ask an admin to grant you a role that allows it.",
+        refusal_sentence(permission, what, current.grants, _team_names(session, current.grants)),
         details=[f"your roles: {describe_roles(current.grants) or 'none'}"],
         permission=permission.name,
         attempt=f"{permission.value}{target}",
         model_id=model_id,
     )
+
+
+def refusal_sentence(
+    permission: Permission, what: str, grants: Iterable[Grant], teams: dict[int, str]
+) -> str:
+    """One plain sentence: what was tried, what the person holds, what to ask for."""
+    held = describe_roles(grants, teams)
+    roles = f"your roles ({held}) do not allow it" if held else "you hold no role"
+    if not what or what.startswith(("of ", "in ")):
+        tried = f"{permission.value} {what}".strip()
+        ask = "a role that allows it"
+    else:
+        tried = what
+        ask = f"a role that may {permission.value}"
+    return f"You may not {tried}: {roles}; ask an admin to grant you {ask}."
+
+
+def _team_names(session: Session, grants: Iterable[Grant]) -> dict[int, str]:
+
+    ids = sorted({g.team_id for g in grants if g.team_id is not None})
+    if not ids:
+        return {}
+    rows = session.exec(select(Team.id, Team.name).where(col(Team.id).in_(ids))).all()
+    return {i: str(n) for i, n in rows if i is not None}
 
 
 def require_person(
@@ -243,10 +266,14 @@ def visible_teams(session: Session, principal: Principal) -> frozenset[int] | No
     return readable_team_ids(refresh(session, principal))
 
 
-def describe_roles(grants: Iterable[Grant]) -> str:
+def describe_roles(grants: Iterable[Grant], teams: dict[int, str] | None = None) -> str:
     from core.models import ROLE_LABELS
 
-    parts = sorted(
-        ROLE_LABELS[g.role] + ("" if g.team_id is None else f" (team {g.team_id})") for g in grants
-    )
+    def where(team_id: int | None) -> str:
+        if team_id is None:
+            return ""
+        name = (teams or {}).get(team_id)
+        return f" in team {name}" if name else f" (team {team_id})"
+
+    parts = sorted(ROLE_LABELS[g.role] + where(g.team_id) for g in grants)
     return ", ".join(parts)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, InvalidInput
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "quorum-development-secret-change-me"  # noqa: S105
@@ -323,3 +323,15 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     global _cached
     _cached = None
+
+
+def known_environment(env: str, settings: Settings | None = None) -> str:
+    """The environment named, normalised; refused in one sentence naming the known ones."""
+    environment = (env or "").strip().lower()
+    known = (settings or get_settings()).environments
+    if environment not in known:
+        raise InvalidInput(
+            f"There is no environment '{environment}'; the environments are "
+            f"{', '.join(known)}. Choose one of them."
+        )
+    return environment

@@ -16,6 +16,10 @@ from core.services import monitoring
 router = APIRouter(tags=["monitoring"])
 
 
+class VoidBody(BaseModel):
+    reason: str
+
+
 class AlertStatus(BaseModel):
     status: Literal["acknowledged", "resolved"]
     note: str = ""
@@ -83,6 +87,31 @@ def ingest_labels(
     return _ingest(
         caller, model, file, environment, idempotency_key, "labels", monitoring.ingest_labels
     )
+
+
+def _voided(result: monitoring.VoidResult) -> dict[str, Any]:
+    return {
+        "batch": result.batch_id,
+        "kind": result.kind,
+        "rows": result.rows,
+        "windows": [day.isoformat() for day in result.windows],
+        "closed_incidents": result.closed,
+        "message": result.message,
+    }
+
+
+@router.post("/batches/{batch_id}/void")
+def void_batch(batch_id: int, body: VoidBody, caller: CallerDep) -> dict[str, Any]:
+    """Void a prediction or label batch with a reason: its rows leave every window, which is
+    recomputed from the rows that remain; the same file may then be sent again. Audited."""
+    return _voided(monitoring.void_batch(caller.db, caller.principal, None, batch_id, body.reason))
+
+
+@router.post("/models/{model}/batches/{batch_id}/void")
+def void_model_batch(
+    model: str, batch_id: int, body: VoidBody, caller: CallerDep
+) -> dict[str, Any]:
+    return _voided(monitoring.void_batch(caller.db, caller.principal, model, batch_id, body.reason))
 
 
 @router.get("/models/{model}/monitoring/report")

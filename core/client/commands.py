@@ -312,6 +312,11 @@ def monitor_ingest(args: argparse.Namespace, client: Client) -> Output:
     return Output(result, str(result.get("message") or f"{result.get('rows')} rows ingested."))
 
 
+def monitor_void(args: argparse.Namespace, client: Client) -> Output:
+    result = client.void_batch(args.batch, args.reason)
+    return Output(result, str(result.get("message") or f"Batch #{args.batch} voided."))
+
+
 def monitor_report(args: argparse.Namespace, client: Client) -> Output:
     report = client.report(args.model, args.env, args.window)
     features = report.get("features") or []
@@ -587,6 +592,9 @@ def _add_monitor(groups: Any) -> None:
         cmd.add_argument("model")
         cmd.add_argument("file", help=f"CSV or Parquet: {columns}")
         cmd.add_argument("--env", default="production")
+    void = _cmd(monitor, "void", monitor_void, "void a prediction or label batch with a reason")
+    void.add_argument("batch", type=int, help="the batch number the ingest answered")
+    void.add_argument("--reason", required=True, help="why, e.g. 'labels were 0/1, not Yes/No'")
     report = _cmd(monitor, "report", monitor_report, "drift, quality and performance of a window")
     report.add_argument("model")
     report.add_argument("--env", default="production")

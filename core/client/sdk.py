@@ -352,6 +352,12 @@ class Client:
     def alerts(self, model: str, status: str | None = None) -> list[dict[str, Any]]:
         return self.session.get(path_of("models", model, "alerts"), status=status)
 
+    def void_batch(self, batch: int, reason: str) -> dict[str, Any]:
+        """Void a prediction or label batch (the `batch` a log call answered) with a reason:
+        its rows leave the monitoring windows, which are recomputed; the same file may then be
+        sent again."""
+        return self.session.post(path_of("batches", batch, "void"), {"reason": reason})
+
     def set_alert(self, alert_id: int, status: str) -> dict[str, Any]:
         return self.session.patch(path_of("alerts", alert_id), {"status": status})
 

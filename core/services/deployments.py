@@ -11,10 +11,19 @@ from sqlmodel import Session, col, select
 
 from core import audit, validation
 from core.auth import Permission, Principal, require_person
-from core.config import get_settings
+from core.config import get_settings, known_environment
 from core.db import Database
 from core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
-from core.models import Deployment, MLModel, ModelVersion, User, utcnow
+from core.models import (
+    Decision,
+    DecisionKind,
+    Deployment,
+    MLModel,
+    ModelVersion,
+    User,
+    VersionState,
+    utcnow,
+)
 from core.services import read_as, unit_of_work
 from core.services.registry import get_model, get_version, lock_model
 from core.services.reviews import policy_for, policy_status
@@ -25,11 +34,7 @@ STAGING = "staging"
 
 
 def _environment(name: str) -> str:
-    env = (name or "").strip().lower()
-    allowed = get_settings().environments
-    if env not in allowed:
-        raise InvalidInput(f"{name!r} is not an environment. Use one of: {', '.join(allowed)}.")
-    return env
+    return known_environment(name)
 
 
 def _live(session: Session, model_id: int, env: str) -> Deployment | None:
@@ -42,8 +47,36 @@ def _live(session: Session, model_id: int, env: str) -> Deployment | None:
     ).first()
 
 
+def state_blocker(session: Session, model: MLModel, version: ModelVersion) -> str | None:
+    """Why a version that is not approved cannot be deployed, naming its state (and, for a
+    rejected one, who rejected it and why), or None when its state allows it."""
+    if allowed(version.state, Action.DEPLOY):
+        return None
+    if version.state != VersionState.REJECTED:
+        label = str(version.state).replace("_", " ")
+        return (
+            f"{model.name} v{version.number} is {label}, and only an approved version can be "
+            "deployed; finish its review first."
+        )
+    rejection = session.exec(
+        select(Decision, User.name)
+        .join(User, col(User.id) == Decision.reviewer_id)
+        .where(Decision.version_id == version.id, Decision.kind == DecisionKind.REJECT)
+        .order_by(col(Decision.id).desc())
+    ).first()
+    by = f" by {rejection[1]}" if rejection else ""
+    why = f" ({rejection[0].reason})" if rejection and rejection[0].reason else ""
+    return (
+        f"{model.name} v{version.number} was rejected{by}{why}, so it can never be deployed; "
+        "register a new version with the changes."
+    )
+
+
 def production_blockers(session: Session, model: MLModel, version: ModelVersion) -> list[str]:
     """Everything still missing before this version may go to production, in plain words."""
+    refused = state_blocker(session, model, version)
+    if refused is not None:
+        return [refused]
     missing = []
     status = policy_status(session, model, version)
     if not status.satisfied:
@@ -119,6 +152,9 @@ def _promote(
         )
     lock_model(session, model.id or 0)
     version = get_version(session, model, number)
+    refused = state_blocker(session, model, version)
+    if refused is not None:
+        raise InvalidTransition(refused)
     next_state(version.state, Action.DEPLOY)
     blockers = production_blockers(session, model, version) if env == PRODUCTION else []
     if blockers:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from core import tables
 from core.auth import Permission, Principal
+from core.config import known_environment
 from core.db import Database
 from core.errors import InvalidInput, SandboxFailure
 from core.evaluation import thresholded
@@ -60,7 +61,7 @@ def score_batch(
             permission=Permission.SCORE,
             what="score with {model}",
         )
-        version = live_version(session, model, env)
+        version = live_version(session, model, known_environment(env))
         patterns = allowed_patterns(session)
         if version is None:
             raise InvalidInput(

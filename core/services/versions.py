@@ -16,6 +16,7 @@ from sqlmodel import Session, col, func, select
 from core import audit, evaluation, tables, validation
 from core.artifacts import ArtifactStore, default_store
 from core.auth import Permission, Principal, require
+from core.config import known_environment
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, SandboxFailure
 from core.models import Evaluation, MLModel, ModelVersion, Task, VersionState
@@ -453,11 +454,22 @@ def _evaluate(
         raise InvalidInput(refused.user_message, details=refused.details + mistyped) from None
     except (ValueError, TypeError, KeyError, IndexError):
         raise InvalidInput(
-            "The model's predictions could not be compared with the target column: check "
-            "that the target holds the labels or values the model predicts.",
+            label_mismatch(frame[target], target, inspected.classes, scored.prediction),
             details=_text_in_numeric_columns(frame, features),
         ) from None
     return result, scored
+
+
+def label_mismatch(values: pd.Series, target: str, classes: Any, predicted: Any) -> str:
+    """One sentence naming the target column, values it holds and what the model predicts."""
+    known = list(classes) if classes is not None else list(pd.unique(np.asarray(predicted)))
+    held = [str(v) for v in pd.unique(values.dropna())[:5]]
+    expected = ", ".join(repr(str(c)) for c in known[:10])
+    return (
+        f"The target column '{target}' holds {', '.join(repr(v) for v in held)}, which the "
+        f"model's predictions ({expected}) cannot be compared with; give the target in the "
+        "model's own labels."
+    )
 
 
 def data_hints(frame: pd.DataFrame, features: dict[str, str]) -> list[str]:
@@ -555,6 +567,7 @@ def artifact_of(
     with read_as(db, actor) as session:
         model = get_model(session, actor, name)
         if env is not None:
+            env = known_environment(env)
             chosen = live_version(session, model, env)
             if chosen is None:
                 raise NotFound(f"Nothing of {model.name} is live in {env}.")

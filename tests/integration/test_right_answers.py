@@ -15,9 +15,9 @@ from sklearn.metrics import f1_score
 
 from core import demo
 from core.db import Database
-from core.errors import InvalidInput
+from core.errors import InvalidInput, InvalidTransition, PermissionDenied
 from core.models import Role
-from core.services import registry, versions
+from core.services import deployments, registry, reviews, versions
 from tests.integration.test_monitoring_truth import (
     PrincipalFactory,
     _frame,
@@ -151,3 +151,53 @@ def test_point_11_extra_columns_in_the_evaluation_file_are_ignored_with_a_note(
     assert ev is not None
     assert "Ignored column(s) the model does not use: 'customer_id', 'y2'." in ev.result["notes"]
     assert version.feature_names == ["x1", "x2"]
+
+
+# --- 10. messages: one sentence naming the column, value or state ------------------------------
+
+
+def test_point_10_messages_name_the_column_the_state_and_the_environment(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    dana, riley = principal(Role.DATA_SCIENTIST), principal(Role.REVIEWER)
+    registry.create_model(
+        people_db,
+        dana,
+        registry.ModelSpec(
+            name="msg10", team=demo.DEMO_TEAM, task="binary_classification", target="y"
+        ),
+    )
+    rng = np.random.default_rng(2)
+    train, evaluation = _frame(rng, 500), _frame(rng, 600)
+    blob = sio.dumps(LogisticRegression().fit(train[["x1", "x2"]], train["y"]))
+    numeric = evaluation[["x1", "x2", "y"]].assign(y=(evaluation["y"] == "Yes").astype(int))
+    with pytest.raises(InvalidInput) as mismatch:  # what was seen: raw scikit-learn text
+        versions.register_version(people_db, dana, _upload("msg10", blob, numeric))
+    text = mismatch.value.user_message
+    assert text.startswith("The target column 'y' holds ") and "'No', 'Yes'" in text
+    assert "y_true" not in text and "\n" not in text
+    versions.register_version(
+        people_db, dana, _upload("msg10", blob, evaluation[["x1", "x2", "y"]])
+    )
+    reviews.submit_for_review(people_db, dana, "msg10", 1)
+    reviews.decide(people_db, riley, "msg10", 1, "reject", "trained on last year's book")
+    with pytest.raises(InvalidTransition) as rejected:  # what was seen: "0 of 1 approvals"
+        deployments.promote(people_db, riley, "msg10", 1, "production")
+    assert rejected.value.user_message == (
+        "msg10 v1 was rejected by Riley Reviewer (trained on last year's book), so it can never "
+        "be deployed; register a new version with the changes."
+    )
+    with pytest.raises(InvalidInput) as no_env:  # what was seen: "nothing is live there"
+        deployments.promote(people_db, riley, "msg10", 1, "prod")
+    assert no_env.value.user_message == (
+        "There is no environment 'prod'; the environments are staging, production. "
+        "Choose one of them."
+    )
+    with pytest.raises(InvalidInput, match="There is no environment 'prod'"):
+        versions.artifact_of(people_db, dana, "msg10", env="prod")
+    with pytest.raises(PermissionDenied) as refused:  # what was seen: "deployments deploy msg10"
+        deployments.promote(people_db, dana, "msg10", 1, "staging")
+    assert refused.value.user_message == (
+        "You may not deploy msg10: your roles (Data scientist in team risk-analytics) do not "
+        "allow it; ask an admin to grant you a role that may promote and roll back deployments."
+    )

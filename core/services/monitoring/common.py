@@ -13,9 +13,8 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, select
 
-from core import audit, evaluation
+from core import audit, config, evaluation
 from core.auth import Permission, Principal
-from core.config import get_settings
 from core.db import Database
 from core.errors import InvalidInput, NotFound
 from core.models import (
@@ -305,14 +304,7 @@ class _Target:
 
 def known_environment(env: str) -> str:
     """The environment named, normalised; refused when no such environment is configured."""
-    environment = (env or "").strip().lower()
-    known = get_settings().environments
-    if environment not in known:
-        raise InvalidInput(
-            f"There is no environment '{environment}'; the environments are "
-            f"{', '.join(known)}. Choose one of them."
-        )
-    return environment
+    return config.known_environment(env)
 
 
 @contextmanager

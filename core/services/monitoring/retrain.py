@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from core import audit
 from core.artifacts import ArtifactStore
 from core.auth import Permission, Principal
+from core.config import known_environment
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
@@ -51,7 +52,7 @@ def retrain(
             permission=Permission.RETRAIN,
             what="retrain {model}",
         )
-        live = live_version(session, model, env)
+        live = live_version(session, model, known_environment(env))
         if live is None:
             raise InvalidInput(
                 f"No version of {model.name} is live in '{env}'; retraining starts from the "

@@ -64,9 +64,10 @@ class VoidResult:
 
 
 def void_batch(
-    db: Database, actor: Principal, model_name: str, batch_id: int, reason: str
+    db: Database, actor: Principal, model_name: str | None, batch_id: int, reason: str
 ) -> VoidResult:
-    """Void one batch with a reason; the same file can then be sent again."""
+    """Void one batch with a reason; the same file can then be sent again. Without a model
+    name the batch's own model is used (a batch of a model the actor cannot see is absent)."""
     why = " ".join((reason or "").split())
     if len(why) < MIN_REASON:
         raise InvalidInput(
@@ -74,7 +75,7 @@ def void_batch(
             "example 'labels were 0/1 instead of Yes/No'."
         )
     with unit_of_work(db, actor) as session:
-        model = get_model(session, actor, model_name)
+        model = get_model(session, actor, model_name or _model_of(session, actor, batch_id))
         _require_void(session, actor, model)
         batch = _batch(session, model, batch_id)
         version = session.get(ModelVersion, batch.version_id)
@@ -110,6 +111,23 @@ def void_batch(
             + (f"; {len(closed)} incident(s) closed" if closed else "")
             + ". The same file can now be sent again.",
         )
+
+
+def _model_of(session: Session, actor: Principal, batch_id: int) -> int:
+    model_id = session.exec(
+        select(InferenceBatch.model_id).where(InferenceBatch.id == batch_id)
+    ).first()
+    absent = NotFound(
+        f"No batch #{batch_id} is visible to you; the number is in the answer that stored it "
+        "and on the Monitoring page."
+    )
+    if model_id is None:
+        raise absent
+    try:
+        get_model(session, actor, model_id)
+    except NotFound:
+        raise absent from None
+    return model_id
 
 
 def _require_void(session: Session, actor: Principal, model: MLModel) -> None:
