@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from core.api import shapes
 from core.api.deps import Caller, CallerDep
 from core.models import PendingChange, VersionState
-from core.services import model_view, portfolio, registry
+from core.services import changes, model_view, portfolio, registry, versions
 
 router = APIRouter(tags=["models"])
 STATE_OF_LABEL = {registry.state_label(s): s.value for s in VersionState}
@@ -42,7 +42,18 @@ class ModelEdit(BaseModel):
     goal_operator: Literal[">=", "<=", ">", "<"] | None = None
     goal_target: float | None = None
     goal_description: str | None = None
+    owner: str | None = None
     reason: str | None = None
+
+
+class VersionEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision_threshold: float | None
+    reason: str
+
+
+class Refusal(BaseModel):
+    reason: str
 
 
 class Archive(BaseModel):
@@ -89,18 +100,54 @@ def read_model(model: str, caller: CallerDep) -> dict[str, Any]:
 def edit_model(model: str, body: ModelEdit, caller: CallerDep) -> dict[str, Any]:
     edits = body.model_dump(exclude_unset=True)
     tier, reason = edits.pop("risk_tier", None), edits.pop("reason", None) or ""
+    pending: list[PendingChange] = []
     if edits:
-        registry.update_model(caller.db, caller.principal, model, registry.ModelChanges(**edits))
+        done = registry.update_model(
+            caller.db, caller.principal, model, registry.ModelChanges(**edits), reason=reason
+        )
+        if isinstance(done, PendingChange):
+            pending.append(done)
     if tier is not None:
         current = model_view.model_detail(caller.db, caller.principal, model, ())
         outcome = registry.set_risk_tier(
             caller.db, caller.principal, model, tier, reason, row_version=current.model.row_version
         )
         if isinstance(outcome, PendingChange):
-            shaped = model_json(caller, model)
-            shaped["pending_change"] = {"id": outcome.id, "summary": outcome.summary}
-            return shaped
-    return model_json(caller, model)
+            pending.append(outcome)
+    shaped = model_json(caller, model)
+    if pending:
+        shaped["pending_change"] = _pending(pending[-1])
+        shaped["pending_changes"] = [_pending(p) for p in pending]
+    return shaped
+
+
+def _pending(change: PendingChange) -> dict[str, Any]:
+    return {"id": change.id, "summary": change.summary, "status": change.status}
+
+
+@router.patch("/models/{model}/versions/{n}")
+def edit_version(model: str, n: int, body: VersionEdit, caller: CallerDep) -> dict[str, Any]:
+    """Change a version's decision threshold: it waits for a compliance officer of the model's
+    team, then the version is evaluated again at it and its gate reopens."""
+    outcome = versions.set_decision_threshold(
+        caller.db, caller.principal, model, n, body.decision_threshold, body.reason
+    )
+    shaped = model_json(caller, model)
+    if isinstance(outcome, PendingChange):
+        shaped["pending_change"] = _pending(outcome)
+    return shaped
+
+
+@router.post("/changes/{change_id}/confirm")
+def confirm_change(change_id: int, caller: CallerDep) -> dict[str, Any]:
+    """Confirm a pending change (four eyes: not the person who proposed it)."""
+    return _pending(changes.confirm(caller.db, caller.principal, change_id))
+
+
+@router.post("/changes/{change_id}/refuse")
+def refuse_change(change_id: int, body: Refusal, caller: CallerDep) -> dict[str, Any]:
+    """Refuse a pending change, or withdraw one's own."""
+    return _pending(changes.refuse(caller.db, caller.principal, change_id, body.reason))
 
 
 @router.post("/models/{model}/archive")

@@ -131,8 +131,26 @@ class Client:
 
     def update_model(self, name: str, **changes: Any) -> dict[str, Any]:
         """Change any of card, tags, risk_tier, purpose, goal_metric, goal_operator,
-        goal_target, goal_description."""
+        goal_target, goal_description, owner (an email), with a `reason`. A change that can
+        drop a requirement (tags, goal, a lower tier) waits for a compliance officer: the
+        answer's `pending_change` names it."""
         return self.session.patch(path_of("models", name), changes)
+
+    def set_decision_threshold(
+        self, name: str, version: int, threshold: float | None, reason: str
+    ) -> dict[str, Any]:
+        """Propose a version's decision threshold (None: the model's own predict); a compliance
+        officer confirms it, then the version is evaluated again at it."""
+        return self.session.patch(
+            path_of("models", name, "versions", version),
+            {"decision_threshold": threshold, "reason": reason},
+        )
+
+    def confirm_change(self, change_id: int) -> dict[str, Any]:
+        return self.session.post(path_of("changes", change_id, "confirm"), {})
+
+    def refuse_change(self, change_id: int, reason: str) -> dict[str, Any]:
+        return self.session.post(path_of("changes", change_id, "refuse"), {"reason": reason})
 
     def archive_model(self, name: str, reason: str) -> dict[str, Any]:
         return self.session.post(path_of("models", name, "archive"), {"reason": reason})

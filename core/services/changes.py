@@ -14,19 +14,23 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import OPERATOR, SYSTEM, Permission, Principal, require
+from core.auth import OPERATOR, SYSTEM, Permission, Principal, refresh, require
 from core.db import Database
-from core.errors import Conflict, InvalidInput, NotFound
-from core.models import PendingChange, User, utcnow
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.models import MLModel, PendingChange, Role, User, utcnow
 from core.services import read_as, unit_of_work
 
 PENDING, CONFIRMED, REFUSED, WITHDRAWN = "pending", "confirmed", "refused", "withdrawn"
 SELF_GRANT, POLICY_UPDATE, RISK_LOWERED = "grant.self", "policy.update", "model.risk_lowered"
+METADATA = "model.metadata"
 KIND_LABELS = {
     SELF_GRANT: "Role granted to oneself",
     POLICY_UPDATE: "Approval policy change",
     RISK_LOWERED: "Lower risk tier",
+    METADATA: "Model setting that can drop a requirement",
 }
+# Changes a compliance officer of the model's team confirms (a lower tier: or an admin).
+COMPLIANCE_CONFIRMS = frozenset({METADATA, RISK_LOWERED})
 
 Apply = Callable[[Session, Principal, Principal, dict[str, Any]], str]
 _APPLY: dict[str, Apply] = {}
@@ -83,14 +87,18 @@ def _pending(session: Session, change_id: int) -> PendingChange:
 def confirm(db: Database, actor: Principal, change_id: int) -> PendingChange:
     """Another admin confirms: the change takes effect now, in this transaction."""
     with unit_of_work(db, actor) as session:
-        require(session, actor, Permission.MANAGE_USERS, what="confirm changes of power")
         change = _pending(session, change_id)
+        _require_decider(session, actor, change, "confirm")
         if change.proposed_by_id == actor.user_id:
-            raise InvalidInput(
-                f"You proposed change #{change_id}, so another admin must confirm it "
-                "(four eyes). Ask a second admin."
+            who = (
+                "a compliance officer other than you"
+                if change.kind == METADATA
+                else ("another admin")
             )
-        from core.services import registry, reviews, users  # noqa: F401  (their appliers)
+            raise InvalidInput(
+                f"You proposed change #{change_id}, so {who} must confirm it (four eyes)."
+            )
+        from core.services import registry, reviews, users, versions  # noqa: F401  (appliers)
 
         proposer = _proposer(session, change)
         outcome = _APPLY[change.kind](session, proposer, actor, dict(change.payload))
@@ -102,11 +110,32 @@ def refuse(db: Database, actor: Principal, change_id: int, reason: str) -> Pendi
     """Another admin refuses the change, or its proposer withdraws it; nothing takes effect."""
     why = validation.plain_text(reason, "reason", max_length=500, required=True)
     with unit_of_work(db, actor) as session:
-        require(session, actor, Permission.MANAGE_USERS, what="refuse changes of power")
         change = _pending(session, change_id)
+        if change.proposed_by_id != actor.user_id:
+            _require_decider(session, actor, change, "refuse")
         status = WITHDRAWN if change.proposed_by_id == actor.user_id else REFUSED
         _decide(session, actor, change, status, why, f"{status}: {why}")
         return change
+
+
+def _require_decider(session: Session, actor: Principal, change: PendingChange, verb: str) -> None:
+    """Who may confirm or refuse: an admin; for a model setting that can drop a requirement, a
+    person who is compliance officer of the model's team (a lower tier: either)."""
+    if change.kind not in COMPLIANCE_CONFIRMS:
+        require(session, actor, Permission.MANAGE_USERS, what=f"{verb} changes of power")
+        return
+    current = refresh(session, actor)
+    model = session.get(MLModel, change.payload.get("model_id"))
+    team_id = model.team_id if model else None
+    if Role.COMPLIANCE in current.roles(team_id) and not current.service:
+        return
+    if change.kind == RISK_LOWERED and current.can(Permission.MANAGE_USERS, team_id):
+        return
+    raise PermissionDenied(
+        f"Only a compliance officer of {model.name if model else 'the model'}'s team may "
+        f"{verb} change #{change.id} ({KIND_LABELS[change.kind].lower()}); ask one to look at "
+        "it on the Models page."
+    )
 
 
 def _decide(
@@ -169,3 +198,37 @@ def changes(db: Database, actor: Principal, *, pending_only: bool = False) -> li
             )
             for r in rows
         ]
+
+
+def pending_for_model(session: Session, model_id: int) -> list[ChangeView]:
+    """Changes of a model's settings waiting for confirmation (the caller checked that the
+    reader sees the model)."""
+    rows = [
+        r
+        for r in session.exec(
+            select(PendingChange)
+            .where(PendingChange.status == PENDING)
+            .where(col(PendingChange.kind).in_(sorted(COMPLIANCE_CONFIRMS)))
+            .order_by(col(PendingChange.id))
+        ).all()
+        if r.payload.get("model_id") == model_id
+    ]
+    names = {
+        u.id: u.name
+        for u in session.exec(
+            select(User).where(col(User.id).in_({r.proposed_by_id for r in rows}))
+        )
+    }
+    return [
+        ChangeView(
+            r.id or 0,
+            KIND_LABELS.get(r.kind, r.kind),
+            r.summary,
+            r.status,
+            names.get(r.proposed_by_id, "?"),
+            r.proposed_at,
+            "",
+            r.decision_reason,
+        )
+        for r in rows
+    ]

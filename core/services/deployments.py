@@ -48,16 +48,12 @@ def _live(session: Session, model_id: int, env: str) -> Deployment | None:
 
 
 def state_blocker(session: Session, model: MLModel, version: ModelVersion) -> str | None:
-    """Why a version that is not approved cannot be deployed, naming its state (and, for a
-    rejected one, who rejected it and why), or None when its state allows it."""
-    if allowed(version.state, Action.DEPLOY):
-        return None
+    """Why a version can never be deployed: archived, or rejected (naming who rejected it and
+    why); None for any other state."""
+    if version.state == VersionState.ARCHIVED:
+        return f"{model.name} v{version.number} is archived, so it can no longer be deployed."
     if version.state != VersionState.REJECTED:
-        label = str(version.state).replace("_", " ")
-        return (
-            f"{model.name} v{version.number} is {label}, and only an approved version can be "
-            "deployed; finish its review first."
-        )
+        return None  # on its way: the gate lists what it still needs
     rejection = session.exec(
         select(Decision, User.name)
         .join(User, col(User.id) == Decision.reviewer_id)

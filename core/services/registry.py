@@ -29,10 +29,11 @@ from core.models import (
     RiskTier,
     Task,
     Team,
+    User,
     VersionState,
     utcnow,
 )
-from core.services import changes, unit_of_work
+from core.services import changes, read_as, unit_of_work
 
 GOAL_OPERATORS = (">=", "<=", ">", "<")
 CARD_SECTIONS = ("purpose", "intended_use", "limitations", "data", "ethics", "caveats")
@@ -292,6 +293,12 @@ class ModelChanges:
     goal_operator: str | None = None
     goal_target: float | None = None
     goal_description: str | None = None
+    owner: str | None = None  # the new owner's email
+
+
+# Settings whose change can drop a requirement: a checklist that stops applying (tags), a
+# looser goal. They wait for a compliance officer and reopen the gate when confirmed.
+GOAL_FIELDS = ("goal_metric", "goal_operator", "goal_target")
 
 
 def _checked_changes(changes: ModelChanges) -> dict[str, Any]:
@@ -299,7 +306,7 @@ def _checked_changes(changes: ModelChanges) -> dict[str, Any]:
     if changes.risk_tier is not None:
         raise InvalidInput(
             "The risk tier changes on its own, with a reason: a lower tier weakens the approval "
-            "policy and waits for a second admin (set_risk_tier)."
+            "policy and waits for a compliance officer or a second admin (set_risk_tier)."
         )
     if changes.goal_operator is not None:
         if changes.goal_operator not in GOAL_OPERATORS:
@@ -343,10 +350,15 @@ def _merge_card(model: MLModel, fields: dict[str, Any]) -> None:
         fields["purpose"] = card_purpose
 
 
-def update_model(db: Database, actor: Principal, model_name: str, changes: ModelChanges) -> MLModel:
-    """Edit a model's card sections, tags, risk tier, purpose or goal; one audit event names
-    every field that changed."""
-    fields = _checked_changes(changes)
+def update_model(
+    db: Database, actor: Principal, model_name: str, edits: ModelChanges, *, reason: str = ""
+) -> MLModel | PendingChange:
+    """Edit a model's card sections, tags, purpose, goal or owner; one audit event names every
+    field that changed. A change that can drop a requirement (tags that take a checklist away,
+    the goal) waits for a compliance officer of the model's team and is returned as the
+    pending change; the other fields take effect at once."""
+    fields = _checked_changes(edits)
+    why = validation.plain_text(reason, "reason", max_length=500)
     with unit_of_work(db, actor) as session:
         found = get_model(
             session, actor, model_name, permission=Permission.EDIT_MODEL, what="edit {model}"
@@ -354,28 +366,138 @@ def update_model(db: Database, actor: Principal, model_name: str, changes: Model
         model = lock_model(session, found.id or 0)
         if model.archived_at is not None:
             raise InvalidTransition(f"{model.name} is archived; it can no longer be edited.")
+        if edits.owner is not None:
+            fields["owner_id"] = _owner_id(session, edits.owner)
         _merge_card(model, fields)
-        before = {name: getattr(model, name) for name in fields}
-        changed = sorted(k for k, v in fields.items() if getattr(model, k) != v)
-        for name, value in fields.items():
-            setattr(model, name, value)
-        _touch(model)
-        session.add(model)
+        dropping = [] if changes.acts_alone(actor) else _dropping(session, model, fields)
+        held = {name: fields.pop(name) for name in dropping}
+        _apply_fields(session, actor, model, fields)
+        if not held:
+            return model
+        if not why:
+            raise InvalidInput(
+                f"Say why {', '.join(held)} of {model.name} change{'s' if len(held) == 1 else ''}"
+                ": the change can drop a requirement, so a compliance officer confirms it."
+            )
+        payload = {
+            "model_id": model.id,
+            "fields": held,
+            "before": {k: getattr(model, k) for k in held},
+            "reason": why,
+        }
+        summary = f"{model.name}: change {', '.join(held)}: {why}"
+        return changes.propose(session, actor, changes.METADATA, payload, summary)
+
+
+def _owner_id(session: Session, email: str) -> int:
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None or not user.is_active:
+        raise InvalidInput(
+            f"No active person has the email {email!r}; the owner must be someone who can sign in."
+        )
+    return user.id or 0
+
+
+def _dropping(session: Session, model: MLModel, fields: dict[str, Any]) -> list[str]:
+    """The fields among `fields` whose change can drop a requirement of this model."""
+    from core.checklists import applicable_templates
+    from core.services.compliance.templates import stored_templates
+
+    held = [k for k in GOAL_FIELDS if k in fields and fields[k] != getattr(model, k)]
+    if "tags" in fields and fields["tags"] != model.tags:
+        templates = stored_templates(session)
+        before = {t.key for t in applicable_templates(templates, model.risk_tier, model.tags)}
+        after = {t.key for t in applicable_templates(templates, model.risk_tier, fields["tags"])}
+        if before - after:
+            held.append("tags")
+    return held
+
+
+def _apply_fields(
+    session: Session,
+    actor: Principal,
+    model: MLModel,
+    fields: dict[str, Any],
+    note: str = "",
+) -> list[str]:
+    before = {name: getattr(model, name) for name in fields}
+    changed = sorted(k for k, v in fields.items() if getattr(model, k) != v)
+    for name, value in fields.items():
+        setattr(model, name, value)
+    _touch(model)
+    session.add(model)
+    audit.record(
+        session,
+        actor,
+        "model.updated",
+        object_type="model",
+        object_id=model.id,
+        model_id=model.id,
+        summary=f"{model.name} edited: " + (", ".join(changed) or "no change") + note,
+        details={
+            "changed": changed,
+            "before": {k: before[k] for k in changed},
+            "after": {k: fields[k] for k in changed},
+        },
+    )
+    return changed
+
+
+def reopen_gate(session: Session, actor: Principal, model: MLModel, why: str) -> list[int]:
+    """After a setting that can drop a requirement changed: every version still on its way to
+    or in production is judged again under the new settings; each gets an audit event (the
+    timeline shows it) saying the gate was reopened and why."""
+    numbers = []
+    for version in versions_of(session, model.id or 0):
+        if version.state in (VersionState.REJECTED, VersionState.ARCHIVED):
+            continue
+        numbers.append(version.number)
         audit.record(
             session,
             actor,
-            "model.updated",
-            object_type="model",
-            object_id=model.id,
+            "gate.reopened",
+            object_type="version",
+            object_id=version.id,
             model_id=model.id,
-            summary=f"{model.name} edited: " + (", ".join(changed) or "no change"),
-            details={
-                "changed": changed,
-                "before": {k: before[k] for k in changed},
-                "after": {k: fields[k] for k in changed},
-            },
+            summary=f"Gate of {model.name} v{version.number} reopened: {why}; what production "
+            "needs is judged again under the new settings.",
+            details={"reason": why},
         )
-        return model
+    return numbers
+
+
+def pending_changes(db: Database, actor: Principal, model_name: str) -> list[changes.ChangeView]:
+    """The changes of this model's settings waiting for confirmation."""
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
+        return changes.pending_for_model(session, model.id or 0)
+
+
+@changes.applies(changes.METADATA)
+def _apply_metadata(
+    session: Session, proposer: Principal, confirmer: Principal, payload: dict[str, Any]
+) -> str:
+    model = lock_model(session, payload["model_id"])
+    if "version_id" in payload:
+        from core.services.versions import apply_threshold
+
+        return apply_threshold(session, proposer, confirmer, model, payload)
+    moved = [k for k, v in payload["before"].items() if getattr(model, k) != v]
+    if moved:
+        raise Conflict(
+            f"{', '.join(moved)} of {model.name} changed after this was proposed. Refuse this "
+            "change and propose again if it is still wanted."
+        )
+    fields = dict(payload["fields"])
+    changed = _apply_fields(
+        session,
+        confirmer,
+        model,
+        fields,
+        f" (confirmed by a compliance officer): {payload['reason']}",
+    )
+    reopen_gate(session, confirmer, model, f"{', '.join(changed)} changed ({payload['reason']})")
+    return f"{model.name}: {', '.join(changed)} changed; the gate was reopened"
 
 
 def archive_model(db: Database, actor: Principal, model_id: int | str, reason: str) -> MLModel:
@@ -559,4 +681,10 @@ def _apply_risk_lowered(
             "Refuse this change and propose again if it is still wanted."
         )
     _apply_tier(session, confirmer, model, payload["to"], payload["reason"], proposer.user_id)
-    return f"{model.name} is now {payload['to']} risk"
+    reopen_gate(
+        session,
+        confirmer,
+        model,
+        f"risk tier {payload['from']} -> {payload['to']} ({payload['reason']})",
+    )
+    return f"{model.name} is now {payload['to']} risk; the gate was reopened"

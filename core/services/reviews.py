@@ -169,8 +169,44 @@ def check_policy(
 
     current = policy_for(session, _check_tier(risk_tier))
     merged = current.fields.as_document() | dict(values)
-    keys = tuple(t.key for t in stored_templates(session))
-    return current, policy.check(merged, risk_tier, keys)
+    templates = stored_templates(session)
+    fields = policy.check(merged, risk_tier, tuple(t.key for t in templates))
+    for template in templates:
+        tiers = template.applies_when.get("risk_tiers", [])
+        if template.key in fields.required_checklists and tiers and risk_tier not in tiers:
+            raise InvalidInput(
+                f"The checklist '{template.name}' applies only to {', '.join(tiers)}-risk "
+                f"models, so a {risk_tier}-risk model could never fill it in; remove it from "
+                f"the {risk_tier}-risk policy or add {risk_tier} to the checklist's risk tiers."
+            )
+    return current, fields
+
+
+def policy_warnings(db: Database, risk_tier: str, required_checklists: list[str]) -> list[str]:
+    """Required checklists that apply to none of the tier's current models (their tags do not
+    match), in plain words; the gate asks them only of models they apply to."""
+    from core.services.compliance.templates import stored_templates
+
+    with db.read() as session:
+        models = session.exec(
+            select(MLModel).where(
+                MLModel.risk_tier == _check_tier(risk_tier), col(MLModel.archived_at).is_(None)
+            )
+        ).all()
+        templates = {t.key: t for t in stored_templates(session)}
+    warnings = []
+    for key in required_checklists:
+        template = templates.get(key)
+        if template is None or any(template.applies_to(m.risk_tier, m.tags) for m in models):
+            continue
+        wanted = template.applies_when.get("tags_any", {})
+        tags = "; ".join(f"{tag}={' or '.join(values)}" for tag, values in wanted.items())
+        warnings.append(
+            f"The checklist '{template.name}' applies only to models tagged {tags or '(none)'}; "
+            f"none of the {len(models)} {risk_tier}-risk model(s) is, so it is required of "
+            "none of them today."
+        )
+    return warnings
 
 
 def update_policy(

@@ -19,11 +19,19 @@ from core.auth import Permission, Principal, require
 from core.config import known_environment
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound, SandboxFailure
-from core.models import Evaluation, MLModel, ModelVersion, Task, VersionState
+from core.models import (
+    Evaluation,
+    MLModel,
+    ModelVersion,
+    PendingChange,
+    Task,
+    VersionState,
+    utcnow,
+)
 from core.monitoring.profile import build_reference
 from core.sandbox.client import Predictions, Sandbox
 from core.sandbox.summary import ModelSummary
-from core.services import read_as, unit_of_work
+from core.services import changes, read_as, unit_of_work
 from core.services.registry import clean_tags, get_model, get_version, lock_model
 from core.services.sandboxed import allowed_patterns, audited
 
@@ -580,3 +588,143 @@ def artifact_of(
 def load_evaluation_frame(ev: Evaluation, store: ArtifactStore | None = None) -> pd.DataFrame:
     data = (store or default_store()).get(ev.dataset_key, sha256=ev.dataset_sha256)
     return tables.read_table(data, ev.dataset_filename or "evaluation.csv")
+
+
+# --- the decision threshold, edited after registration -----------------------------------------
+
+
+def set_decision_threshold(
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    threshold: float | str | None,
+    reason: str,
+) -> PendingChange | ModelVersion:
+    """Propose a new decision threshold for a version: it can drop a requirement (a class
+    metric the goal or a reviewer relied on), so a compliance officer of the model's team
+    confirms it; then the version is evaluated again at it and its gate reopens."""
+    value = evaluation.check_threshold(threshold)
+    why = validation.plain_text(reason, "reason", max_length=500, required=True)
+    with unit_of_work(db, actor) as session:
+        model = get_model(
+            session,
+            actor,
+            model_name,
+            permission=Permission.EDIT_MODEL,
+            what="change the decision threshold of {model}",
+        )
+        version = get_version(session, model, number)
+        if model.task != Task.BINARY:
+            raise InvalidInput(
+                f"{model.name} is a {model.task.replace('_', ' ')} model; a decision threshold "
+                "applies to binary classifiers only."
+            )
+        if value == version.decision_threshold:
+            raise InvalidInput(
+                f"{model.name} v{number} already has that decision threshold; nothing to change."
+            )
+        payload = {
+            "model_id": model.id,
+            "version_id": version.id,
+            "fields": {"decision_threshold": value},
+            "before": {"decision_threshold": version.decision_threshold},
+            "reason": why,
+        }
+        shown = "the model's own" if value is None else f"{value:g}"
+        summary = f"{model.name} v{number}: decision threshold -> {shown}: {why}"
+        if changes.acts_alone(actor):
+            apply_threshold(session, actor, actor, model, payload)
+            return version
+        return changes.propose(session, actor, changes.METADATA, payload, summary)
+
+
+def apply_threshold(
+    session: Session,
+    proposer: Principal,
+    confirmer: Principal,
+    model: MLModel,
+    payload: dict[str, Any],
+) -> str:
+    """Store the confirmed threshold, evaluate the version again at it (a new evaluation row on
+    the same data), audit both and reopen the version's gate."""
+    from core.services.registry import reopen_gate
+
+    version = session.get(ModelVersion, payload["version_id"])
+    if version is None:
+        raise NotFound("The version of this change no longer exists.")
+    before = payload["before"]["decision_threshold"]
+    if version.decision_threshold != before:
+        raise Conflict(
+            f"The decision threshold of {model.name} v{version.number} changed after this was "
+            "proposed. Refuse this change and propose again if it is still wanted."
+        )
+    value = payload["fields"]["decision_threshold"]
+    ev = evaluation_of(session, version.id or 0)
+    if ev is None:
+        raise NotFound(f"{model.name} v{version.number} has no evaluation to compute again.")
+    result = _rescored(session, model, version, ev, value)
+    version.decision_threshold = value
+    version.row_version += 1
+    version.updated_at = utcnow()
+    session.add(version)
+    session.add(
+        Evaluation(
+            version_id=version.id or 0,
+            dataset_sha256=ev.dataset_sha256,
+            dataset_key=ev.dataset_key,
+            dataset_filename=ev.dataset_filename,
+            n_rows=ev.n_rows,
+            target=ev.target,
+            sensitive_column=ev.sensitive_column,
+            result=result,
+            reference_profile=ev.reference_profile,
+        )
+    )
+    shown = "the model's own" if value is None else f"{value:g}"
+    audit.record(
+        session,
+        confirmer,
+        "version.threshold_changed",
+        object_type="version",
+        object_id=version.id,
+        model_id=model.id,
+        summary=f"{model.name} v{version.number}: decision threshold -> {shown}, evaluated "
+        f"again: {payload['reason']}",
+        details={
+            "before": before,
+            "after": value,
+            "reason": payload["reason"],
+            "proposed_by": proposer.user_id,
+            "metrics": result.get("metrics", {}),
+        },
+    )
+    reopen_gate(session, confirmer, model, f"decision threshold -> {shown} ({payload['reason']})")
+    return f"{model.name} v{version.number} now decides at {shown}; the gate was reopened"
+
+
+def _rescored(
+    session: Session,
+    model: MLModel,
+    version: ModelVersion,
+    ev: Evaluation,
+    threshold: float | None,
+) -> dict[str, Any]:
+    from core.services.sandboxed import version_sandbox
+
+    frame = load_evaluation_frame(ev)
+    box = version_sandbox(version, allowed_patterns(session))
+    inspected = box.check()
+    names = list(version.feature_names)
+    scored = box.predict(frame[names], as_array=inspected.feature_names is None, proba=True)
+    return evaluation.evaluate_predictions(
+        frame,
+        ev.target,
+        model.task,
+        y_pred=evaluation.thresholded(
+            scored.prediction, scored.proba, inspected.classes, threshold
+        ),
+        proba=scored.proba,
+        classes=inspected.classes,
+        sensitive=ev.sensitive_column,
+    )

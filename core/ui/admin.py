@@ -246,6 +246,8 @@ def policies_section(ctx: PageContext) -> None:
         f"In force: {current.label}. A change saves a new version; decisions and sign-offs keep "
         "the version they were judged under, and the approval pack shows every change."
     )
+    for warning in reviews.policy_warnings(ctx.db, tier, current.required_checklists):
+        st.warning(warning, icon=":material/info:")
     keys = tuple(row.template.key for row in compliance.list_templates(ctx.db))
     with st.form(f"policy_{tier}"):
         values = {spec.name: _field_widget(spec, current, tier, keys) for spec in policy.FIELDS}
@@ -267,6 +269,10 @@ def policies_section(ctx: PageContext) -> None:
                     )
                 else:
                     st.success(f"Saved: {saved.label} is now in force.")
+                for warning in reviews.policy_warnings(
+                    ctx.db, tier, list(values.get("required_checklists") or [])
+                ):
+                    st.warning(warning, icon=":material/info:")
             except QuorumError as error:
                 fail(error)
     _policy_history(history)

@@ -11,6 +11,7 @@ from core.auth import Permission
 from core.errors import QuorumError
 from core.services import compliance
 from core.ui import widgets
+from core.ui.gate_links import asked_item, gate_list
 from core.ui.pickers import open_version, pick_version
 from core.ui.session import PageContext, fail, flash
 
@@ -37,7 +38,7 @@ def render(ctx: PageContext) -> None:
         f"   ·   Artifact SHA-256: {status.version.artifact_sha256}"
     )
     _frameworks(status)
-    _gate(status)
+    _gate(status, model, number)
     tabs = widgets.tabs(["Checklists", "Sign-offs", "Approval pack", "Timeline"], key="comp_tab")
     with tabs[0]:
         _checklists(ctx, model, number)
@@ -104,10 +105,10 @@ def _frameworks(status: compliance.VersionCompliance) -> None:
         )
 
 
-def _gate(status: compliance.VersionCompliance) -> None:
+def _gate(status: compliance.VersionCompliance, model: str, number: int) -> None:
     if status.gate:
         st.error("Production gate: still missing", icon=":material/block:")
-        st.text("\n".join(f"• {line}" for line in status.gate))
+        gate_list(status.gate_items, model, number)
     else:
         st.success(
             "Production gate: nothing the approval policy requires is missing.",
@@ -126,12 +127,28 @@ def _checklists(ctx: PageContext, model: str, number: int) -> None:
         return
     people = compliance.people(ctx.db)
     can_work = ctx.principal.can_anywhere(Permission.COMPLIANCE_WORK)
+    asked = asked_item()
     for checklist in lists:
         state = "complete" if checklist.complete else f"{len(checklist.required_open)} open"
-        with st.expander(f"{checklist.name} ({checklist.version}) — {state}"):
+        opened = asked is not None and asked[0] == checklist.key
+        with st.expander(f"{checklist.name} ({checklist.version}) — {state}", expanded=opened):
+            if opened and asked is not None:
+                _asked_item(checklist, asked[1])
             _checklist_editor(ctx, model, number, checklist, people, can_work)
     if can_work and lists:
         _evidence_form(ctx, model, number, lists)
+
+
+def _asked_item(checklist: compliance.TemplateChecklist, key: str) -> None:
+    item = next((i for i in checklist.items if i.key == key), None)
+    if item is None:
+        st.warning(f"{checklist.name} has no item {key!r}; the list below shows all its items.")
+        return
+    st.info(
+        f"Item {item.key} — {item.section}: {item.title} "
+        f"({compliance.STATUS_LABELS[item.status]}). {item.guidance}",
+        icon=":material/arrow_downward:",
+    )
 
 
 def _rows(checklist: compliance.TemplateChecklist) -> pd.DataFrame:

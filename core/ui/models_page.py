@@ -14,6 +14,7 @@ from core.services import compare, model_view, registry
 from core.services import portfolio as pf
 from core.ui import widgets
 from core.ui.home import page_of
+from core.ui.model_settings import settings_section
 from core.ui.pickers import asked_index
 from core.ui.session import PageContext, fail, flash
 
@@ -91,6 +92,7 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     if not detail.versions:
         st.info("This model has no versions yet. Register one on the Register page.")
         _card(ctx, detail)
+        settings_section(ctx, detail, None)
         return
     _versions_table(detail)
     numbers = [v.version.number for v in detail.versions]
@@ -112,6 +114,7 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         compare_section(ctx, detail, view)
     with tabs[3]:
         _card(ctx, detail)
+        settings_section(ctx, detail, view)
 
 
 def _versions_table(detail: model_view.ModelDetail) -> None:
@@ -178,7 +181,13 @@ def _evaluation(model: object, view: model_view.VersionView) -> None:
         st.info("This version has no evaluation.")
         return
     result = ev.result
-    st.caption(f"On {ev.n_rows:,} rows of {ev.dataset_filename} (sha256 {ev.dataset_sha256[:12]}…)")
+    threshold = view.version.decision_threshold
+    at = "" if threshold is None else f", class metrics at decision threshold {threshold:g}"
+    st.caption(
+        f"On {ev.n_rows:,} rows of {ev.dataset_filename} (sha256 {ev.dataset_sha256[:12]}…){at}"
+    )
+    for warning in view.warnings:
+        st.warning(warning, icon=":material/content_copy:")
     metrics = {k: v for k, v in result.get("metrics", {}).items() if v is not None}
     metric_cols = st.columns(max(len(metrics), 1))
     for col, (key, value) in zip(metric_cols, metrics.items(), strict=False):
@@ -371,7 +380,10 @@ def _risk_tier(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         tiers = [t.value for t in RiskTier]
         tier = st.selectbox("Risk tier", tiers, index=tiers.index(m.risk_tier), key="risk_tier")
         reason = st.text_input("Why", key="risk_reason")
-        st.caption("A higher tier takes effect at once; a lower one waits for a second admin.")
+        st.caption(
+            "A higher tier takes effect at once; a lower one waits for a compliance officer or "
+            "a second admin, and reopens the gate."
+        )
         if st.form_submit_button("Change risk tier"):
             try:
                 done = registry.set_risk_tier(

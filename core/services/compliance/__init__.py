@@ -30,9 +30,11 @@ from core.services.compliance.common import (
 )
 from core.services.compliance.gate import (
     FrameworkStatus,
+    GateItem,
     QueueRow,
     VersionCompliance,
     compliance_queue,
+    gate_items,
     meanings_for,
     people,
     production_gate,
@@ -61,6 +63,8 @@ from core.services.compliance.timeline import (
 )
 
 __all__ = [
+    "GateItem",
+    "gate_items",
     "MEANINGS",
     "STATUSES",
     "STATUS_LABELS",

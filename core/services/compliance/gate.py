@@ -40,27 +40,50 @@ from core.services.reviews import PolicyInForce, policy_for
 # --- the gate, status and the queue ---------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class GateItem:
+    """One thing the gate still needs; for a checklist, the keys of its open items (each a
+    deep link: the Compliance page opens the checklist on that item)."""
+
+    text: str
+    template: str | None = None
+    items: tuple[str, ...] = ()
+
+
 def production_gate(session: Session, model: MLModel, version: ModelVersion) -> list[str]:
     """What the approval policy still needs before production, in plain words; [] = open."""
+    return [g.text for g in gate_items(session, model, version)]
+
+
+def gate_items(session: Session, model: MLModel, version: ModelVersion) -> list[GateItem]:
+    """What the approval policy still needs before production; a required checklist that does
+    not apply to this model (its tier or tags) is never asked for: it cannot be filled in."""
     policy = policy_for(session, model.risk_tier)
-    missing: list[str] = []
+    missing: list[GateItem] = []
     templates = {t.key: t for t in stored_templates(session)}
     for key in policy.required_checklists:
         template = templates.get(key)
         if template is None:
             missing.append(
-                f"checklist {key!r} is required by the {model.risk_tier}-risk policy but no such "
-                "template exists; an admin must add it or change the policy"
+                GateItem(
+                    f"checklist {key!r} is required by the {model.risk_tier}-risk policy but no "
+                    "such template exists; an admin must add it or change the policy"
+                )
             )
+            continue
+        if not template.applies_to(model.risk_tier, model.tags):
             continue
         checklist = _template_checklist(session, version, template)
         open_items = checklist.required_open
         if open_items:
             missing.append(
-                f"checklist '{template.name}': {len(open_items)} of {checklist.required_total} "
-                "required items not met or marked not applicable with a reason ("
-                + ", ".join(i.key for i in open_items)
-                + ")"
+                GateItem(
+                    f"checklist '{template.name}': {len(open_items)} of "
+                    f"{checklist.required_total} required items not met or marked not "
+                    "applicable with a reason (" + ", ".join(i.key for i in open_items) + ")",
+                    template.key,
+                    tuple(i.key for i in open_items),
+                )
             )
     views = signoff_views(session, version) if policy.required_signoffs else []
     for meaning in policy.required_signoffs:
@@ -72,7 +95,7 @@ def production_gate(session: Session, model: MLModel, version: ModelVersion) -> 
             for v in mine
             if v.status != "superseded"
         )
-        missing.append(f"sign-off '{meaning}' missing" + (f" ({why})" if why else ""))
+        missing.append(GateItem(f"sign-off '{meaning}' missing" + (f" ({why})" if why else "")))
     return missing
 
 
@@ -104,6 +127,7 @@ class VersionCompliance:
     expiring: list[SignoffView]
     gate: list[str]
     evidence_sha256: str
+    gate_items: list[GateItem] = field(default_factory=list)
     required_checklists: list[str] = field(default_factory=list)
     required_signoffs: list[str] = field(default_factory=list)
     policy_label: str = ""
@@ -140,13 +164,15 @@ def version_compliance(
         views = signoff_views(session, version)
         policy = policy_for(session, model.risk_tier)
         current = refresh(session, actor)
+        items = gate_items(session, model, version)
         return VersionCompliance(
             model=model,
             version=version,
             frameworks=[_framework(c) for c in version_checklists(session, model, version)],
             signoffs=views,
             expiring=_expiring(views, utcnow()),
-            gate=production_gate(session, model, version),
+            gate=[g.text for g in items],
+            gate_items=items,
             evidence_sha256=evidence_hash(session, version),
             required_checklists=list(policy.required_checklists),
             required_signoffs=list(policy.required_signoffs),
