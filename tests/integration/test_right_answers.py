@@ -14,10 +14,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 from core import demo
+from core.auth import OPERATOR, SYSTEM
 from core.db import Database
 from core.errors import InvalidInput, InvalidTransition, PermissionDenied
-from core.models import Role
-from core.services import deployments, registry, reviews, versions
+from core.models import PendingChange, Role
+from core.services import changes, compliance, deployments, registry, reviews, versions
 from tests.integration.test_monitoring_truth import (
     PrincipalFactory,
     _frame,
@@ -201,3 +202,145 @@ def test_point_10_messages_name_the_column_the_state_and_the_environment(
         "You may not deploy msg10: your roles (Data scientist in team risk-analytics) do not "
         "allow it; ask an admin to grant you a role that may promote and roll back deployments."
     )
+
+
+# --- 2. the gate never asks for what cannot be done --------------------------------------------
+
+
+def _high_risk_version(db: Database, principal: PrincipalFactory, name: str) -> None:
+    dana = principal(Role.DATA_SCIENTIST)
+    registry.create_model(
+        db,
+        dana,
+        registry.ModelSpec(
+            name=name,
+            team=demo.DEMO_TEAM,
+            task="binary_classification",
+            target="y",
+            risk_tier="high",
+            goal_metric="roc_auc",
+            goal_target=0.9,
+        ),
+    )
+    rng = np.random.default_rng(4)
+    train, evaluation = _frame(rng, 500), _frame(rng, 600)
+    blob = sio.dumps(LogisticRegression().fit(train[["x1", "x2"]], train["y"]))
+    versions.register_version(db, dana, _upload(name, blob, evaluation[["x1", "x2", "y"]]))
+
+
+def test_point_2_a_policy_never_requires_a_checklist_that_cannot_apply(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    with people_db.read() as session:
+        medium = reviews.policy_for(session, "medium")
+    with pytest.raises(InvalidInput) as refused:  # what was seen: accepted
+        reviews.update_policy(
+            people_db,
+            OPERATOR,
+            "medium",
+            required_checklists=["iso_42001"],
+            row_version=medium.version,
+        )
+    assert "applies only to high-risk models" in refused.value.user_message
+    assert "a medium-risk model could never fill it in" in refused.value.user_message
+    with people_db.read() as session:
+        assert reviews.policy_for(session, "medium").version == medium.version
+    _high_risk_version(people_db, principal, "gate-two")
+    with people_db.read() as session:
+        high = reviews.policy_for(session, "high")
+    reviews.update_policy(
+        people_db,
+        OPERATOR,
+        "high",
+        required_checklists=["eu_ai_act_high_risk", "internal_policy"],
+        row_version=high.version,
+    )
+    warned = reviews.policy_warnings(people_db, "high", ["eu_ai_act_high_risk", "internal_policy"])
+    assert len(warned) == 1 and "region=eu" in warned[0] and "none of the" in warned[0]
+    status = compliance.version_compliance(people_db, SYSTEM, "gate-two", 1)
+    assert not any("EU AI Act" in line for line in status.gate)  # was "16 of 16 ... not met"
+    internal = next(g for g in status.gate_items if g.template == "internal_policy")
+    assert len(internal.items) == 7 and internal.items[0] in internal.text
+
+
+def test_point_2_settings_that_can_drop_a_requirement_wait_for_a_compliance_officer(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    dana, riley = principal(Role.DATA_SCIENTIST), principal(Role.REVIEWER)
+    casey = principal(Role.COMPLIANCE)
+    _high_risk_version(people_db, principal, "meta")
+    with people_db.read() as session:
+        high = reviews.policy_for(session, "high")
+    reviews.update_policy(
+        people_db, OPERATOR, "high", required_checklists=["eu_ai_act_high_risk"],
+        row_version=high.version,
+    )  # fmt: skip
+    # adding region=eu adds a requirement: it takes effect at once, and the gate asks for it
+    added = registry.update_model(
+        people_db, dana, "meta", registry.ModelChanges(tags={"region": "eu"})
+    )
+    assert not isinstance(added, PendingChange) and added.tags == {"region": "eu"}
+    eu = next(g for g in compliance.version_compliance(people_db, SYSTEM, "meta", 1).gate_items)
+    assert eu.template == "eu_ai_act_high_risk" and len(eu.items) == 16
+    # taking it away drops the requirement: it waits, with a reason, for a compliance officer
+    with pytest.raises(InvalidInput, match="Say why tags of meta changes"):
+        registry.update_model(people_db, dana, "meta", registry.ModelChanges(tags={}))
+    pending = registry.update_model(
+        people_db, dana, "meta", registry.ModelChanges(tags={}), reason="not sold in the EU"
+    )
+    assert isinstance(pending, PendingChange)
+    with people_db.read() as session:
+        assert registry.model_row(session, "meta").tags == {"region": "eu"}
+    waiting = registry.pending_changes(people_db, riley, "meta")
+    assert [c.id for c in waiting] == [pending.id]
+    for person in (dana, riley):  # the proposer, and someone without the compliance role
+        with pytest.raises((PermissionDenied, InvalidInput)):
+            changes.confirm(people_db, person, pending.id or 0)
+    changes.confirm(people_db, casey, pending.id or 0)
+    with people_db.read() as session:
+        assert registry.model_row(session, "meta").tags == {}
+    status = compliance.version_compliance(people_db, SYSTEM, "meta", 1)
+    assert status.gate == []  # the checklist no longer applies, so it is not asked for
+    reopened = [e for e in compliance.timeline(people_db, SYSTEM, "meta") if e.kind == "gate"]
+    assert len(reopened) == 1 and reopened[0].version == 1
+    assert "reopened: tags changed (not sold in the EU)" in reopened[0].summary
+    # the goal can be loosened only the same way; the owner changes at once
+    goal = registry.update_model(
+        people_db,
+        dana,
+        "meta",
+        registry.ModelChanges(goal_target=0.6, owner="riley@demo.quorum"),
+        reason="the business accepts a weaker model",
+    )
+    assert isinstance(goal, PendingChange)
+    with people_db.read() as session:
+        row = registry.model_row(session, "meta")
+    assert row.goal_target == 0.9 and row.owner_id == riley.user_id
+    changes.refuse(people_db, casey, goal.id or 0, "the goal stands")
+    with people_db.read() as session:
+        assert registry.model_row(session, "meta").goal_target == 0.9
+
+
+def test_point_11_a_threshold_edit_waits_is_evaluated_again_and_reopens_the_gate(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    dana, casey = principal(Role.DATA_SCIENTIST), principal(Role.COMPLIANCE)
+    _high_risk_version(people_db, principal, "cut")
+    proposed = versions.set_decision_threshold(
+        people_db, dana, "cut", 1, 0.2, "catch more defaults"
+    )
+    assert isinstance(proposed, PendingChange)
+    with people_db.read() as session:
+        first = registry.get_version(session, registry.model_row(session, "cut"), 1)
+        before = versions.evaluation_of(session, first.id or 0)
+    assert before is not None and before.result["metrics"]["recall"] < 1.0
+    changes.confirm(people_db, casey, proposed.id or 0)
+    with people_db.read() as session:
+        model = registry.model_row(session, "cut")
+        version = registry.get_version(session, model, 1)
+        after = versions.evaluation_of(session, version.id or 0)
+    assert version.decision_threshold == 0.2 and after is not None and after.id != before.id
+    assert after.result["metrics"]["recall"] > before.result["metrics"]["recall"]
+    assert after.result["metrics"]["roc_auc"] == before.result["metrics"]["roc_auc"]
+    kinds = [e.kind for e in compliance.timeline(people_db, SYSTEM, "cut")]
+    assert "gate" in kinds
