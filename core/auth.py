@@ -205,7 +205,11 @@ def refusal_sentence(
 ) -> str:
     """One plain sentence: what was tried, what the person holds, what to ask for."""
     held = describe_roles(grants, teams)
-    roles = f"your roles ({held}) do not allow it" if held else "you hold no role"
+    roles = (
+        f"your roles ({held}) do not give that permission"
+        if held
+        else "you hold no role, so no permission"
+    )
     if not what or what.startswith(("of ", "in ")):
         tried = f"{permission.value} {what}".strip()
         ask = "a role that allows it"

@@ -200,7 +200,8 @@ def test_point_10_messages_name_the_column_the_state_and_the_environment(
         deployments.promote(people_db, dana, "msg10", 1, "staging")
     assert refused.value.user_message == (
         "You may not deploy msg10: your roles (Data scientist in team risk-analytics) do not "
-        "allow it; ask an admin to grant you a role that may promote and roll back deployments."
+        "give that permission; ask an admin to grant you a role that may promote and roll back "
+        "deployments."
     )
 
 
