@@ -30,6 +30,7 @@ from core.cli.operator import (
     cmd_users_grant,
     cmd_users_token,
 )
+from core.client.cli import quiet_libraries
 from core.errors import QuorumError
 
 
@@ -130,6 +131,7 @@ def add_audit_commands(aud: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list, as_json = split_json_flag(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
     args = build_parser().parse_args(args_list)
     try:
         db = store()

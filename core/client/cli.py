@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -83,8 +84,15 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def quiet_libraries() -> None:
+    """Warnings (scikit-learn, numpy, pandas, scipy, skops: whichever library raises them) are
+    never printed by a command: its output is the server's answer, one line on error."""
+    warnings.simplefilter("ignore")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list, as_json = split_json_flag(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
     try:
         args = build_parser().parse_args(args_list)
         output = run(args)

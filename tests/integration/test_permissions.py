@@ -125,6 +125,7 @@ CASES: list[ServiceCase] = [
             p,
             "credit-default-scorer",
             registry.ModelChanges(tags={"owner": str(p.user_id)}, goal_target=0.8),
+            reason="a new goal agreed with the business",
         ),
     ),
     ServiceCase(
