@@ -10,8 +10,9 @@ import streamlit as st
 from core.auth import Permission
 from core.errors import QuorumError
 from core.models import VersionState
-from core.services import deployments, model_view
+from core.services import compliance, deployments, model_view
 from core.services import portfolio as pf
+from core.ui.gate_links import item_links
 from core.ui.session import PageContext, fail, flash
 
 
@@ -97,6 +98,8 @@ def _promote(ctx: PageContext, detail: model_view.ModelDetail) -> None:
                 + "\n".join(f"- {line}" for line in blockers),
                 icon=":material/block:",
             )
+    if blockers:
+        _item_links(ctx, detail.model.name, number)
     if sent:
         try:
             deployments.promote(ctx.db, ctx.principal, detail.model.name, number, env, reason)
@@ -189,3 +192,12 @@ def _history(ctx: PageContext, name: str) -> None:
             f"At the end of {day:%Y-%m-%d} (UTC), {env} served "
             + (f"v{number}." if number else "nothing.")
         )
+
+
+def _item_links(ctx: PageContext, model: str, number: int) -> None:
+    """A link to each open checklist item the gate names (the Compliance page opens on it)."""
+    try:
+        items = compliance.version_compliance(ctx.db, ctx.principal, model, number).gate_items
+    except QuorumError:
+        return
+    item_links([g for g in items if g.template], model, number)

@@ -30,17 +30,22 @@ def asked_item() -> tuple[str, str] | None:
 
 def gate_list(items: list[compliance.GateItem], model: str, number: int) -> None:
     """Each missing thing as a line; under a checklist line, a link to each open item."""
-    for index, entry in enumerate(items):
+    for entry in items:
         st.text(f"• {entry.text}")
-        if entry.template is None:
+        if entry.template is not None:
+            item_links([entry], model, number)
+
+
+def item_links(items: list[compliance.GateItem], model: str, number: int) -> None:
+    """One link per open checklist item of `items`, four to a row."""
+    for entry in items:
+        if entry.template is None or not entry.items:
             continue
-        links = st.columns(min(len(entry.items), 4) or 1)
+        links = st.columns(min(len(entry.items), 4))
         for n, key in enumerate(entry.items):
             links[n % len(links)].page_link(
                 COMPLIANCE_PAGE,
-                label=f"Open item {key}",
+                label=f"Open {entry.template} item {key}",
                 icon=":material/checklist:",
                 query_params=item_params(model, number, entry.template, key),
             )
-        if index < len(items) - 1:
-            st.write("")

@@ -240,3 +240,38 @@ def test_met_needs_evidence_or_a_reason_and_the_page_says_why(store: Database) -
     shown = table[table["Item"] == "peer_review"].iloc[0]
     assert shown["Evidence"] == "none: see the reason"
     assert shown[reason] == "Peer review was held live; minutes are not kept."
+
+
+def test_point_2_the_gate_links_each_open_item_and_the_link_opens_it(store: Database) -> None:
+    """Issue 14 point 2: the gate's missing list links to the exact checklist item, and the
+    page opened from that link shows the checklist open on that item."""
+    from core.auth import OPERATOR
+
+    with store.read() as session:
+        medium = reviews.policy_for(session, "medium")
+    reviews.update_policy(
+        store, OPERATOR, "medium", required_checklists=["internal_policy"],
+        row_version=medium.version,
+    )  # fmt: skip
+    gate = compliance.version_compliance(store, SYSTEM, MODEL, 1).gate_items
+    first = gate[0].items[0]
+    at = _open(store, "casey@demo.quorum")
+    links = [e.proto for e in at.get("page_link")]
+    wanted = f"item=internal_policy.{first}"
+    assert any(wanted in link.query_string for link in links), [link.query_string for link in links]
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(PAGE)
+    at.session_state["quorum_user_id"] = users_service.principal_by_email(
+        store, "casey@demo.quorum"
+    ).user_id
+    for name, value in (
+        ("model", MODEL), ("version", "1"), ("tab", "checklists"),
+        ("item", f"internal_policy.{first}"),
+    ):  # fmt: skip
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception
+    shown = [i.value for i in at.info]
+    assert any(v.startswith(f"Item {first} — ") for v in shown), shown
+    plain = _open(store, "casey@demo.quorum")  # no item asked: nothing is marked
+    assert not any(i.value.startswith("Item ") for i in plain.info)
