@@ -9,8 +9,9 @@ from sqlmodel import select
 from core.auth import SYSTEM
 from core.db import Database
 from core.errors import InvalidInput, InvalidTransition, PermissionDenied
-from core.models import AuditEvent, Role
+from core.models import AuditEvent, PendingChange, Role
 from core.services import registry
+from core.services.changes import confirm
 from core.services.registry import ModelChanges
 
 CREDIT = "credit-default-scorer"  # high risk in the bare demo models
@@ -25,14 +26,23 @@ def test_tags_goal_and_card_change_and_are_audited(people_db: Database, principa
         goal_operator=">=",
         goal_target=0.8,
     )
-    model = registry.update_model(people_db, dana, CREDIT, changes)
-    assert model.tags == {"region": "eu"}
+    proposed = registry.update_model(people_db, dana, CREDIT, changes, reason="EU launch")
+    assert isinstance(proposed, PendingChange), "a new goal waits for a compliance officer"
+    with people_db.read() as session:
+        model = registry.get_model(session, SYSTEM, CREDIT)
+    assert model.tags == {"region": "eu"}  # adds a checklist: takes effect at once
     assert model.model_card["limitations"] == "EU applicants only."
     assert model.model_card["purpose"] == model.purpose  # untouched sections stay
-    assert (model.goal_metric, model.goal_target) == ("roc_auc", 0.8)
+    assert (model.goal_metric, model.goal_target) != ("roc_auc", 0.8)
     with people_db.read() as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "model.updated")).one()
-    assert "goal_metric" in event.details["changed"] and "tags" in event.details["changed"]
+    assert "tags" in event.details["changed"] and "goal_target" not in event.details["changed"]
+    confirm(people_db, principal(Role.COMPLIANCE), proposed.id or 0)
+    with people_db.read() as session:
+        model = registry.get_model(session, SYSTEM, CREDIT)
+        events = session.exec(select(AuditEvent).where(AuditEvent.action == "model.updated")).all()
+    assert (model.goal_metric, model.goal_target) == ("roc_auc", 0.8)
+    assert "goal_target" in events[-1].details["changed"]
 
 
 def test_the_risk_tier_changes_only_on_its_own_with_a_reason(
