@@ -183,42 +183,12 @@ def changes(db: Database, actor: Principal, *, pending_only: bool = False) -> li
         if pending_only:
             stmt = stmt.where(PendingChange.status == PENDING)
         rows = session.exec(stmt.order_by(col(PendingChange.id).desc()).limit(200)).all()
-        ids = {r.proposed_by_id for r in rows} | {r.decided_by_id for r in rows if r.decided_by_id}
-        names = {u.id: u.name for u in session.exec(select(User).where(col(User.id).in_(ids)))}
-        return [
-            ChangeView(
-                r.id or 0,
-                KIND_LABELS.get(r.kind, r.kind),
-                r.summary,
-                r.status,
-                names.get(r.proposed_by_id, "?"),
-                r.proposed_at,
-                names.get(r.decided_by_id, "") if r.decided_by_id else "",
-                r.decision_reason,
-            )
-            for r in rows
-        ]
+        return _views(session, list(rows))
 
 
-def pending_for_model(session: Session, model_id: int) -> list[ChangeView]:
-    """Changes of a model's settings waiting for confirmation (the caller checked that the
-    reader sees the model)."""
-    rows = [
-        r
-        for r in session.exec(
-            select(PendingChange)
-            .where(PendingChange.status == PENDING)
-            .where(col(PendingChange.kind).in_(sorted(COMPLIANCE_CONFIRMS)))
-            .order_by(col(PendingChange.id))
-        ).all()
-        if r.payload.get("model_id") == model_id
-    ]
-    names = {
-        u.id: u.name
-        for u in session.exec(
-            select(User).where(col(User.id).in_({r.proposed_by_id for r in rows}))
-        )
-    }
+def _views(session: Session, rows: list[PendingChange]) -> list[ChangeView]:
+    ids = {r.proposed_by_id for r in rows} | {r.decided_by_id for r in rows if r.decided_by_id}
+    names = {u.id: u.name for u in session.exec(select(User).where(col(User.id).in_(ids)))}
     return [
         ChangeView(
             r.id or 0,
@@ -227,8 +197,20 @@ def pending_for_model(session: Session, model_id: int) -> list[ChangeView]:
             r.status,
             names.get(r.proposed_by_id, "?"),
             r.proposed_at,
-            "",
+            names.get(r.decided_by_id, "") if r.decided_by_id else "",
             r.decision_reason,
         )
         for r in rows
     ]
+
+
+def pending_for_model(session: Session, model_id: int) -> list[ChangeView]:
+    """Changes of a model's settings waiting for confirmation (the caller checked that the
+    reader sees the model)."""
+    rows = session.exec(
+        select(PendingChange)
+        .where(PendingChange.status == PENDING)
+        .where(col(PendingChange.kind).in_(sorted(COMPLIANCE_CONFIRMS)))
+        .order_by(col(PendingChange.id))
+    ).all()
+    return _views(session, [r for r in rows if r.payload.get("model_id") == model_id])

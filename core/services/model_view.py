@@ -15,6 +15,7 @@ from core.services import read_as
 from core.services.compare import live_version
 from core.services.registry import CARD_SECTIONS, get_model, state_label, versions_of
 from core.services.reviews import user_names
+from core.services.versions import same_file_warnings
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,7 @@ class VersionView:
 
     @property
     def warnings(self) -> list[str]:
-        if not self.same_artifact_as:
-            return []
-        listed = ", ".join(f"v{n}" for n in self.same_artifact_as)
-        return [
-            f"v{self.version.number}'s file is identical (same SHA-256) to {listed}; "
-            "it adds a version with nothing new in it."
-        ]
+        return same_file_warnings(f"v{self.version.number}'s file", self.same_artifact_as)
 
 
 @dataclass(frozen=True)

@@ -371,14 +371,14 @@ def update_model(
         _merge_card(model, fields)
         dropping = [] if changes.acts_alone(actor) else _dropping(session, model, fields)
         held = {name: fields.pop(name) for name in dropping}
-        _apply_fields(session, actor, model, fields)
-        if not held:
-            return model
-        if not why:
+        if held and not why:
             raise InvalidInput(
                 f"Say why {', '.join(held)} of {model.name} change{'s' if len(held) == 1 else ''}"
                 ": the change can drop a requirement, so a compliance officer confirms it."
             )
+        _apply_fields(session, actor, model, fields)
+        if not held:
+            return model
         payload = {
             "model_id": model.id,
             "fields": held,

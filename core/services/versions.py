@@ -82,13 +82,18 @@ class PreparedVersion:
     @property
     def warnings(self) -> list[str]:
         """What the summary shows before confirming (the version itself is not refused)."""
-        if not self.same_artifact_as:
-            return []
-        listed = ", ".join(f"v{n}" for n in self.same_artifact_as)
-        return [
-            f"This file is identical (same SHA-256) to {listed} of {self.model_name}; "
-            "registering it again adds a version with nothing new in it."
-        ]
+        return same_file_warnings("This file", self.same_artifact_as)
+
+
+def same_file_warnings(subject: str, same: list[int] | tuple[int, ...]) -> list[str]:
+    """The flag for a file identical to earlier versions of the model (never a refusal)."""
+    if not same:
+        return []
+    listed = ", ".join(f"v{n}" for n in same)
+    return [
+        f"{subject} is identical (same SHA-256) to {listed}; it adds a version with nothing "
+        "new in it."
+    ]
 
 
 def prepare_version(db: Database, actor: Principal, upload: VersionUpload) -> PreparedVersion:

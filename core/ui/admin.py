@@ -12,7 +12,8 @@ from core.auth import SERVICE_ROLES
 from core.errors import QuorumError
 from core.models import ROLE_LABELS, PendingChange, RiskTier, Role
 from core.services import changes, compliance, reviews, users
-from core.ui.session import PageContext, fail, flash
+from core.ui.pending import change_card
+from core.ui.session import PageContext, fail
 
 
 def people_section(ctx: PageContext) -> None:
@@ -423,23 +424,7 @@ def pending_section(ctx: PageContext) -> None:
     if not waiting:
         st.info("Nothing waits for a second admin.")
     for change in waiting:
-        with st.container(border=True):
-            st.markdown(f"**#{change.id} {change.kind}**")
-            st.text(change.summary)
-            st.caption(
-                f"Proposed by {change.proposed_by} on {change.proposed_at:%Y-%m-%d %H:%M} UTC"
-            )
-            reason = st.text_input(
-                "Reason (to refuse or withdraw)", key=f"change_reason_{change.id}"
-            )
-            left, right = st.columns(2)
-            if left.button("Confirm", key=f"change_confirm_{change.id}", type="primary"):
-                _act(lambda c=change: changes.confirm(ctx.db, ctx.principal, c.id), "confirmed")
-            if right.button("Refuse", key=f"change_refuse_{change.id}"):
-                _act(
-                    lambda c=change, r=reason: changes.refuse(ctx.db, ctx.principal, c.id, r),
-                    "refused",
-                )
+        change_card(ctx, change)
     decided = [r for r in rows if r.status != changes.PENDING]
     if decided:
         st.markdown("**Decided**")
@@ -461,12 +446,3 @@ def pending_section(ctx: PageContext) -> None:
             hide_index=True,
             width="stretch",
         )
-
-
-def _act(call: Any, verb: str) -> None:
-    try:
-        change = call()
-        flash(f"Change #{change.id} {verb}.")
-        st.rerun()
-    except QuorumError as error:
-        fail(error)

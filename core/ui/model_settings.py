@@ -11,7 +11,8 @@ import streamlit as st
 from core import evaluation
 from core.errors import QuorumError
 from core.models import PendingChange, Task
-from core.services import changes, model_view, registry, versions
+from core.services import model_view, registry, versions
+from core.ui.pending import change_card
 from core.ui.session import PageContext, fail, flash
 
 
@@ -114,27 +115,6 @@ def _pending(ctx: PageContext, detail: model_view.ModelDetail) -> None:
         fail(error)
         return
     for change in waiting:
-        with st.container(border=True):
-            st.markdown(f"**Change #{change.id} waits for a compliance officer**")
-            st.text(change.summary)
-            st.caption(
-                f"Proposed by {change.proposed_by} on {change.proposed_at:%Y-%m-%d %H:%M} UTC"
-            )
-            reason = st.text_input("Reason (to refuse or withdraw)", key=f"pc_reason_{change.id}")
-            left, right = st.columns(2)
-            if left.button("Confirm", key=f"pc_confirm_{change.id}", type="primary"):
-                _decided(lambda c=change: changes.confirm(ctx.db, ctx.principal, c.id), "confirmed")
-            if right.button("Refuse", key=f"pc_refuse_{change.id}"):
-                _decided(
-                    lambda c=change, r=reason: changes.refuse(ctx.db, ctx.principal, c.id, r),
-                    "refused",
-                )
-
-
-def _decided(call: object, verb: str) -> None:
-    try:
-        change = call()  # type: ignore[operator]
-        flash(f"Change #{change.id} {verb}.")
-        st.rerun()
-    except QuorumError as error:
-        fail(error)
+        change_card(
+            ctx, change, key="pc", title=f"Change #{change.id} waits for a compliance officer"
+        )

@@ -26,11 +26,14 @@ def people(server: QuorumServer) -> Iterator[dict[str, Client]]:
         client.close()
 
 
-def test_point_5_and_11_registration_through_the_sdk(people: dict[str, Client]) -> None:
+def test_point_5_and_11_registration_through_the_sdk(
+    people: dict[str, Client], tmp_path: Path
+) -> None:
     dana = people["dana"]
     dana.create_model("bare-sdk", "risk-analytics", "binary_classification", target="y")
     data = frame(5)
-    bare = LogisticRegression().fit(data[FEATURES].to_numpy(), data["y"])
+    bare = tmp_path / "bare.skops"  # one file, sent twice
+    sio.dump(LogisticRegression().fit(data[FEATURES].to_numpy(), data["y"]), bare)
     swapped = data[["debt", "income", "age", "y"]]
     with pytest.raises(InvalidInput, match="saved without feature names"):
         dana.register_version("bare-sdk", bare, swapped, target="y")

@@ -5,6 +5,8 @@ reproduces what was seen, on data and models built here, and shows it fixed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 from core import demo
-from core.auth import OPERATOR, SYSTEM
+from core.auth import OPERATOR, SYSTEM, Principal
 from core.db import Database
 from core.errors import InvalidInput, InvalidTransition, PermissionDenied
 from core.models import PendingChange, Role
@@ -27,14 +29,19 @@ from tests.integration.test_monitoring_truth import (
 # --- 5. a model without feature names is never matched to columns by position ----------------
 
 
-def _bare_model(db: Database, principal: PrincipalFactory, name: str) -> tuple[bytes, pd.DataFrame]:
+def _create(db: Database, actor: Principal, name: str, **spec: Any) -> None:
+    """A binary classification model with target y in the demo team."""
     registry.create_model(
         db,
-        principal(Role.DATA_SCIENTIST),
+        actor,
         registry.ModelSpec(
-            name=name, team=demo.DEMO_TEAM, task="binary_classification", target="y"
+            name=name, team=demo.DEMO_TEAM, task="binary_classification", target="y", **spec
         ),
     )
+
+
+def _bare_model(db: Database, principal: PrincipalFactory, name: str) -> tuple[bytes, pd.DataFrame]:
+    _create(db, principal(Role.DATA_SCIENTIST), name)
     rng = np.random.default_rng(0)
     train, evaluation = _frame(rng, 600), _frame(rng, 900)
     model = LogisticRegression().fit(train[["x1", "x2"]].to_numpy(), train["y"])
@@ -95,13 +102,7 @@ def test_point_11_the_decision_threshold_is_used_by_class_metrics_and_copies_are
     people_db: Database, principal: PrincipalFactory
 ) -> None:
     dana = principal(Role.DATA_SCIENTIST)
-    registry.create_model(
-        people_db,
-        dana,
-        registry.ModelSpec(
-            name="rare", team=demo.DEMO_TEAM, task="binary_classification", target="y"
-        ),
-    )
+    _create(people_db, dana, "rare")
     rng = np.random.default_rng(3)
     train, evaluation = _imbalanced(rng, 3000), _imbalanced(rng, 3000)
     forest = RandomForestClassifier(n_estimators=30, min_samples_leaf=40, random_state=0)
@@ -135,13 +136,7 @@ def test_point_11_extra_columns_in_the_evaluation_file_are_ignored_with_a_note(
     people_db: Database, principal: PrincipalFactory
 ) -> None:
     dana = principal(Role.DATA_SCIENTIST)
-    registry.create_model(
-        people_db,
-        dana,
-        registry.ModelSpec(
-            name="extra", team=demo.DEMO_TEAM, task="binary_classification", target="y"
-        ),
-    )
+    _create(people_db, dana, "extra")
     rng = np.random.default_rng(5)
     train, evaluation = _frame(rng, 500), _frame(rng, 700)
     model = LogisticRegression().fit(train[["x1", "x2"]], train["y"])
@@ -161,13 +156,7 @@ def test_point_10_messages_name_the_column_the_state_and_the_environment(
     people_db: Database, principal: PrincipalFactory
 ) -> None:
     dana, riley = principal(Role.DATA_SCIENTIST), principal(Role.REVIEWER)
-    registry.create_model(
-        people_db,
-        dana,
-        registry.ModelSpec(
-            name="msg10", team=demo.DEMO_TEAM, task="binary_classification", target="y"
-        ),
-    )
+    _create(people_db, dana, "msg10")
     rng = np.random.default_rng(2)
     train, evaluation = _frame(rng, 500), _frame(rng, 600)
     blob = sio.dumps(LogisticRegression().fit(train[["x1", "x2"]], train["y"]))
@@ -210,19 +199,7 @@ def test_point_10_messages_name_the_column_the_state_and_the_environment(
 
 def _high_risk_version(db: Database, principal: PrincipalFactory, name: str) -> None:
     dana = principal(Role.DATA_SCIENTIST)
-    registry.create_model(
-        db,
-        dana,
-        registry.ModelSpec(
-            name=name,
-            team=demo.DEMO_TEAM,
-            task="binary_classification",
-            target="y",
-            risk_tier="high",
-            goal_metric="roc_auc",
-            goal_target=0.9,
-        ),
-    )
+    _create(db, dana, name, risk_tier="high", goal_metric="roc_auc", goal_target=0.9)
     rng = np.random.default_rng(4)
     train, evaluation = _frame(rng, 500), _frame(rng, 600)
     blob = sio.dumps(LogisticRegression().fit(train[["x1", "x2"]], train["y"]))
