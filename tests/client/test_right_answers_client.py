@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
 from core.errors import InvalidInput, NotFound
