@@ -275,3 +275,29 @@ def test_point_2_the_gate_links_each_open_item_and_the_link_opens_it(store: Data
     assert any(v.startswith(f"Item {first} — ") for v in shown), shown
     plain = _open(store, "casey@demo.quorum")  # no item asked: nothing is marked
     assert not any(i.value.startswith("Item ") for i in plain.info)
+
+
+def test_point_2_a_compliance_officer_confirms_a_setting_on_the_models_page(
+    store: Database,
+) -> None:
+    """Issue 14 point 2: a change that can drop a requirement waits on the Models page, where
+    a compliance officer (not the proposer) confirms it; the gate reopens."""
+    dana = users_service.principal_by_email(store, "dana@demo.quorum")
+    proposed = versions.set_decision_threshold(store, dana, MODEL, 1, 0.3, "fewer misses")
+    casey = users_service.principal_by_email(store, "casey@demo.quorum")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/1_Models.py")
+    at.session_state["quorum_user_id"] = casey.user_id
+    for name, value in (("model", MODEL), ("version", "1"), ("tab", "model-card")):
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception
+    title = f"**Change #{proposed.id} waits for a compliance officer**"
+    assert title in [m.value for m in at.markdown]
+    at.button(key=f"pc_confirm_{proposed.id}").click().run()
+    assert not at.exception
+    with store.read() as session:
+        version = registry.get_version(session, registry.model_row(session, MODEL), 1)
+    assert version.decision_threshold == 0.3
+    reopened = [e for e in compliance.timeline(store, SYSTEM, MODEL) if e.kind == "gate"]
+    assert reopened and "decision threshold -> 0.3 (fewer misses)" in reopened[0].summary
