@@ -225,7 +225,12 @@ def _quality(bundle: PageData) -> None:
 
 def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
     perf = bundle.performance
-    st.caption(f"Goal: {data.goal_description}")
+    at = data.decision_threshold
+    st.caption(
+        f"Goal: {data.goal_description}"
+        + ("" if at is None else f" Class metrics of the rows Quorum scored use v{data.version}'s "
+           f"decision threshold {at:g}.")
+    )  # fmt: skip
     regression = data.task == "regression"
     metric = "mae" if regression else "accuracy"
     if data.settings.goal is not None and data.settings.goal.metric in perf:

@@ -13,14 +13,22 @@ import pytest
 import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, recall_score
 
 from core import demo
 from core.auth import OPERATOR, SYSTEM, Principal
 from core.db import Database
 from core.errors import InvalidInput, InvalidTransition, PermissionDenied
 from core.models import PendingChange, Role
-from core.services import changes, compliance, deployments, registry, reviews, versions
+from core.services import (
+    changes,
+    compliance,
+    deployments,
+    monitoring,
+    registry,
+    reviews,
+    versions,
+)
 from tests.integration.test_monitoring_truth import (
     PrincipalFactory,
     _frame,
@@ -322,3 +330,39 @@ def test_point_11_a_threshold_edit_waits_is_evaluated_again_and_reopens_the_gate
     assert after.result["metrics"]["roc_auc"] == before.result["metrics"]["roc_auc"]
     kinds = [e.kind for e in compliance.timeline(people_db, SYSTEM, "cut")]
     assert "gate" in kinds
+
+
+def test_point_11_monitoring_windows_use_the_version_decision_threshold(
+    people_db: Database, principal: PrincipalFactory
+) -> None:
+    dana, riley = principal(Role.DATA_SCIENTIST), principal(Role.REVIEWER)
+    _create(people_db, dana, "rare-live")
+    rng = np.random.default_rng(9)
+    train, evaluation, live = (_imbalanced(rng, n) for n in (3000, 2000, 1500))
+    forest = RandomForestClassifier(n_estimators=30, min_samples_leaf=40, random_state=0)
+    forest.fit(train[["x1", "x2"]], train["y"])
+    upload = _upload("rare-live", sio.dumps(forest), evaluation, decision_threshold=0.2)
+    versions.register_version(people_db, dana, upload)
+    reviews.submit_for_review(people_db, dana, "rare-live", 1)
+    reviews.decide(people_db, riley, "rare-live", 1, "approve", "fine")
+    deployments.promote(people_db, riley, "rare-live", 1, "staging", "shadow")
+    day = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=2)
+    live.insert(0, "timestamp", day + pd.to_timedelta(np.arange(len(live)) * 20, unit="s"))
+    live.insert(1, "prediction_id", [f"r{i}" for i in range(len(live))])
+    monitoring.ingest(
+        people_db,
+        dana,
+        "rare-live",
+        live[["timestamp", "prediction_id", "x1", "x2"]],
+        env="staging",
+    )
+    labels = live[["prediction_id", "y"]].rename(columns={"y": "label"})
+    monitoring.ingest_labels(people_db, dana, "rare-live", labels, env="staging")
+    data = monitoring.monitoring_data(people_db, SYSTEM, "rare-live", "staging")
+    assert data.decision_threshold == 0.2
+    table = monitoring.performance_results(data)
+    scores = forest.predict_proba(live[["x1", "x2"]])[:, 1]
+    actual = (live["y"] == "Yes").to_numpy()
+    at_threshold = recall_score(actual, scores >= 0.2)
+    assert at_threshold > recall_score(actual, forest.predict(live[["x1", "x2"]]) == "Yes")
+    assert table["recall"].iloc[0] == pytest.approx(at_threshold, abs=1e-12)

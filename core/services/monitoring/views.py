@@ -84,6 +84,7 @@ class MonitoringData:
     profile: ReferenceProfile
     settings: MonitoringSettings
     windows: dict[date, WindowAggregate]
+    decision_threshold: float | None = None  # the version's, for the class metrics it scores
 
     @property
     def empty(self) -> bool:
@@ -162,6 +163,7 @@ def monitoring_data(
         profile=target.profile,
         settings=target.settings,
         windows=windows,
+        decision_threshold=chosen.decision_threshold,
     )
 
 
