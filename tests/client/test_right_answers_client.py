@@ -12,7 +12,7 @@ import pytest
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.sdk import Client
 from tests.fixtures.quorum_server import FEATURES, QuorumServer, fitted, frame, production
 
@@ -92,3 +92,23 @@ def test_point_1_and_10_void_from_the_cli_and_the_sdk(
         "error: There is no environment 'prod'; the environments are staging, production. "
         "Choose one of them."
     )
+
+
+def test_point_2_a_threshold_change_waits_for_a_compliance_officer_over_the_api(
+    people: dict[str, Client],
+) -> None:
+    dana, casey = people["dana"], people["casey"]
+    dana.create_model("cut-sdk", "risk-analytics", "binary_classification", target="y")
+    dana.register_version("cut-sdk", fitted(2), frame(6), target="y")
+    answer = dana.set_decision_threshold("cut-sdk", 1, 0.35, "catch more defaults")
+    change = answer["pending_change"]
+    assert change["status"] == "pending" and "decision threshold -> 0.35" in change["summary"]
+    assert dana.get_version("cut-sdk", 1)["decision_threshold"] is None  # not yet
+    with pytest.raises(PermissionDenied, match="Only a compliance officer of cut-sdk's team"):
+        dana.confirm_change(change["id"])
+    assert casey.confirm_change(change["id"])["status"] == "confirmed"
+    assert dana.get_version("cut-sdk", 1)["decision_threshold"] == 0.35
+    goal = dana.update_model("cut-sdk", goal_metric="f1", goal_target=0.5, reason="a looser goal")
+    assert goal["pending_change"]["status"] == "pending"
+    refused = casey.refuse_change(goal["pending_change"]["id"], "the goal stands")
+    assert refused["status"] == "refused"
