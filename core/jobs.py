@@ -23,3 +23,12 @@ def remind_expiring(db: Database, settings: Settings) -> str:
 
     sent = compliance.remind_expiring(db)
     return f"{sent} reminders of expiring sign-offs sent."
+
+
+@periodic("findings.remind_overdue", every=timedelta(hours=1))
+def remind_overdue_findings(db: Database, settings: Settings) -> str:
+    """Inbox reminders to owners of overdue findings, at most once per finding per day."""
+    from core.services import findings
+
+    sent = findings.remind_overdue(db)
+    return f"{sent} reminders of overdue findings sent."

@@ -73,7 +73,9 @@ def production_gate(session: Session, model: MLModel, version: ModelVersion) -> 
             if v.status != "superseded"
         )
         missing.append(f"sign-off '{meaning}' missing" + (f" ({why})" if why else ""))
-    return missing
+    from core.services.findings import blocking_findings
+
+    return missing + blocking_findings(session, model, version)
 
 
 @dataclass(frozen=True)
