@@ -32,3 +32,12 @@ def remind_overdue_findings(db: Database, settings: Settings) -> str:
 
     sent = findings.remind_overdue(db)
     return f"{sent} reminders of overdue findings sent."
+
+
+@periodic("revalidation.notify_due", every=timedelta(hours=6))
+def notify_revalidation_due(db: Database, settings: Settings) -> str:
+    """Tell owners and compliance officers of live versions whose revalidation is near or due."""
+    from core.services import revalidation
+
+    sent = revalidation.notify_due(db)
+    return f"{sent} revalidation notices sent."

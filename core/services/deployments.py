@@ -44,8 +44,10 @@ def _live(session: Session, model_id: int, env: str) -> Deployment | None:
 
 def production_blockers(session: Session, model: MLModel, version: ModelVersion) -> list[str]:
     """Everything still missing before this version may go to production, in plain words."""
+    from core.services.revalidation import approval_round
+
     missing = []
-    status = policy_status(session, model, version)
+    status = policy_status(session, model, version, review_round=approval_round(session, version))
     if not status.satisfied:
         missing += [f"approval policy: {line}" for line in status.explain()]
     judged = policy_for(session, model.risk_tier)
