@@ -458,6 +458,8 @@ def _set_status(
     verb = "close" if status == CLOSED else "re-open"
     text = validation.plain_text(note, "reason", max_length=5000, required=status == OPEN)
     with unit_of_work(db, actor) as session:
+        # refused the same whether or not the finding exists, then again in its model's team
+        require(session, actor, Permission.DECIDE, what=f"{verb} findings", anywhere=True)
         finding, model = _locked(session, actor, finding_id)
         _deciders_check(session, actor, model, f"{verb} findings on {model.name}")
         _expect(finding, row_version)
