@@ -42,8 +42,11 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity) + 1 if severity in SEVERITIES else 99
 
 
-def finding_link(model_name: str, finding_id: int) -> str:
-    return f"pages/1_Models.py?model={model_name}&finding={finding_id}"
+def finding_link(model_name: str, number: int, finding_id: int) -> str:
+    """The Models page on the version's Findings tab, with the finding open."""
+    return (
+        f"pages/1_Models.py?model={model_name}&version={number}&tab=findings&finding={finding_id}"
+    )
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,7 @@ def new_finding(
     session.add(finding)
     session.flush()
     _event(session, finding, actor, "raised", text)
-    link = finding_link(model.name, finding.id or 0)
+    link = finding_link(model.name, version.number, finding.id or 0)
     notify(
         session,
         {owner.id or 0} - {actor.user_id},
@@ -394,7 +397,7 @@ def answer_finding(
                 "finding.answered",
                 f"{actor.name} answered finding #{finding.id} on {model.name}",
                 body=text[:300],
-                link=finding_link(model.name, finding.id or 0),
+                link=finding_link(model.name, _number(session, finding), finding.id or 0),
                 model_id=model.id,
                 version_id=finding.version_id,
             )
@@ -418,6 +421,11 @@ def answer_finding(
         if blob is not None:
             artifacts.delete(blob.key)
         raise
+
+
+def _number(session: Session, finding: Finding) -> int:
+    version = session.get(ModelVersion, finding.version_id)
+    return version.number if version else 0
 
 
 def _owner_only(actor: Principal, finding: Finding) -> None:
@@ -485,7 +493,7 @@ def _set_status(
                 "finding.raised",
                 f"{actor.name} re-opened finding #{finding.id} on {model.name}",
                 body=text[:300],
-                link=finding_link(model.name, finding.id or 0),
+                link=finding_link(model.name, version.number if version else 0, finding.id or 0),
                 model_id=model.id,
                 version_id=finding.version_id,
             )
@@ -555,7 +563,7 @@ def _views(
             closed_at=f.closed_at,
             row_version=f.row_version,
             overdue=f.status in UNRESOLVED and f.due_on < day,
-            link=finding_link(models.get(f.model_id, "?"), f.id or 0),
+            link=finding_link(models.get(f.model_id, "?"), numbers.get(f.version_id, 0), f.id or 0),
             events=tuple(
                 EventView(
                     e.id or 0,
@@ -639,6 +647,17 @@ def findings_for_pack(session: Session, actor: Principal, version_id: int) -> li
     return [v.as_dict() for v in _views(session, rows, with_events=True)]
 
 
+def possible_owners(db: Database, actor: Principal, model_name: str) -> list[tuple[int, str]]:
+    """The people who may own a finding on the model: persons of its team, by name."""
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
+        ids = team_people(session, model.team_id)
+        if not ids:
+            return []
+        rows = session.exec(select(User.id, User.name).where(col(User.id).in_(sorted(ids))))
+        return sorted(((i or 0, n) for i, n in rows.all()), key=lambda r: r[1])
+
+
 # --- the gate ---------------------------------------------------------------------------------
 
 
@@ -656,7 +675,7 @@ def blocking_findings(session: Session, model: MLModel, version: ModelVersion) -
     return [
         f"open {f.severity} finding #{f.id}"
         + (" from a failed revalidation" if f.source == REVALIDATION else "")
-        + f": {f.text[:120]} (close it first: {finding_link(model.name, f.id or 0)})"
+        + f": {f.text[:120]} (close it first: {finding_link(model.name, version.number, f.id or 0)})"
         for f in rows
         if severity_rank(f.severity) >= threshold or f.source == REVALIDATION
     ]
@@ -692,7 +711,7 @@ def remind_overdue(db: Database, *, now: datetime | None = None) -> int:
                 f"Finding #{f.id} on {model.name} v{version.number} is {late} days overdue",
                 body=f"{f.severity.capitalize()}: {f.text[:300]}. Answer it with a remediation "
                 "note and evidence.",
-                link=finding_link(model.name, f.id or 0),
+                link=finding_link(model.name, version.number, f.id or 0),
                 model_id=model.id,
                 version_id=version.id,
             )

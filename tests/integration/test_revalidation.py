@@ -190,3 +190,15 @@ def test_two_validators_starting_at_once_open_one_round(
         assert len(session.exec(select(Revalidation)).all()) == 1
         version = session.exec(select(ModelVersion).where(ModelVersion.number == number)).one()
         assert version.review_round == 2
+
+
+def test_the_demo_shows_an_open_finding_and_an_overdue_revalidation(seeded_db: Database) -> None:
+    casey = users.principal_by_email(seeded_db, "casey@demo.quorum")
+    dana = users.principal_by_email(seeded_db, "dana@demo.quorum")
+    overview = {r.model: r for r in revalidation.revalidation_overview(seeded_db, casey)}
+    assert overview["bike-demand-forecaster"].overdue
+    assert not overview["credit-default-scorer"].overdue
+    owned = findings.my_findings(seeded_db, dana)
+    assert [(f.model, f.status) for f in owned] == [("credit-default-scorer", "open")]
+    told = {u for u, title in _inbox(seeded_db, "revalidation.due") if "bike" in title}
+    assert told == {dana.user_id, casey.user_id}
