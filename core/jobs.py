@@ -23,3 +23,21 @@ def remind_expiring(db: Database, settings: Settings) -> str:
 
     sent = compliance.remind_expiring(db)
     return f"{sent} reminders of expiring sign-offs sent."
+
+
+@periodic("findings.remind_overdue", every=timedelta(hours=1))
+def remind_overdue_findings(db: Database, settings: Settings) -> str:
+    """Inbox reminders to owners of overdue findings, at most once per finding per day."""
+    from core.services import findings
+
+    sent = findings.remind_overdue(db)
+    return f"{sent} reminders of overdue findings sent."
+
+
+@periodic("revalidation.notify_due", every=timedelta(hours=6))
+def notify_revalidation_due(db: Database, settings: Settings) -> str:
+    """Tell owners and compliance officers of live versions whose revalidation is near or due."""
+    from core.services import revalidation
+
+    sent = revalidation.notify_due(db)
+    return f"{sent} revalidation notices sent."

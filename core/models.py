@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -446,6 +446,7 @@ class Signoff(SQLModel, table=True):
     expires_at: datetime | None = None
     supersedes_id: int | None = Field(default=None, foreign_key="signoff.id")
     policy_version_id: int | None = Field(default=None, foreign_key="approval_policy_version.id")
+    review_round: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class InferenceBatch(SQLModel, table=True):
@@ -585,3 +586,81 @@ class AllowedPattern(SQLModel, table=True):
     allowed_by_id: int | None = Field(default=None, foreign_key="user.id")
     allowed_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = Field(default=None)
+
+
+class Finding(SQLModel, table=True):
+    """A validation finding on a version: what is wrong, how bad, who fixes it by when."""
+
+    __table_args__ = (Index("ix_finding_model_status", "model_id", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id")
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    severity: str = Field(max_length=10)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    anchor: str = Field(default="", max_length=120)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    raised_by_id: int = Field(foreign_key="user.id")
+    due_on: date
+    status: str = Field(default="open", max_length=20)  # open, answered, closed
+    source: str = Field(default="review", max_length=20)  # review, revalidation
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+    last_reminded_on: date | None = None
+    row_version: int = Field(default=1)
+
+
+class FindingEvent(SQLModel, table=True):
+    """One step in a finding's life: raised, answered (with evidence), closed, re-opened."""
+
+    __tablename__ = "finding_event"
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: int = Field(foreign_key="finding.id", index=True)
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    action: str = Field(max_length=30)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    status_after: str = Field(max_length=20)
+    evidence_key: str | None = Field(default=None, max_length=200)
+    evidence_sha256: str | None = Field(default=None, max_length=64)
+    filename: str = Field(default="", max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Revalidation(SQLModel, table=True):
+    """A periodic revalidation of a live version: one review round with its own decisions."""
+
+    __table_args__ = (
+        UniqueConstraint("version_id", "review_round", name="uq_revalidation_round"),
+        Index(
+            "uq_one_open_revalidation",
+            "version_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id", index=True)
+    version_id: int = Field(foreign_key="model_version.id")
+    review_round: int
+    prior_round: int
+    status: str = Field(default="open", max_length=20)  # open, passed, failed
+    reason: str = Field(default="", max_length=500)
+    started_by_id: int = Field(foreign_key="user.id")
+    started_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    finding_id: int | None = Field(default=None, foreign_key="finding.id")
+
+
+class RevalidationNotice(SQLModel, table=True):
+    """That the people of a live version were told its revalidation is near or due (once)."""
+
+    __tablename__ = "revalidation_notice"
+    __table_args__ = (
+        UniqueConstraint("version_id", "due_on", "stage", name="uq_revalidation_notice"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_version.id")
+    due_on: date
+    stage: str = Field(max_length=20)  # ahead, due
+    created_at: datetime = Field(default_factory=utcnow)

@@ -15,10 +15,12 @@ from typing import Any
 from core.errors import InvalidInput
 from core.models import ROLE_LABELS, RiskTier, Role
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MEANINGS = ("validated", "approved for production", "business accepted", "compliance reviewed")
 ROLE_VALUES = tuple(r.value for r in Role)
+SEVERITIES = ("low", "medium", "high")
+BLOCKING_CHOICES = ("none", *SEVERITIES)
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class FieldSpec:
     name: str
     label: str
     help: str
-    kind: str  # int | bool | roles | checklists | meanings | meaning_roles | months
+    kind: str  # int | bool | roles | checklists | meanings | meaning_roles | months | choice
     defaults: Mapping[str, Any]  # risk tier -> default value
     minimum: int | None = None
     maximum: int | None = None
@@ -108,6 +110,15 @@ FIELDS: tuple[FieldSpec, ...] = (
         minimum=1,
         maximum=120,
     ),
+    FieldSpec(
+        "blocking_finding_severity",
+        "Open findings that block production",
+        "An open finding of this severity or worse keeps a version out of production until it "
+        "is closed; none: findings never block.",
+        "choice",
+        _per_tier("high", "high", "high"),
+        choices=BLOCKING_CHOICES,
+    ),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
 _BY_NAME = {f.name: f for f in FIELDS}
@@ -124,6 +135,7 @@ class PolicyFields:
     signoff_roles: dict[str, list[str]] = field(default_factory=dict)
     staging_first: bool = False
     revalidation_months: int | None = None
+    blocking_finding_severity: str = "high"
 
     def as_document(self) -> dict[str, Any]:
         return {name: _plain(getattr(self, name)) for name in FIELD_NAMES}
@@ -155,7 +167,16 @@ def _from_1(document: dict[str, Any], tier: str) -> dict[str, Any]:
     return upgraded
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {1: _from_1}
+def _from_2(document: dict[str, Any], tier: str) -> dict[str, Any]:
+    """Schema 2 had no setting for findings that block production."""
+    upgraded = dict(document)
+    upgraded.setdefault(
+        "blocking_finding_severity", _BY_NAME["blocking_finding_severity"].default(tier)
+    )
+    return upgraded
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {1: _from_1, 2: _from_2}
 
 
 def upgrade_document(document: Mapping[str, Any], schema_version: int, tier: str) -> dict[str, Any]:
@@ -206,6 +227,12 @@ def _check_field(spec: FieldSpec, value: Any, checklist_keys: tuple[str, ...]) -
         return value
     if spec.kind == "meaning_roles":
         return _check_meaning_roles(spec, value)
+    if spec.kind == "choice":
+        if value not in spec.choices:
+            raise InvalidInput(
+                f"{spec.label}: {value!r} is not one of {', '.join(spec.choices)}; pick one of them."
+            )
+        return value
     choices = checklist_keys if spec.kind == "checklists" else spec.choices
     return _check_choices(spec, value, choices)
 

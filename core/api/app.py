@@ -14,7 +14,17 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from core.api import audit, compliance, deployments, models, monitoring, reviews, users, versions
+from core.api import (
+    audit,
+    compliance,
+    deployments,
+    findings,
+    models,
+    monitoring,
+    reviews,
+    users,
+    versions,
+)
 from core.api.limits import BodyLimit
 from core.api.problems import install
 from core.artifacts import ArtifactStore, default_store
@@ -46,7 +56,17 @@ def create_app(
     app.state.db = db or Database(settings.database_url)
     app.state.store = store or default_store()
     install(app)
-    for router in (users, models, versions, reviews, deployments, monitoring, compliance, audit):
+    for router in (
+        users,
+        models,
+        versions,
+        reviews,
+        deployments,
+        monitoring,
+        compliance,
+        findings,
+        audit,
+    ):
         app.include_router(router.router)
     app.mount(ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="assets")
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)

@@ -492,6 +492,9 @@ def add_commands(groups: Any) -> None:
     _add_monitor(groups)
     _add_compliance(groups)
     _add_people(groups)
+    from core.client.findings import add_findings
+
+    add_findings(groups)
 
 
 def _add_models(groups: Any) -> None:

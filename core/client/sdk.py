@@ -457,6 +457,70 @@ class Client:
     def revoke_signoff(self, signoff_id: int, reason: str) -> dict[str, Any]:
         return self.session.post(path_of("signoffs", signoff_id, "revoke"), {"reason": reason})
 
+    # --- findings and revalidation ---------------------------------------------------------
+
+    def findings(
+        self, model: str, version: int | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Findings of a model (or one version), newest first, each with its history."""
+        params = {k: v for k, v in {"version": version, "status": status}.items() if v}
+        return self.session.get(path_of("models", model, "findings"), **params)
+
+    def finding(self, finding_id: int) -> dict[str, Any]:
+        return self.session.get(path_of("findings", finding_id))
+
+    def my_findings(self) -> list[dict[str, Any]]:
+        return self.session.get("/findings/mine")
+
+    def raise_finding(
+        self,
+        model: str,
+        version: int,
+        *,
+        severity: str,
+        text: str,
+        owner: str,
+        due_on: str,
+        anchor: str = "",
+    ) -> dict[str, Any]:
+        """A finding for `owner` (e-mail or user id), due on `due_on` (YYYY-MM-DD)."""
+        body = {
+            "severity": severity,
+            "text": text,
+            "owner": str(owner),
+            "due_on": due_on,
+            "anchor": anchor,
+        }
+        return self.session.post(path_of("models", model, "versions", version, "findings"), body)
+
+    def answer_finding(
+        self, finding_id: int, note: str, *, file: str | Path | None = None
+    ) -> dict[str, Any]:
+        """The owner's remediation note, with an evidence document when `file` is given."""
+        where = path_of("findings", finding_id, "answer")
+        if file is not None:
+            part = FilePart("file", Path(file).name, path=readable(file))
+            return self.session.upload(where, Multipart.of({"note": note}, [part]))
+        return self.session.post(where, {"note": note})
+
+    def close_finding(self, finding_id: int, note: str = "") -> dict[str, Any]:
+        return self.session.post(path_of("findings", finding_id, "close"), {"note": note})
+
+    def reopen_finding(self, finding_id: int, note: str) -> dict[str, Any]:
+        return self.session.post(path_of("findings", finding_id, "reopen"), {"note": note})
+
+    def revalidations(self) -> list[dict[str, Any]]:
+        """Live production versions you may see with their revalidation dates."""
+        return self.session.get("/revalidations")
+
+    def start_revalidation(self, model: str, version: int, reason: str = "") -> dict[str, Any]:
+        return self.session.post(
+            path_of("models", model, "versions", version, "revalidations"), {"reason": reason}
+        )
+
+    def revalidation_rounds(self, model: str, version: int) -> list[dict[str, Any]]:
+        return self.session.get(path_of("models", model, "versions", version, "revalidations"))
+
     def pack(
         self, model: str, version: int, sink: IO[bytes], fmt: str = "pdf",
         progress: Progress | None = None,

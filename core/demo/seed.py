@@ -8,6 +8,7 @@ from core import audit
 from core.auth import SYSTEM
 from core.db import Database
 from core.demo.compliance import seed_compliance
+from core.demo.findings import seed_findings
 from core.demo.models import seed_models, seed_reviews
 from core.demo.monitoring import seed_monitoring
 from core.demo.people import DEMO_PEOPLE, DEMO_TEAM
@@ -28,6 +29,7 @@ def seed(db: Database, *, with_models: bool = True) -> list[str]:
         created += seed_reviews(db)
         created += seed_compliance(db)
         created += seed_monitoring(db)
+        created += seed_findings(db)
     return created
 
 

@@ -73,8 +73,10 @@ def production_blockers(session: Session, model: MLModel, version: ModelVersion)
     refused = state_blocker(session, model, version)
     if refused is not None:
         return [refused]
+    from core.services.revalidation import approval_round
+
     missing = []
-    status = policy_status(session, model, version)
+    status = policy_status(session, model, version, review_round=approval_round(session, version))
     if not status.satisfied:
         missing += [f"approval policy: {line}" for line in status.explain()]
     judged = policy_for(session, model.risk_tier)

@@ -366,12 +366,16 @@ def current_evaluation_hash(session: Session, version: ModelVersion) -> str:
     return ev.dataset_sha256 if ev else ""
 
 
-def policy_status(session: Session, model: MLModel, version: ModelVersion) -> PolicyStatus:
+def policy_status(
+    session: Session, model: MLModel, version: ModelVersion, *, review_round: int | None = None
+) -> PolicyStatus:
+    """How the approvals of a round (the version's current one unless named) meet the policy."""
     policy = policy_for(session, model.risk_tier)
     approvals = session.exec(
         select(Decision).where(
             Decision.version_id == version.id,
-            Decision.review_round == version.review_round,
+            Decision.review_round
+            == (version.review_round if review_round is None else review_round),
             Decision.kind == DecisionKind.APPROVE,
         )
     ).all()
@@ -521,11 +525,35 @@ def _decide(
             "Ask another reviewer."
         )
     _refuse_repeat(session, version, actor)
+    from core.services import revalidation
+
+    if revalidation.open_round(session, version) is not None:
+        return revalidation.decide_round(session, actor, model, version, kind, why)
     target = next_state(version.state, _ACTION[kind])
+    decision = new_decision(session, current, model, version, kind, why)
+    status = policy_status(session, model, version)
+    if kind != DecisionKind.APPROVE or status.satisfied:
+        _touch(version, target)
+    else:
+        version.row_version += 1
+    session.add(version)
+    _after_decision(session, actor, model, version, kind, why, status)
+    return decision
+
+
+def new_decision(
+    session: Session,
+    current: Principal,
+    model: MLModel,
+    version: ModelVersion,
+    kind: DecisionKind,
+    why: str,
+) -> Decision:
+    """Insert the decision of the version's current round, bound to the hashes it saw."""
     decision = Decision(
         version_id=version.id or 0,
         review_round=version.review_round,
-        reviewer_id=actor.user_id,
+        reviewer_id=current.user_id,
         roles=sorted(
             r.value
             for r in current.roles(model.team_id)
@@ -539,13 +567,6 @@ def _decide(
     )
     session.add(decision)
     session.flush()
-    status = policy_status(session, model, version)
-    if kind != DecisionKind.APPROVE or status.satisfied:
-        _touch(version, target)
-    else:
-        version.row_version += 1
-    session.add(version)
-    _after_decision(session, actor, model, version, kind, why, status)
     return decision
 
 

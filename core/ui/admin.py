@@ -293,6 +293,9 @@ def _field_widget(spec: policy.FieldSpec, current: Any, tier: str, keys: tuple[s
         return int(months) or None
     if spec.kind == "bool":
         return st.checkbox(spec.label, value, help=spec.help, key=key)
+    if spec.kind == "choice":
+        index = spec.choices.index(value) if value in spec.choices else 0
+        return st.selectbox(spec.label, spec.choices, index, help=spec.help, key=key)
     if spec.kind == "meaning_roles":
         st.markdown(f"**{spec.label}**")
         return {

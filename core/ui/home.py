@@ -9,8 +9,9 @@ import streamlit as st
 
 from core.auth import Permission
 from core.errors import QuorumError
-from core.services import monitoring, reviews
+from core.services import findings, monitoring, revalidation, reviews
 from core.services import portfolio as pf
+from core.ui.findings_panel import revalidation_badges
 from core.ui.session import PageContext, fail
 
 
@@ -26,7 +27,9 @@ def inbox_section(ctx: PageContext) -> None:
     ]
     items = [i for i in everything if i.kind != "alert"]
     alerts = [i for i in everything if i.kind == "alert"]
-    if not items and not queue and not tasks and not alerts:
+    owned = findings.my_findings(ctx.db, ctx.principal)
+    rounds = revalidation.open_revalidations(ctx.db, ctx.principal)
+    if not items and not queue and not tasks and not alerts and not owned and not rounds:
         st.success("Nothing waits for you right now.", icon=":material/inbox:")
         return
     for entry in queue:
@@ -38,6 +41,15 @@ def inbox_section(ctx: PageContext) -> None:
         )
     for task in tasks:
         _task_row("Your version", task.title, task.detail, task.link)
+    for f in owned:
+        _task_row(
+            "Your finding",
+            f"#{f.id} {f.model} v{f.version} ({f.severity})",
+            ("OVERDUE — " if f.overdue else "") + f"due {f.due_on.isoformat()}: {f.text[:120]}",
+            f.link,
+        )
+    for r in rounds:
+        _task_row("Revalidate", f"{r.model} v{r.version}", r.label, r.link)
     _alert_cards(ctx, alerts)
     for item in items:
         with st.container(border=True):
@@ -136,6 +148,11 @@ def page_of(rows: list[pf.ModelRow], key: str) -> list[pf.ModelRow]:
         )
     )
     return rows[(number - 1) * PAGE_ROWS : number * PAGE_ROWS]
+
+
+def revalidation_section(ctx: PageContext) -> None:
+    """Live versions whose revalidation failed, is overdue or due soon."""
+    revalidation_badges(ctx)
 
 
 def portfolio_section(data: pf.Portfolio) -> None:

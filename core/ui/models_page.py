@@ -105,7 +105,9 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     )
     view = detail.version(number or numbers[0])
     st.query_params[VERSION_PARAM] = str(view.version.number)
-    tabs = widgets.tabs(["Overview", "Evaluation", "Compare", "Model card"], key="models_tab")
+    tabs = widgets.tabs(
+        ["Overview", "Evaluation", "Compare", "Model card", "Findings"], key="models_tab"
+    )
     with tabs[0]:
         _overview(view)
     with tabs[1]:
@@ -115,6 +117,10 @@ def _model(ctx: PageContext, detail: model_view.ModelDetail) -> None:
     with tabs[3]:
         _card(ctx, detail)
         settings_section(ctx, detail, view)
+    with tabs[4]:
+        from core.ui.findings_panel import findings_section, pin_choices
+
+        findings_section(ctx, m.name, view.version.number, pin_choices(view))
 
 
 def _versions_table(detail: model_view.ModelDetail) -> None:

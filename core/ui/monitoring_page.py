@@ -13,7 +13,7 @@ import streamlit as st
 from core import charts
 from core.auth import SYSTEM, Permission
 from core.errors import NotFound, QuorumError
-from core.services import monitoring
+from core.services import monitoring, revalidation
 from core.ui import widgets
 from core.ui.session import PageContext, database, fail, flash
 
@@ -63,6 +63,19 @@ def _page_data(url: str, model: str, env: str, fingerprint: tuple[Any, ...]) -> 
     )
 
 
+def _revalidation(ctx: PageContext, model: str) -> None:
+    """The production version's revalidation date, flagged when overdue or failed."""
+    from core.ui.findings_panel import badge
+
+    try:
+        status = revalidation.model_revalidation(ctx.db, ctx.principal, model)
+    except QuorumError as error:
+        fail(error)
+        return
+    if status is not None:
+        badge(status)
+
+
 def render(ctx: PageContext) -> None:
     names = monitoring.monitored_models(ctx.db, ctx.principal)
     if not names:
@@ -87,6 +100,7 @@ def render(ctx: PageContext) -> None:
         key="mon_env",
     )
     st.query_params[MODEL_PARAM] = model
+    _revalidation(ctx, model)
     try:
         fingerprint = monitoring.data_fingerprint(ctx.db, ctx.principal, model, env)
         bundle = _page_data(ctx.db.url, model, env, fingerprint)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import evaluation
 from core.auth import Permission
 from core.errors import QuorumError
 from core.models import DecisionKind, VersionState
 from core.services import model_view, reviews
+from core.ui.findings_panel import findings_section, pin_choices, revalidation_section
 from core.ui.models_page import compare_section
 from core.ui.pickers import open_version, pick_version
 from core.ui.session import PageContext, fail, flash
@@ -45,6 +45,9 @@ def render(ctx: PageContext) -> None:
     st.subheader("Compared with the champion")
     compare_section(ctx, full, view)
     _decisions(decisions)
+    revalidation_section(ctx, m.name, version)
+    st.subheader("Findings")
+    findings_section(ctx, m.name, version.number, pin_choices(view))
     _thread(ctx, m.name, version.number, view)
     _decide(ctx, m.name, version)
 
@@ -132,7 +135,7 @@ def _thread(ctx: PageContext, model: str, number: int, view: model_view.VersionV
             pinned = f" · on {item.comment.anchor}" if item.comment.anchor else ""
             st.caption(f"{item.author} · {item.comment.created_at:%Y-%m-%d %H:%M} UTC{pinned}")
             st.text(item.comment.body)
-    anchors = [""] + _anchors(view)
+    anchors = [""] + pin_choices(view)
     with st.form("comment", clear_on_submit=True):
         body = st.text_area(
             "Comment",
@@ -152,21 +155,6 @@ def _thread(ctx: PageContext, model: str, number: int, view: model_view.VersionV
                 st.rerun()
             except QuorumError as error:
                 fail(error)
-
-
-def _anchors(view: model_view.VersionView) -> list[str]:
-    metrics = view.evaluation.result.get("metrics", {}) if view.evaluation else {}
-    names = [
-        f"metric: {evaluation.METRIC_LABELS.get(k, k)}" for k, v in metrics.items() if v is not None
-    ]
-    charts = [
-        "chart: ROC curve",
-        "chart: confusion matrix",
-        "chart: calibration",
-        "chart: slices by group",
-        "chart: residuals",
-    ]
-    return names + charts
 
 
 def _decide(ctx: PageContext, model: str, version: object) -> None:

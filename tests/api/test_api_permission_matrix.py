@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,19 @@ CASES = [
         # one incident per model and kind now: acknowledging keeps it open for the next caller
         lambda w, who, c: c.patch(
             f"/alerts/{w.open_alerts[0]}", json={"status": "acknowledged", "note": who}
+        ),
+    ),
+    Case(
+        "POST /models/{model}/versions/{n}/findings",
+        Permission.DECIDE,
+        lambda w, who, c: c.post(
+            "/models/credit-default-scorer/versions/2/findings",
+            json={
+                "severity": "low",
+                "text": f"Threshold choice undocumented ({who}).",
+                "owner": "dana@demo.quorum",
+                "due_on": (date.today() + timedelta(days=30)).isoformat(),
+            },
         ),
     ),
     Case(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from core.config import get_settings
 from core.db import Database
 from core.errors import PermissionDenied
 from core.models import Role, User
-from core.services import deployments, registry, reviews, users, versions
+from core.services import deployments, findings, registry, revalidation, reviews, users, versions
 
 MODEL = "perm-scorer"
 OTHER = "perm-retired"
@@ -41,6 +42,7 @@ EMAILS: dict[Role | None, str] = {
     None: "nora@demo.quorum",
 }
 ALL_ROLES: tuple[Role | None, ...] = tuple(EMAILS)
+DUE = date.today() + timedelta(days=30)
 
 
 def upload(seed: int) -> versions.VersionUpload:
@@ -58,7 +60,8 @@ def upload(seed: int) -> versions.VersionUpload:
 
 
 def _build(db: Database) -> None:
-    """v1 registered, v2 in review, v3 and v4 approved and live in staging one after the other."""
+    """v1 registered, v2 in review, v3 and v4 approved and live in staging one after the other,
+    v4 live in production with an open finding (#1) and a closed one (#2)."""
     demo.seed(db, with_models=False)
     with db.write() as session:
         session.add(User(email=EMAILS[None], name="Nora Noroles", is_demo=True))
@@ -75,6 +78,13 @@ def _build(db: Database) -> None:
     for number in (3, 4):
         reviews.decide(db, riley, MODEL, number, "approve")
         deployments.promote(db, riley, MODEL, number, "staging")
+    deployments.promote(db, riley, MODEL, 4, "production")
+    casey = users.principal_by_email(db, "casey@demo.quorum")
+    for text in ("Open: thresholds undocumented.", "Closed: slice metrics missing."):
+        made = findings.raise_finding(
+            db, riley, MODEL, 4, severity="low", text=text, owner="sam@demo.quorum", due_on=DUE
+        )
+    findings.close_finding(db, casey, made.id or 0, "slices added")
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +208,35 @@ CASES = [
         lambda db, p: deployments.promote(db, p, MODEL, 3, "production", "release"),
     ),
     ServiceCase(
+        "findings.raise_finding",
+        Permission.DECIDE,
+        lambda db, p: findings.raise_finding(
+            db,
+            p,
+            MODEL,
+            3,
+            severity="high",
+            text="No fairness check.",
+            owner="sam@demo.quorum",
+            due_on=DUE,
+        ),
+    ),
+    ServiceCase(
+        "findings.close_finding",
+        Permission.DECIDE,
+        lambda db, p: findings.close_finding(db, p, 1, "thresholds now documented"),
+    ),
+    ServiceCase(
+        "findings.reopen_finding",
+        Permission.DECIDE,
+        lambda db, p: findings.reopen_finding(db, p, 2, "slices still missing for age"),
+    ),
+    ServiceCase(
+        "revalidation.start_revalidation",
+        Permission.DECIDE,
+        lambda db, p: revalidation.start_revalidation(db, p, MODEL, 4, "annual"),
+    ),
+    ServiceCase(
         "deployments.rollback",
         Permission.DEPLOY,
         lambda db, p: deployments.rollback(db, p, MODEL, "staging", "v4 misbehaves"),
@@ -274,4 +313,5 @@ def test_template_world_has_the_states_the_cases_need(world_db: Database) -> Non
         model = registry.model_row(session, MODEL)
         states = {v.number: v.state for v in registry.versions_of(session, model.id or 0)}
     assert states == {1: "registered", 2: "in_review", 3: "approved", 4: "approved"}
-    assert deployments.status(world_db, SYSTEM, MODEL) == {"staging": 4, "production": None}
+    assert deployments.status(world_db, SYSTEM, MODEL) == {"staging": 4, "production": 4}
+    assert [f.status for f in findings.findings(world_db, SYSTEM, MODEL)] == ["closed", "open"]

@@ -96,7 +96,9 @@ def gate_items(session: Session, model: MLModel, version: ModelVersion) -> list[
             if v.status != "superseded"
         )
         missing.append(GateItem(f"sign-off '{meaning}' missing" + (f" ({why})" if why else "")))
-    return missing
+    from core.services.findings import blocking_findings
+
+    return missing + [GateItem(line) for line in blocking_findings(session, model, version)]
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,12 @@ def sign(
             for v in signoff_views(session, version)
             if v.signoff.signer_id == actor.user_id and v.signoff.meaning == meaning
         ]
-        _refuse_replay(earlier, version, evidence)
+        # a signature counts for its review round: a revalidation round is signed anew
+        _refuse_replay(
+            [v for v in earlier if v.signoff.review_round == version.review_round],
+            version,
+            evidence,
+        )
         now = utcnow()
         previous = next((v for v in earlier if v.status not in ("revoked", "superseded")), None)
         signoff = Signoff(
@@ -233,6 +238,7 @@ def sign(
             artifact_sha256=version.artifact_sha256,
             evidence_sha256=evidence,
             policy_version_id=judged.version_id,
+            review_round=version.review_round,
             signed_at=now,
             expires_at=now + timedelta(days=expires_days) if expires_days else None,
             supersedes_id=previous.signoff.id if previous else None,
@@ -258,6 +264,7 @@ def sign(
                 "signed_at": signoff.signed_at.isoformat(),
                 "policy_version": judged.version,
                 "policy_version_id": judged.version_id,
+                "review_round": version.review_round,
             },
         )
         return signoff

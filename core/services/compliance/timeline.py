@@ -32,7 +32,15 @@ class TimelineEntry:
     summary: str
 
 
-_FROM_TABLES = ("comment.", "decision.", "signoff.", "deployment.", "alert.", "retraining.")
+_FROM_TABLES = (
+    "comment.",
+    "decision.",
+    "signoff.",
+    "deployment.",
+    "alert.",
+    "retraining.",
+    "finding.",
+)
 _SKIPPED = ("permission.", "checklist.", "checklist_template.")
 
 
@@ -140,7 +148,39 @@ def model_timeline(session: Session, model: MLModel, *, limit: int = 2000) -> li
                 f"retraining {t.status}: {t.reason}",
             )
         )
+    entries += _finding_entries(session, model, numbers, names)
     entries.sort(key=lambda e: (_aware(e.when) or e.when, e.kind))
+    return entries
+
+
+def _finding_entries(
+    session: Session, model: MLModel, numbers: dict[int | None, int], names: dict[int | None, str]
+) -> list[TimelineEntry]:
+    from core.models import Finding, FindingEvent
+
+    found = {f.id: f for f in session.exec(select(Finding).where(Finding.model_id == model.id))}
+    if not found:
+        return []
+    events = session.exec(
+        select(FindingEvent).where(col(FindingEvent.finding_id).in_(list(found)))
+    ).all()
+    entries = []
+    for e in events:
+        f = found[e.finding_id]
+        head = f"{e.action} {f.severity} finding #{f.id}"
+        if e.action == "raised":
+            head += f" (due {f.due_on.isoformat()})"
+        if e.filename:
+            head += f" with evidence {e.filename}"
+        entries.append(
+            TimelineEntry(
+                e.created_at,
+                "finding",
+                numbers.get(f.version_id),
+                names.get(e.actor_id, "Quorum") if e.actor_id else "Quorum",
+                head + (f": {e.note[:300]}" if e.note else ""),
+            )
+        )
     return entries
 
 
