@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 
 
 revision: str = 'c16a00000001'
-down_revision: Union[str, None] = 'b12a00000001'
+down_revision: Union[str, None] = 'c14a00000001'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
