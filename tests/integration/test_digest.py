@@ -89,7 +89,14 @@ def test_the_digest_lists_the_right_models(
     assert [line.split(" in ")[0] for line in seen.missing] == ["toy-misses"]
     assert seen.unjudged == []  # the bare demo models are not live anywhere
     assert any("toy-meets v1 promoted to staging" in c for c in seen.changes)
-    assert any("approved" in c.lower() or "toy-misses" in c for c in seen.changes)
+    assert any("(approved)" in c and "toy-misses v1" in c for c in seen.changes)
+    assert sum("(promoted)" in c for c in seen.changes) == 2
+    # the promotion itself reached the owner's inbox (the reviewer who did it is not told)
+    with people_db.read() as session:
+        told = session.exec(
+            select(Notification.user_id).where(Notification.kind == "deployment.promoted")
+        ).all()
+    assert dana.user_id in told and riley.user_id not in told
     assert not any("toy-elsewhere" in c for c in seen.changes)  # another team's model
     text = seen.text()
     assert "toy-meets in staging (v1): Goal met" in text and "toy-elsewhere" not in text

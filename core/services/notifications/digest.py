@@ -22,6 +22,7 @@ from core.services.notifications.outbox import notify
 from core.services.registry import scoped, scoped_events
 
 WEEK = timedelta(days=7)
+MAX_LINES = 25  # per section: a digest is read, not searched
 CHANGES = {
     "deployment.promote": "promoted",
     "deployment.rollback": "rolled back",
@@ -56,8 +57,19 @@ class Digest:
             ("What changed this week", self.changes),
         ):
             parts.append(f"\n{heading}:")
-            parts.extend(f"- {row}" for row in rows) if rows else parts.append("- none")
+            parts.extend(f"- {row}" for row in rows[:MAX_LINES])
+            if len(rows) > MAX_LINES:
+                parts.append(f"- and {len(rows) - MAX_LINES} more: see the activity on Home")
+            if not rows:
+                parts.append("- none")
         return "\n".join(parts)
+
+
+def _change(event: AuditEvent, model: str) -> str:
+    what = CHANGES[event.action]
+    summary = event.summary[:200]
+    about = "" if summary.startswith(model) else f"{model}: "
+    return f"{event.created_at:%a %d %b} ({what}) {about}{summary}"
 
 
 def build(
@@ -84,7 +96,8 @@ def build(
             )
             .order_by(col(AuditEvent.seq))
         ).all()
-        digest.changes = [f"{e.created_at:%a %d %b}: {e.summary[:200]}" for e in events]
+        names = dict(session.exec(select(MLModel.id, MLModel.name)).all())
+        digest.changes = [_change(e, names.get(e.model_id, "")) for e in events]
     for name, env in live:
         if env not in settings.environments:
             continue
