@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.config import get_settings
 from core.db import Database
@@ -45,7 +45,9 @@ def seed_deliveries(db: Database) -> list[str]:
         has_digest = session.exec(
             select(Notification).where(Notification.kind == "digest").limit(1)
         ).first()
-        oldest = session.exec(select(Delivery.id).order_by(Delivery.id).limit(FAIL_FOR_GOOD)).all()
+        oldest = session.exec(
+            select(Delivery.id).order_by(col(Delivery.id)).limit(FAIL_FOR_GOOD)
+        ).all()
     created = []
     if has_digest is None:
         written = digest.send_weekly(db, settings)
