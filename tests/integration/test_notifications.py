@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import multiprocessing
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from email import message_from_bytes
@@ -23,7 +25,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import col, select
 
-from core import config
+from core import config, scheduler
 from core.auth import Principal
 from core.config import Settings
 from core.db import Database
@@ -422,3 +424,29 @@ def test_webhook_events_are_checked_and_a_team_admin_is_needed(
     assert hooks.webhooks(people_db, admin) == []
     with people_db.read() as session:
         assert session.exec(select(Team).where(Team.name == "risk-analytics")).one()
+
+
+def _deliver_in_process(url: str, settings: Settings) -> bool:
+    database = Database(url)
+    try:
+        return scheduler.run_job(database, "notifications.deliver", settings).ran
+    finally:
+        database.dispose()
+
+
+def test_two_processes_run_the_delivery_job_once_and_each_message_goes_once(
+    people_db: Database, principal: PrincipalFactory, settings: Settings, receiver: Receiver
+) -> None:
+    admin = principal(Role.ADMIN)
+    _hook(people_db, admin, settings, receiver)
+    model = _model(people_db)
+    for n in range(3):
+        _notify(people_db, {admin.user_id}, "alert", f"incident {n} opened", model)
+    people_db.dispose()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        ran = list(pool.map(_deliver_in_process, [people_db.url] * 4, [settings] * 4))
+    assert ran.count(True) == 1
+    ids = [h["X-Quorum-Delivery"] for h, _ in receiver.received]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert [d.status for d in _deliveries(people_db, "webhook")] == ["sent"] * 3
