@@ -229,6 +229,18 @@ def _item_row(
     return row
 
 
+def _stored_item_row(
+    session: Session, model: MLModel, version: ModelVersion, template_key: str, item_key: str
+) -> ChecklistItem:
+    """The item's row, written first if it has none yet (evidence needs its id)."""
+    row = _item_row(session, model, version, template_key, item_key)
+    if row.id is None:
+        row.row_version = 1
+        session.add(row)
+        session.flush()
+    return row
+
+
 def update_item(
     db: Database,
     actor: Principal,
@@ -354,11 +366,7 @@ def add_evidence(
                 what="add evidence to the checklists of {model}",
             )
             version = get_version(session, model, number)
-            row = _item_row(session, model, version, template_key, item_key)
-            if row.id is None:
-                row.row_version = 1
-                session.add(row)
-                session.flush()
+            row = _stored_item_row(session, model, version, template_key, item_key)
             evidence = Evidence(
                 item_id=row.id or 0,
                 kind=kind,
@@ -478,11 +486,7 @@ def apply_to_mapped(
             )
         reached = []
         for walk, template, item in targets:
-            target = _item_row(session, model, version, template.key, item.key)
-            if target.id is None:
-                target.row_version = 1
-                session.add(target)
-                session.flush()
+            target = _stored_item_row(session, model, version, template.key, item.key)
             if _holds(session, target, evidence):
                 continue
             copy = Evidence(
