@@ -420,6 +420,7 @@ def test_webhook_events_are_checked_and_a_team_admin_is_needed(
         )
     new = hooks.create_webhook(people_db, admin, settings, "risk-analytics", "H", receiver.url)
     assert [w.name for w in hooks.webhooks(people_db, admin)] == ["H"]
+    assert hooks.webhooks(people_db, principal(Role.REVIEWER)) == []  # not a team admin
     hooks.revoke_webhook(people_db, admin, new.webhook.id or 0)
     assert hooks.webhooks(people_db, admin) == []
     with people_db.read() as session:

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from core import audit, validation
-from core.auth import Permission, Principal, require
+from core.auth import Permission, Principal, refresh, require
 from core.config import Settings
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
@@ -168,6 +168,7 @@ def create_webhook(
 def webhooks(db: Database, actor: Principal) -> list[WebhookView]:
     """The webhooks of every team where the actor may manage teams."""
     with read_as(db, actor) as session:
+        current = refresh(session, actor)  # the grants as stored now
         teams = {t.id: t.name for t in session.exec(select(Team)).all()}
         rows = session.exec(
             select(Webhook).where(col(Webhook.revoked_at).is_(None)).order_by(col(Webhook.id))
@@ -175,7 +176,7 @@ def webhooks(db: Database, actor: Principal) -> list[WebhookView]:
         return [
             WebhookView(h.id or 0, teams.get(h.team_id, "?"), h.name, h.url, h.events, h.created_at)
             for h in rows
-            if actor.can(Permission.MANAGE_TEAMS, h.team_id)
+            if current.can(Permission.MANAGE_TEAMS, h.team_id)
         ]
 
 
