@@ -279,3 +279,67 @@ def applicable_templates(
             f"Risk tier {risk_tier!r} is not known; use one of {', '.join(RISK_TIERS)}."
         )
     return [template for template in templates if template.applies_to(tier, tags)]
+
+
+# --- crosswalks: one piece of evidence, several frameworks ------------------------------------
+
+DEFAULT_CROSSWALK_FILE = (
+    Path(__file__).resolve().parents[1] / "data" / "crosswalks" / "crosswalks.json"
+)
+
+
+@dataclass(frozen=True)
+class CrosswalkSource:
+    key: str
+    title: str
+    publisher: str
+    year: str
+    url: str
+
+    def cite(self) -> str:
+        return f"{self.title} ({self.publisher}, {self.year}), {self.url}"
+
+
+@dataclass(frozen=True)
+class Crosswalk:
+    """Two checklist items a cited published crosswalk maps to each other."""
+
+    first: tuple[str, str]  # (template key, item key)
+    second: tuple[str, str]
+    source: CrosswalkSource
+    says: str
+
+    def other(self, template_key: str, item_key: str) -> tuple[str, str] | None:
+        if (template_key, item_key) == self.first:
+            return self.second
+        if (template_key, item_key) == self.second:
+            return self.first
+        return None
+
+
+def load_crosswalks(
+    templates: Iterable[ChecklistTemplate], path: Path = DEFAULT_CROSSWALK_FILE
+) -> list[Crosswalk]:
+    """The shipped crosswalk pairs; every pair names existing items and a cited source."""
+    known = {(t.key, i.key) for t in templates for i in t.items}
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    sources = {
+        key: CrosswalkSource(key, s["title"], s["publisher"], s["year"], s["url"])
+        for key, s in data.get("sources", {}).items()
+    }
+    pairs = []
+    for number, row in enumerate(data.get("mappings", [])):
+        ends = [tuple(str(x).split("/", 1)) for x in row.get("items", [])]
+        if len(ends) != 2 or any(len(e) != 2 or e not in known for e in ends):
+            raise ConfigurationError(
+                f"{Path(path).name}: mapping {number} names {row.get('items')}; each mapping "
+                "names two items as 'template/item' of the shipped checklist templates."
+            )
+        if row.get("source") not in sources or not str(row.get("says", "")).strip():
+            raise ConfigurationError(
+                f"{Path(path).name}: mapping {number} must cite one of the sources "
+                f"({', '.join(sources)}) and say what the source states."
+            )
+        first, second = (ends[0][0], ends[0][1]), (ends[1][0], ends[1][1])
+        pairs.append(Crosswalk(first, second, sources[row["source"]], str(row["says"])))
+    return pairs

@@ -58,6 +58,17 @@ class Settings:
     sandbox_timeout_seconds: int = 120
     sandbox_memory_mb: int = 3072
     sandbox_cpu_seconds: int = 600
+    public_url: str = ""  # the address links in e-mails and webhooks start with
+    smtp_host: str = ""  # empty: no e-mail is sent
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "quorum@localhost"
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: int = 10
+    webhook_timeout_seconds: int = 5
+    delivery_max_attempts: int = 5
+    delivery_retry_seconds: int = 30  # the first retry's wait; each later one waits twice as long
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -117,6 +128,29 @@ class Settings:
                 get("SANDBOX_CPU_SECONDS", str(defaults.sandbox_cpu_seconds)),
                 "SANDBOX_CPU_SECONDS",
             ),
+            public_url=get("PUBLIC_URL", "").rstrip("/"),
+            smtp_host=get("SMTP_HOST", ""),
+            smtp_port=_int(get("SMTP_PORT", str(defaults.smtp_port)), "SMTP_PORT"),
+            smtp_user=get("SMTP_USER", ""),
+            smtp_password=env.get("QUORUM_SMTP_PASSWORD", ""),
+            smtp_from=get("SMTP_FROM", defaults.smtp_from),
+            smtp_starttls=_bool(get("SMTP_STARTTLS", ""), "SMTP_STARTTLS"),
+            smtp_timeout_seconds=_int(
+                get("SMTP_TIMEOUT_SECONDS", str(defaults.smtp_timeout_seconds)),
+                "SMTP_TIMEOUT_SECONDS",
+            ),
+            webhook_timeout_seconds=_int(
+                get("WEBHOOK_TIMEOUT_SECONDS", str(defaults.webhook_timeout_seconds)),
+                "WEBHOOK_TIMEOUT_SECONDS",
+            ),
+            delivery_max_attempts=_int(
+                get("DELIVERY_MAX_ATTEMPTS", str(defaults.delivery_max_attempts)),
+                "DELIVERY_MAX_ATTEMPTS",
+            ),
+            delivery_retry_seconds=_int(
+                get("DELIVERY_RETRY_SECONDS", str(defaults.delivery_retry_seconds)),
+                "DELIVERY_RETRY_SECONDS",
+            ),
         )
         settings.validate()
         return settings
@@ -158,7 +192,15 @@ class Settings:
                 "set QUORUM_MODEL_FORMATS to a comma-separated list of skops, joblib and pickle "
                 f"(found {', '.join(unknown) or 'nothing'})"
             )
-        for name in ("sandbox_timeout_seconds", "sandbox_memory_mb", "sandbox_cpu_seconds"):
+        for name in (
+            "sandbox_timeout_seconds",
+            "sandbox_memory_mb",
+            "sandbox_cpu_seconds",
+            "smtp_timeout_seconds",
+            "webhook_timeout_seconds",
+            "delivery_max_attempts",
+            "delivery_retry_seconds",
+        ):
             if getattr(self, name) <= 0:
                 found.append(f"set QUORUM_{name.upper()} to a positive whole number")
         if self.is_production:

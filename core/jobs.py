@@ -41,3 +41,20 @@ def notify_revalidation_due(db: Database, settings: Settings) -> str:
 
     sent = revalidation.notify_due(db)
     return f"{sent} revalidation notices sent."
+
+
+@periodic("notifications.deliver", every=timedelta(seconds=30))
+def deliver(db: Database, settings: Settings) -> str:
+    """Send the e-mails and webhook messages waiting in the outbox; retry with backoff."""
+    from core.services.notifications import sending
+
+    return sending.send_due(db, settings).message
+
+
+@periodic("notifications.digest", every=timedelta(days=7))
+def weekly_digest(db: Database, settings: Settings) -> str:
+    """The plain-words weekly digest for business stakeholders."""
+    from core.services.notifications import digest
+
+    written = digest.send_weekly(db, settings)
+    return f"{written} weekly digests written."

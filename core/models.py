@@ -664,3 +664,75 @@ class RevalidationNotice(SQLModel, table=True):
     due_on: date
     stage: str = Field(max_length=20)  # ahead, due
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class NotificationPreference(SQLModel, table=True):
+    """Whether one person also hears of one kind of event by e-mail (the inbox always gets it)."""
+
+    __tablename__ = "notification_preference"
+    __table_args__ = (UniqueConstraint("user_id", "event", name="uq_notification_preference"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    event: str = Field(max_length=40)
+    email: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookHost(SQLModel, table=True):
+    """A host an admin allowed as a webhook target; private addresses only when said so."""
+
+    __tablename__ = "webhook_host"
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=253, unique=True)
+    allow_private: bool = False
+    reason: str = Field(default="", max_length=500)
+    allowed_by_id: int | None = Field(default=None, foreign_key="user.id")
+    allowed_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = Field(default=None)
+
+
+class Webhook(SQLModel, table=True):
+    """A team's outgoing webhook: events of that team's models, signed with its own secret."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    name: str = Field(max_length=80)
+    url: str = Field(max_length=500)
+    events: list[str] = json_list_column()
+    salt: str = Field(max_length=64)  # the secret is derived from it and the server's key
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = Field(default=None)
+
+
+class Delivery(SQLModel, table=True):
+    """One message to send by e-mail or webhook (the outbox), written with its inbox item."""
+
+    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)  # email, webhook
+    event: str = Field(max_length=40)
+    kind: str = Field(max_length=40)
+    user_id: int | None = Field(default=None, foreign_key="user.id")
+    webhook_id: int | None = Field(default=None, foreign_key="webhook.id")
+    notification_id: int | None = Field(default=None, foreign_key="notification.id")
+    model_id: int | None = Field(default=None, foreign_key="ml_model.id")
+    subject: str = Field(max_length=200)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=20)  # pending, sent, failed
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = Field(default=None)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One try at sending a delivery: when, and what the receiver or the network said."""
+
+    __tablename__ = "delivery_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    attempted_at: datetime = Field(default_factory=utcnow)
+    ok: bool = False
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from core.ui import admin, widgets
+from core.ui import admin, notifications_ui, widgets
 from core.ui.session import page
 
 ctx = page("pages/8_Admin.py")
 st.title("Admin")
 st.caption("Manage who may do what. Every change here is recorded in the audit trail.")
-people, teams, services, policies, mappings, pending = widgets.tabs(
+people, teams, services, policies, mappings, pending, outbox = widgets.tabs(
     [
         "People and roles",
         "Teams",
@@ -16,6 +16,7 @@ people, teams, services, policies, mappings, pending = widgets.tabs(
         "Approval policies",
         "Sign-in role mappings",
         "Changes waiting for a second admin",
+        "Notifications",
     ],
     key="admin_tab",
 )
@@ -31,3 +32,5 @@ with mappings:
     admin.mappings_section(ctx)
 with pending:
     admin.pending_section(ctx)
+with outbox:
+    notifications_ui.admin_section(ctx)

@@ -8,5 +8,6 @@ from core.ui.session import page
 ctx = page("pages/9_Profile.py")
 st.title("Profile and tokens")
 profile.roles_section(ctx)
+profile.notifications_section(ctx)
 profile.tokens_section(ctx)
 profile.service_accounts_section(ctx)

@@ -11,6 +11,7 @@ from core.demo.compliance import seed_compliance
 from core.demo.findings import seed_findings
 from core.demo.models import seed_models, seed_reviews
 from core.demo.monitoring import seed_monitoring
+from core.demo.notifications import seed_deliveries, seed_webhook
 from core.demo.people import DEMO_PEOPLE, DEMO_TEAM
 from core.models import Role, RoleGrant, Team, User
 from core.services import users
@@ -25,11 +26,13 @@ def seed(db: Database, *, with_models: bool = True) -> list[str]:
     """Create whatever part of the demo is missing; returns what it created."""
     created = _seed_people(db)
     if with_models:
+        created += seed_webhook(db)
         created += seed_models(db)
         created += seed_reviews(db)
         created += seed_compliance(db)
         created += seed_monitoring(db)
         created += seed_findings(db)
+        created += seed_deliveries(db)
     return created
 
 

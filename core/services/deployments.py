@@ -25,6 +25,8 @@ from core.models import (
     utcnow,
 )
 from core.services import read_as, unit_of_work
+from core.services.monitoring.incidents import team_members
+from core.services.portfolio import notify
 from core.services.registry import get_model, get_version, lock_model
 from core.services.reviews import policy_for, policy_status
 from core.workflow import Action, allowed, next_state
@@ -216,6 +218,17 @@ def _go_live(
             "replaced_deployment": current.id if current else None,
             "gate": gate,
         },
+    )
+    people = (team_members(session, model.team_id) | {model.owner_id}) - {actor.user_id}
+    notify(
+        session,
+        people,
+        "deployment.promoted" if action == "promote" else "deployment.rolled_back",
+        f"{model.name} v{version.number} {verb} {env}{previous}",
+        body=why,
+        link=f"pages/4_Deployments.py?model={model.name}",
+        model_id=model.id,
+        version_id=version.id,
     )
     return deployment
 

@@ -23,6 +23,7 @@ from core.models import (
     utcnow,
 )
 from core.services import read_as
+from core.services.notifications import outbox
 from core.services.registry import scoped, scoped_events, state_label
 
 
@@ -242,19 +243,18 @@ def notify(
     model_id: int | None = None,
     version_id: int | None = None,
 ) -> None:
-    """Add an inbox item for each person, inside the caller's transaction."""
-    for user_id in sorted(user_ids):
-        session.add(
-            Notification(
-                user_id=user_id,
-                kind=kind,
-                title=title[:200],
-                body=body,
-                link=link,
-                model_id=model_id,
-                version_id=version_id,
-            )
-        )
+    """Add an inbox item for each person, and the e-mails and webhook messages it causes,
+    inside the caller's transaction (see core.services.notifications.outbox)."""
+    outbox.notify(
+        session,
+        user_ids,
+        kind,
+        title,
+        body=body,
+        link=link,
+        model_id=model_id,
+        version_id=version_id,
+    )
 
 
 def since(when: datetime) -> str:

@@ -621,12 +621,16 @@ def _after_decision(
             "state": version.state,
         },
     )
-    if kind != DecisionKind.APPROVE:
+    if kind != DecisionKind.APPROVE or status.satisfied:  # an approval is news once it decides
         notify(
             session,
             {version.registered_by_id},
-            "changes_requested" if kind == DecisionKind.REQUEST_CHANGES else "rejected",
-            f"{actor.name} {label} {model.name} v{version.number}",
+            {
+                DecisionKind.APPROVE: "approved",
+                DecisionKind.REQUEST_CHANGES: "changes_requested",
+                DecisionKind.REJECT: "rejected",
+            }[kind],
+            f"{actor.name} {label} {model.name} v{version.number}{outcome}"[:200],
             body=why,
             link=f"pages/3_Reviews.py?model={model.name}&version={version.number}",
             model_id=model.id,

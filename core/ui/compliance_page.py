@@ -137,6 +137,7 @@ def _checklists(ctx: PageContext, model: str, number: int) -> None:
             _checklist_editor(ctx, model, number, checklist, people, can_work)
     if can_work and lists:
         _evidence_form(ctx, model, number, lists)
+        _apply_mapped_form(ctx, model, number, lists)
 
 
 def _asked_item(checklist: compliance.TemplateChecklist, key: str) -> None:
@@ -164,6 +165,7 @@ def _rows(checklist: compliance.TemplateChecklist) -> pd.DataFrame:
                 REASON: i.na_reason,
                 "Evidence": "; ".join(f"{e.kind}: {e.reference}" for e in i.evidence)
                 or ("none: see the reason" if i.status == "met" and i.na_reason else ""),
+                "Also satisfies": " | ".join(i.also),
             }
             for i in checklist.items
         ]
@@ -291,6 +293,44 @@ def _evidence_form(
                 st.rerun()
             except QuorumError as error:
                 fail(error)
+
+
+def _apply_mapped_form(
+    ctx: PageContext, model: str, number: int, lists: list[compliance.TemplateChecklist]
+) -> None:
+    offers = [
+        (e, item, checklist.name)
+        for checklist in lists
+        for item in checklist.items
+        if item.also
+        for e in item.evidence
+    ]
+    if not offers:
+        return
+    st.markdown("**Use evidence for mapped items too**")
+    st.caption(
+        "A published crosswalk maps these items to items of another framework; one piece of "
+        "evidence can satisfy both. Each copy is recorded in the audit trail with its source."
+    )
+    choice = st.selectbox(
+        "Evidence",
+        offers,
+        key="comp_apply_mapped",
+        format_func=lambda o: f"{o[2]} · {o[1].key}: {o[0].kind} {o[0].reference}",
+    )
+    for line in choice[1].also:
+        st.caption(line)
+    if st.button("Apply to the mapped items", key="comp_apply_mapped_button"):
+        try:
+            reached = compliance.apply_to_mapped(ctx.db, ctx.principal, model, number, choice[0].id)
+            flash(
+                f"Evidence also attached to {', '.join(reached)}."
+                if reached
+                else "The mapped items already hold this evidence; nothing changed."
+            )
+            st.rerun()
+        except QuorumError as error:
+            fail(error)
 
 
 # --- sign-offs ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from core.auth import Permission
 from core.errors import QuorumError
 from core.models import ROLE_LABELS
 from core.services import users
+from core.services.notifications import preferences
+from core.services.notifications.events import EVENTS
 from core.ui import admin
 from core.ui.session import PageContext, fail, flash
 
@@ -102,3 +104,25 @@ def service_accounts_section(ctx: PageContext) -> None:
         admin.revoke_service_account_form(ctx, accounts)
     elif accounts:
         st.caption("To revoke one, ask an admin.")
+
+
+def notifications_section(ctx: PageContext) -> None:
+    st.subheader("Notifications")
+    st.caption(
+        "Everything that concerns you lands in your inbox on Home. Tick the events you also "
+        "want by e-mail."
+        + ("" if ctx.settings.smtp_host else " E-mail is not set up on this server yet.")
+    )
+    current = preferences.my_preferences(ctx.db, ctx.principal)
+    with st.form("notification_preferences"):
+        chosen = {
+            event: st.checkbox(text, value=current[event], key=f"pref_{event}")
+            for event, text in EVENTS.items()
+        }
+        if st.form_submit_button("Save notification choices"):
+            try:
+                preferences.set_preferences(ctx.db, ctx.principal, chosen)
+                flash("Saved: you get the ticked events by e-mail from now on.")
+                st.rerun()
+            except QuorumError as error:
+                fail(error)

@@ -88,12 +88,16 @@ def admin_content(at: AppTest) -> None:
         else:
             assert any(label.startswith(spec.label) for label in shown), spec.label
     assert "Nothing waits for a second admin." in [i.value for i in at.info]
+    assert {"Add webhook", "Allow host"} <= labels(at, "button")  # the Notifications tab
 
 
 def profile_content(at: AppTest) -> None:
     assert "Personal access tokens" in [s.value for s in at.subheader]
     assert "Create token" in labels(at, "button")
     assert at.text_input(key="token_name") is not None
+    assert "Notifications" in [s.value for s in at.subheader]
+    assert "Save notification choices" in labels(at, "button")
+    assert at.checkbox(key="pref_digest").value is False
 
 
 def some_content(at: AppTest) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -13,8 +14,12 @@ from core import audit, validation
 from core.artifacts import ArtifactStore, default_store
 from core.auth import Permission, Principal, visible_teams
 from core.checklists import (
+    ChecklistItemTemplate,
     ChecklistTemplate,
+    Crosswalk,
     applicable_templates,
+    load_crosswalks,
+    load_templates,
 )
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
@@ -66,6 +71,7 @@ class ItemView:
     na_reason: str
     row_version: int
     evidence: list[EvidenceView]
+    also: tuple[str, ...] = ()  # "also satisfies ...; source: ..." from the shipped crosswalks
 
     @property
     def done(self) -> bool:
@@ -93,7 +99,10 @@ class TemplateChecklist:
 
 
 def _template_checklist(
-    session: Session, version: ModelVersion, template: ChecklistTemplate
+    session: Session,
+    version: ModelVersion,
+    template: ChecklistTemplate,
+    applicable: list[ChecklistTemplate] | None = None,
 ) -> TemplateChecklist:
     rows = {
         r.item_key: r
@@ -127,6 +136,11 @@ def _template_checklist(
                 evidence=[_evidence_view(e, names) for e in evidence.get(row.id or 0, [])]
                 if row
                 else [],
+                also=tuple(
+                    f"Also satisfies {target.name}, {item.section}: {item.title}; source: "
+                    f"{walk.source.title} ({walk.says})"
+                    for walk, target, item in mapped_items(applicable or [], template.key, spec.key)
+                ),
             )
         )
     return TemplateChecklist(template.key, template.name, template.version, items)
@@ -165,7 +179,8 @@ def applicable_for(session: Session, model: MLModel) -> list[ChecklistTemplate]:
 def version_checklists(
     session: Session, model: MLModel, version: ModelVersion
 ) -> list[TemplateChecklist]:
-    return [_template_checklist(session, version, t) for t in applicable_for(session, model)]
+    applicable = applicable_for(session, model)
+    return [_template_checklist(session, version, t, applicable) for t in applicable]
 
 
 def checklists(
@@ -211,6 +226,18 @@ def _item_row(
         row = ChecklistItem(
             version_id=version.id or 0, template_key=template_key, item_key=item_key, row_version=0
         )
+    return row
+
+
+def _stored_item_row(
+    session: Session, model: MLModel, version: ModelVersion, template_key: str, item_key: str
+) -> ChecklistItem:
+    """The item's row, written first if it has none yet (evidence needs its id)."""
+    row = _item_row(session, model, version, template_key, item_key)
+    if row.id is None:
+        row.row_version = 1
+        session.add(row)
+        session.flush()
     return row
 
 
@@ -339,11 +366,7 @@ def add_evidence(
                 what="add evidence to the checklists of {model}",
             )
             version = get_version(session, model, number)
-            row = _item_row(session, model, version, template_key, item_key)
-            if row.id is None:
-                row.row_version = 1
-                session.add(row)
-                session.flush()
+            row = _stored_item_row(session, model, version, template_key, item_key)
             evidence = Evidence(
                 item_id=row.id or 0,
                 kind=kind,
@@ -406,3 +429,104 @@ def evidence_hash(session: Session, version: ModelVersion) -> str:
         states.append([row.template_key, row.item_key, row.status, row.na_reason, items])
     payload = json.dumps(sorted(states), separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --- evidence once, many frameworks -----------------------------------------------------------
+
+
+@functools.cache
+def shipped_crosswalks() -> tuple[Crosswalk, ...]:
+    """The crosswalk pairs shipped with the templates (checked against the shipped ones)."""
+    return tuple(load_crosswalks(load_templates()))
+
+
+def mapped_items(
+    applicable: list[ChecklistTemplate], template_key: str, item_key: str
+) -> list[tuple[Crosswalk, ChecklistTemplate, ChecklistItemTemplate]]:
+    """The items of the applicable templates that a cited crosswalk maps this item to."""
+    by_key = {t.key: t for t in applicable}
+    found = []
+    for walk in shipped_crosswalks():
+        other = walk.other(template_key, item_key)
+        target = by_key.get(other[0]) if other else None
+        if other is None or target is None:
+            continue
+        item = next((i for i in target.items if i.key == other[1]), None)
+        if item is not None:  # an admin may have removed it from the stored template
+            found.append((walk, target, item))
+    return found
+
+
+def apply_to_mapped(
+    db: Database, actor: Principal, model_name: str, number: int, evidence_id: int
+) -> list[str]:
+    """Attach a copy of one item's evidence to each item a cited crosswalk maps it to, in the
+    checklists that apply to this version; returns 'template/item' of each item it reached."""
+    with unit_of_work(db, actor) as session:
+        model = get_model(
+            session,
+            actor,
+            model_name,
+            permission=Permission.COMPLIANCE_WORK,
+            what="add evidence to the checklists of {model}",
+        )
+        version = get_version(session, model, number)
+        evidence = session.get(Evidence, evidence_id)
+        row = session.get(ChecklistItem, evidence.item_id) if evidence else None
+        if evidence is None or row is None or row.version_id != version.id:
+            raise NotFound(
+                f"Evidence #{evidence_id} is not on a checklist of {model.name} v{version.number}; "
+                "pick evidence shown on this version."
+            )
+        targets = mapped_items(applicable_for(session, model), row.template_key, row.item_key)
+        if not targets:
+            raise InvalidInput(
+                f"No published crosswalk maps {row.template_key}/{row.item_key} to an item of "
+                f"the checklists of {model.name}; add evidence to other items yourself."
+            )
+        reached = []
+        for walk, template, item in targets:
+            target = _stored_item_row(session, model, version, template.key, item.key)
+            if _holds(session, target, evidence):
+                continue
+            copy = Evidence(
+                item_id=target.id or 0,
+                kind=evidence.kind,
+                reference=evidence.reference,
+                document_key=evidence.document_key,
+                document_sha256=evidence.document_sha256,
+                filename=evidence.filename,
+                added_by_id=actor.user_id,
+            )
+            session.add(copy)
+            session.flush()
+            audit.record(
+                session,
+                actor,
+                "checklist.evidence_applied",
+                object_type="evidence",
+                object_id=copy.id,
+                model_id=model.id,
+                summary=f"{model.name} v{version.number}: evidence #{evidence.id} of "
+                f"{row.template_key}/{row.item_key} also applied to {template.key}/{item.key} "
+                f"({walk.source.title})",
+                details={
+                    "from_evidence": evidence.id,
+                    "source": walk.source.cite(),
+                    "says": walk.says,
+                },
+            )
+            reached.append(f"{template.key}/{item.key}")
+        return reached
+
+
+def _holds(session: Session, row: ChecklistItem, evidence: Evidence) -> bool:
+    if row.id is None:
+        return False
+    same = select(Evidence.id).where(
+        Evidence.item_id == row.id,
+        Evidence.kind == evidence.kind,
+        Evidence.reference == evidence.reference,
+        Evidence.document_sha256 == evidence.document_sha256,
+    )
+    return session.exec(same).first() is not None

@@ -427,6 +427,17 @@ def close_incident(
             "windows_in_breach": incident.windows_in_breach,
         },
     )
+    notify(
+        session,
+        team_members(session, model.team_id) - {actor.user_id},
+        "incident.closed",
+        f"{model.name}: {_kind_words(incident)} incident #{incident.id} closed in "
+        f"{incident.environment}",
+        body=reason[:300],
+        link=monitoring_link(model.name),
+        model_id=model.id,
+        version_id=incident.version_id,
+    )
 
 
 def _kind_words(incident: Alert) -> str:
