@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import audit, reports
@@ -10,6 +11,7 @@ from core.auth import Permission, Principal
 from core.db import Database
 from core.errors import InvalidInput
 from core.services import read_as, unit_of_work
+from core.services.compliance.pack import assemble_pack
 from core.services.registry import get_model, get_version
 
 # --- the approval pack ----------------------------------------------------------------------
@@ -34,6 +36,7 @@ def export_pack(
     fmt: str,
     *,
     store: ArtifactStore | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> ExportedPack:
     """The approval pack of a version as PDF or HTML; the export and its fingerprint are audited."""
     kind = (fmt or "").strip().lower().lstrip(".")
@@ -47,8 +50,14 @@ def export_pack(
             permission=Permission.EXPORT_REPORTS,
             what="of {model}",
         )
-    pack = reports.build_pack(db, actor, model_name, number, generated_by=actor.label, store=store)
+    pack = assemble_pack(
+        db, actor, model_name, number, generated_by=actor.label, store=store, progress=progress
+    )
+    if progress is not None:
+        progress(0.75, f"Rendering the {kind.upper()}")
     data = reports.render_pdf(pack) if kind == "pdf" else reports.render_html(pack).encode()
+    if progress is not None:
+        progress(0.95, "Recording the export in the audit trail")
     with unit_of_work(db, actor) as session:
         model = get_model(
             session,
