@@ -20,7 +20,7 @@ class Chart:
 
     key: str
     title: str
-    png: bytes
+    png: bytes = field(repr=False)
 
     @property
     def sha256(self) -> str:

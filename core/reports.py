@@ -19,7 +19,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 PACK_TEMPLATE = "pack.html.j2"
 ALLOWED_SCHEMES = ("data",)
 
-logging.getLogger("weasyprint").setLevel(logging.ERROR)  # refused URLs are not the reader's news
+# refused URLs are expected (the fetcher keeps them) and are not the reader's news
+logging.getLogger("weasyprint").setLevel(logging.CRITICAL)
 logging.getLogger("fontTools").setLevel(logging.ERROR)
 
 
