@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,3 +82,52 @@ def export_pack(
     return ExportedPack(
         f"{model_name}-v{number}-approval-pack.{kind}", PACK_FORMATS[kind], data, pack.fingerprint
     )
+
+
+class PackJob:
+    """An export running in a background thread, with its progress for the page to draw."""
+
+    def __init__(self) -> None:
+        self.fraction = 0.0
+        self.step = "Starting"
+        self.result: ExportedPack | None = None
+        self.error: Exception | None = None
+        self._finished = threading.Event()
+
+    def update(self, fraction: float, step: str) -> None:
+        self.fraction, self.step = max(0.0, min(fraction, 1.0)), step
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the export has finished (well or not), after at most `timeout` seconds."""
+        return self._finished.wait(timeout)
+
+
+def start_export(
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    fmt: str,
+    *,
+    store: ArtifactStore | None = None,
+) -> PackJob:
+    """`export_pack` in a background thread; the returned job reports progress and the result."""
+    job = PackJob()
+
+    def run() -> None:
+        try:
+            job.result = export_pack(
+                db, actor, model_name, number, fmt, store=store, progress=job.update
+            )
+            job.update(1.0, "Done")
+        except Exception as error:  # noqa: BLE001 - handed to the page, which shows or re-raises it
+            job.error = error
+        finally:
+            job._finished.set()
+
+    threading.Thread(target=run, name=f"pack-{model_name}-v{number}", daemon=True).start()
+    return job
