@@ -161,7 +161,7 @@ def build_pack(
         checklists=_checklist_statement(checklists),
         incidents=_incident_statement(version, incidents, live),
         card=_card_statement(model, card),
-        open_risks=_open_risks(card, incidents, checklists, gate),
+        open_risks=_open_risks(incidents, gate),
     )
     return PackData(
         title=f"Approval pack: {model.name} v{version.number}",
@@ -381,24 +381,14 @@ def _card_statement(model: MLModel, card: list[CardSection]) -> Statement:
     return Statement("Every model-card section is written.", True)
 
 
-def _open_risks(
-    card: list[CardSection],
-    incidents: list[IncidentRow],
-    checklists: list[ChecklistFacts],
-    gate: list[Statement],
-) -> list[Statement]:
+def _open_risks(incidents: list[IncidentRow], gate: list[Statement]) -> list[Statement]:
+    """What stands between this version and production, and what is wrong with it in use."""
     risks = [Statement(g.text, False, g.link) for g in gate]
     risks += [
         Statement(f"Open {i.kind} incident in {i.environment}: {i.message}", False)
         for i in incidents
         if i.status in OPEN_INCIDENT
     ]
-    gated = {g.text for g in gate}
-    for c in checklists:
-        if not c.complete and not any(c.name in text for text in gated):
-            risks.append(
-                Statement(f"Checklist '{c.name}': {c.required_open} required items open.", False)
-            )
     return risks
 
 
