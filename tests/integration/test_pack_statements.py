@@ -211,6 +211,7 @@ def test_card_sections_not_required_are_named_not_flagged(world: World) -> None:
     assert "intended use" in pack.verdict.card.text
     html = _text(pack)
     assert "Not written yet" not in html and "Not written." in html
+    assert html.startswith("<!DOCTYPE html>")
 
 
 def test_appendices_hold_only_this_versions_deployments_and_audit(world: World) -> None:
