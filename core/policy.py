@@ -15,12 +15,14 @@ from typing import Any
 from core.errors import InvalidInput
 from core.models import ROLE_LABELS, RiskTier, Role
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MEANINGS = ("validated", "approved for production", "business accepted", "compliance reviewed")
 ROLE_VALUES = tuple(r.value for r in Role)
 SEVERITIES = ("low", "medium", "high")
 BLOCKING_CHOICES = ("none", *SEVERITIES)
+# model-card sections a policy may require before production (the purpose is always asked for)
+CARD_SECTIONS = ("intended_use", "limitations", "data", "ethics", "caveats")
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class FieldSpec:
     name: str
     label: str
     help: str
-    kind: str  # int | bool | roles | checklists | meanings | meaning_roles | months | choice
+    kind: str  # int | bool | roles | checklists | meanings | meaning_roles | months | choice | card_sections
     defaults: Mapping[str, Any]  # risk tier -> default value
     minimum: int | None = None
     maximum: int | None = None
@@ -119,6 +121,14 @@ FIELDS: tuple[FieldSpec, ...] = (
         _per_tier("high", "high", "high"),
         choices=BLOCKING_CHOICES,
     ),
+    FieldSpec(
+        "required_card_sections",
+        "Model-card sections required before production",
+        "Each section listed must be written on the model card (Models page, Model card tab).",
+        "card_sections",
+        _per_tier([], [], list(CARD_SECTIONS)),
+        choices=CARD_SECTIONS,
+    ),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
 _BY_NAME = {f.name: f for f in FIELDS}
@@ -136,6 +146,7 @@ class PolicyFields:
     staging_first: bool = False
     revalidation_months: int | None = None
     blocking_finding_severity: str = "high"
+    required_card_sections: list[str] = field(default_factory=list)
 
     def as_document(self) -> dict[str, Any]:
         return {name: _plain(getattr(self, name)) for name in FIELD_NAMES}
@@ -176,7 +187,18 @@ def _from_2(document: dict[str, Any], tier: str) -> dict[str, Any]:
     return upgraded
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {1: _from_1, 2: _from_2}
+def _from_3(document: dict[str, Any], tier: str) -> dict[str, Any]:
+    """Schema 3 had no required model-card sections: the tier's default applies."""
+    upgraded = dict(document)
+    upgraded.setdefault("required_card_sections", _BY_NAME["required_card_sections"].default(tier))
+    return upgraded
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    1: _from_1,
+    2: _from_2,
+    3: _from_3,
+}
 
 
 def upgrade_document(document: Mapping[str, Any], schema_version: int, tier: str) -> dict[str, Any]:
@@ -300,6 +322,8 @@ def describe(value: Any, spec: FieldSpec) -> str:
             f"{m}: " + (", ".join(ROLE_LABELS[Role(r)] for r in roles) or "nobody")
             for m, roles in value.items()
         )
+    if spec.kind == "card_sections":
+        return ", ".join(v.replace("_", " ") for v in value) or "none"
     if isinstance(value, list):
         return ", ".join(value) or "none"
     return str(value)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from core import config, demo, migrate
 from core.auth import Principal, principal_for
 from core.db import Database
+from core.demo.models import DEMO_CARDS
 from core.models import Role, User
 from core.services import registry
 from core.services import users as users_service
@@ -251,7 +252,10 @@ def people_db(db: Database) -> Database:
     demo.seed(db, with_models=False)
     owner = users_service.principal_by_email(db, DEMO_EMAIL_BY_ROLE[Role.DATA_SCIENTIST])
     for spec in BARE_MODELS:
-        registry.create_model(db, owner, spec)
+        model = registry.create_model(db, owner, spec)
+        if spec.name in DEMO_CARDS:  # the high-risk policy requires a written card, as in the demo
+            card = {"purpose": spec.purpose, **DEMO_CARDS[spec.name]}
+            registry.update_card(db, owner, model.id or 0, card, row_version=model.row_version)
     return db
 
 

@@ -43,10 +43,40 @@ def seed_models(db: Database) -> list[str]:
         if name in existing:
             continue
         demo = build()
-        registry.create_model(db, owner, _spec(demo))
+        model = registry.create_model(db, owner, _spec(demo))
+        if demo.name in DEMO_CARDS:
+            card = {"purpose": demo.purpose, **DEMO_CARDS[demo.name]}
+            registry.update_card(db, owner, model.id or 0, card, row_version=model.row_version)
         created.append(f"model {demo.name}")
         created += _register_versions(db, owner, demo)
     return created
+
+
+# The high-risk demo model's card is written in full: its policy requires every section.
+DEMO_CARDS = {
+    "credit-default-scorer": {
+        "intended_use": (
+            "Ranks consumer loan applications by the probability of default within 12 months, "
+            "as one input to an underwriter who makes and explains the decision."
+        ),
+        "limitations": (
+            "Trained on applications from one lender between 2019 and 2023; scores for thin "
+            "credit files and for self-employed applicants are less reliable."
+        ),
+        "data": (
+            "Synthetic applications with income, debt-to-income, employment length, credit "
+            "history and region; the default label is observed 12 months after the decision."
+        ),
+        "ethics": (
+            "Region is used only to check fairness and is not a feature; approval rates by "
+            "region are compared at every release and monitored in production."
+        ),
+        "caveats": (
+            "Recalibrate when the approval policy or the applicant mix changes; do not use the "
+            "score for pricing or for marketing decisions."
+        ),
+    }
+}
 
 
 def _spec(demo: DemoModel) -> registry.ModelSpec:

@@ -56,11 +56,19 @@ def champion_for(
     live = live_version(session, model, PRODUCTION)
     if live is not None and live.id != candidate.id:
         return live, f"v{live.number} is live in production"
+    itself = live is not None  # the candidate is the live version: say so, never "nothing is live"
+    head = (
+        f"v{candidate.number} itself is live in production"
+        if itself
+        else "no version is live in production"
+    )
     if candidate.parent_id is not None:
         parent = session.get(ModelVersion, candidate.parent_id)
         if parent is not None:
+            if itself:
+                return parent, f"{head}; v{parent.number} is its parent"
             return parent, f"nothing else is live in production; v{parent.number} is the parent"
-    return None, "no version is live in production and this version has no parent"
+    return None, f"{head} and this version has no parent"
 
 
 def compare(

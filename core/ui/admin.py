@@ -279,6 +279,10 @@ def policies_section(ctx: PageContext) -> None:
     _policy_history(history)
 
 
+def _plain_label(value: Any) -> str:
+    return str(value).replace("_", " ")
+
+
 def _field_widget(spec: policy.FieldSpec, current: Any, tier: str, keys: tuple[str, ...]) -> Any:
     value = getattr(current.fields, spec.name)
     key = f"policy_{tier}_{spec.name}"
@@ -314,7 +318,7 @@ def _field_widget(spec: policy.FieldSpec, current: Any, tier: str, keys: tuple[s
         spec.label,
         options,
         [v for v in value if v in options],
-        format_func=_role_label if spec.kind == "roles" else str,
+        format_func=_role_label if spec.kind == "roles" else _plain_label,
         help=spec.help,
         key=key,
     )

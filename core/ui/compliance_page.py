@@ -428,13 +428,8 @@ def _pack(ctx: PageContext, model: str, number: int) -> None:
     for col, fmt in zip(cols, ("pdf", "html"), strict=True):
         state_key = f"comp_pack_{model}_{number}_{fmt}"
         if col.button(f"Export pack ({fmt.upper()})", key=f"{state_key}_make"):
-            try:
-                with st.spinner("Building the approval pack…"):
-                    st.session_state[state_key] = packs.export_pack(
-                        ctx.db, ctx.principal, model, number, fmt
-                    )
-            except QuorumError as error:
-                fail(error)
+            with col:
+                _build_pack(ctx, model, number, fmt, state_key)
         pack = st.session_state.get(state_key)
         if pack is not None:
             col.download_button(
@@ -446,6 +441,25 @@ def _pack(ctx: PageContext, model: str, number: int) -> None:
                 icon=":material/download:",
             )
             col.caption(f"Fingerprint: {pack.fingerprint}")
+
+
+def _build_pack(ctx: PageContext, model: str, number: int, fmt: str, state_key: str) -> None:
+    """The pack is built in a background thread while the page shows each step."""
+    job = packs.start_export(ctx.db, ctx.principal, model, number, fmt)
+    with st.status(f"Building the {fmt.upper()} approval pack…", expanded=True) as status:
+        bar = st.progress(0.0, text=job.step)
+        while not job.wait(0.2):
+            bar.progress(job.fraction, text=job.step)
+        bar.progress(1.0, text=job.step)
+        if job.error is None:
+            st.session_state[state_key] = job.result
+            status.update(label="The approval pack is ready to download.", state="complete")
+            return
+        status.update(label="The approval pack could not be built.", state="error")
+    if isinstance(job.error, QuorumError):
+        fail(job.error)
+        return
+    raise job.error
 
 
 def _timeline(ctx: PageContext, model: str) -> None:

@@ -22,6 +22,7 @@ from core.artifacts import default_store
 from core.auth import OPERATOR, SYSTEM, Principal
 from core.checklists import load_templates
 from core.db import Database
+from core.demo.models import DEMO_CARDS
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.models import AuditEvent, ChecklistTemplateRecord, Notification, Signoff, utcnow
 from core.services import compliance, registry, reviews, versions
@@ -83,6 +84,10 @@ def world(db: Database) -> World:
             tags={"region": "eu", "sector": "banking"},
         ),
     )
+    with db.read() as session:
+        row = registry.model_row(session, MODEL)
+    card = {"purpose": "Scores applications.", **DEMO_CARDS["credit-default-scorer"]}
+    registry.update_card(db, person["dana"], row.id or 0, card, row_version=row.row_version)
     register(db, person["dana"], 1.0)
     return World(db, **person)
 
@@ -452,7 +457,7 @@ def test_html_pack_has_every_section_escaped_and_its_fingerprint(world: World) -
     text = pack.data.decode()
     assert pack.mime == "text/html" and pack.filename.endswith(".html")
     assert "<script>" not in text
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; Co" in text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; Co" in text
     for expected in (
         "Approval pack: eu-credit-scorer v2",
         "Casey Compliance",

@@ -29,7 +29,9 @@ from core.models import (
     User,
     utcnow,
 )
+from core.packdata import PolicyChange
 from core.services import changes, compliance, deployments, registry, reviews, users, versions
+from core.services.compliance.pack import assemble_pack
 
 MEDIUM = "gate-scorer"
 HIGH = "credit-default-scorer"  # high risk, from the people_db fixture
@@ -298,17 +300,12 @@ def test_the_pack_shows_the_policy_at_each_decision_and_every_change(
     set_policy(people_db, people, "medium", revalidation_months=36)
     number = approved(people_db, people, MEDIUM, 0)
     set_policy(people_db, people, "medium", required_signoffs=["business accepted"])
-    pack = reports.build_pack(people_db, people.casey, MEDIUM, number)
-    content = pack.content
-    assert [d["policy"] for d in content["decisions"]] == ["medium-risk policy v1"]
-    assert content["policy"]["in_force"] == "medium-risk policy v2"
-    changes = {h["version"]: h["changes"] for h in content["policy"]["history"]}
+    pack = assemble_pack(people_db, people.casey, MEDIUM, number)
+    assert [d.policy for d in pack.decisions] == ["medium-risk policy v1"]
+    assert pack.policy.in_force == "medium-risk policy v2"
+    changes = {h.version: h.changes for h in pack.policy.history}
     assert changes[2] == [
-        {
-            "field": "Sign-offs required before production",
-            "before": "none",
-            "after": "business accepted",
-        }
+        PolicyChange("Sign-offs required before production", "none", "business accepted")
     ]
     html = reports.render_html(pack)
     assert "Approval policy" in html and "medium-risk policy v1" in html

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlmodel import Session, col, select
 
@@ -18,6 +19,7 @@ from core.models import (
     User,
     utcnow,
 )
+from core.policy import CARD_SECTIONS
 from core.services import read_as
 from core.services.compliance.checklists import (
     TemplateChecklist,
@@ -38,6 +40,30 @@ from core.services.registry import get_model, get_version, scoped
 from core.services.reviews import PolicyInForce, policy_for
 
 # --- the gate, status and the queue ---------------------------------------------------------
+
+MODEL_CARD_PAGE = "/Models"  # the Models page; its "Model card" tab is where sections are written
+
+
+def card_link(model_name: str) -> str:
+    """Where a model's card is written: the Models page opened on that model."""
+    return f"{MODEL_CARD_PAGE}?model={quote(model_name, safe='')}"
+
+
+def card_gaps(model: MLModel, required: Iterable[str]) -> list[str]:
+    """The required model-card sections that are empty, in order."""
+    wanted = set(required)
+    return [
+        key
+        for key in CARD_SECTIONS
+        if key in wanted and not str(model.model_card.get(key) or "").strip()
+    ]
+
+
+def card_gap_message(model: MLModel, key: str) -> str:
+    return (
+        f"model card section '{key.replace('_', ' ')}' is empty; write it on the Models page, "
+        f"Model card tab: {card_link(model.name)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,8 @@ def gate_items(session: Session, model: MLModel, version: ModelVersion) -> list[
                     tuple(i.key for i in open_items),
                 )
             )
+    for key in card_gaps(model, policy.fields.required_card_sections):
+        missing.append(card_gap_message(model, key))
     views = signoff_views(session, version) if policy.required_signoffs else []
     for meaning in policy.required_signoffs:
         mine = [v for v in views if v.signoff.meaning == meaning]
