@@ -20,7 +20,9 @@ if __name__ == "__main__":
         st.caption("Demo mode is on: the data here is the demo portfolio.")
 
     home.inbox_section(ctx)
-    home.portfolio_section(pf.portfolio(ctx.db, ctx.principal, limit=home.PAGE_ROWS))
+    home.portfolio_section(
+        pf.portfolio(ctx.db, ctx.principal, limit=home.PAGE_ROWS), home.board_rows(ctx)
+    )
 else:
     from starlette.routing import Mount
 

@@ -52,6 +52,8 @@ from core.services.monitoring.common import (
 from core.services.monitoring.status import (
     WindowStatus,
     _all_windows,
+    data_until,
+    partial_days,
     series_frame,
     window_status,
 )
@@ -84,10 +86,16 @@ class MonitoringData:
     profile: ReferenceProfile
     settings: MonitoringSettings
     windows: dict[date, WindowAggregate]
+    data_until: date | None = None  # the day of the latest prediction ingested
 
     @property
     def empty(self) -> bool:
         return not self.windows
+
+    @property
+    def partial(self) -> set[date]:
+        """Windows still filling: shown, marked partial, never flagged as anomalies."""
+        return partial_days(sorted(self.windows), self.settings, self.data_until)
 
 
 def monitored_models(db: Database, actor: Principal) -> list[str]:
@@ -153,6 +161,7 @@ def monitoring_data(
         chosen = _monitored_version(session, model, env, version)
         target = _target_for(session, model, chosen, env)
         windows = _all_windows(session, target)
+        until = data_until(session, model.id or 0, env)
     return MonitoringData(
         model=model.name,
         task=model.task,
@@ -162,6 +171,7 @@ def monitoring_data(
         profile=target.profile,
         settings=target.settings,
         windows=windows,
+        data_until=until,
     )
 
 
@@ -219,8 +229,10 @@ def performance_results(data: MonitoringData) -> pd.DataFrame:
 
 
 def statuses(data: MonitoringData) -> list[WindowStatus]:
+    partial = data.partial
     return [
-        window_status(data.profile, data.settings, day, agg) for day, agg in data.windows.items()
+        window_status(data.profile, data.settings, day, agg, partial=day in partial)
+        for day, agg in data.windows.items()
     ]
 
 
@@ -478,8 +490,9 @@ def _drift_lines(state: WindowStatus) -> list[str]:
     return lines
 
 
-def health_card(data: MonitoringData) -> HealthCard:
-    """Healthy / at risk / failing in plain words, for people who do not read charts."""
+def health_card(data: MonitoringData, states: list[WindowStatus] | None = None) -> HealthCard:
+    """Healthy / at risk / failing in plain words, for people who do not read charts
+    (`states`: the windows' statuses when the caller has them already)."""
     if data.empty:
         return HealthCard(
             data.model,
@@ -493,7 +506,7 @@ def health_card(data: MonitoringData) -> HealthCard:
             [],
             None,
         )
-    states = statuses(data)
+    states = states if states is not None else statuses(data)
     latest = states[-1]
     since = latest.window
     for state in reversed(states):
