@@ -23,3 +23,13 @@ def remind_expiring(db: Database, settings: Settings) -> str:
 
     sent = compliance.remind_expiring(db)
     return f"{sent} reminders of expiring sign-offs sent."
+
+
+@periodic("comparisons.refresh", every=timedelta(minutes=5))
+def refresh_comparisons(db: Database, settings: Settings) -> str:
+    """Score every version on its way to production beside its champion, on its evaluation
+    data and on the newest labelled production data, once per new version, champion or
+    labels; pages only read what is stored."""
+    from core.services import compare
+
+    return compare.refresh_comparisons(db)

@@ -12,7 +12,7 @@ from core.demo.models import seed_models, seed_reviews
 from core.demo.monitoring import seed_monitoring
 from core.demo.people import DEMO_PEOPLE, DEMO_TEAM
 from core.models import Role, RoleGrant, Team, User
-from core.services import users
+from core.services import compare, users
 
 
 def is_empty(db: Database) -> bool:
@@ -28,6 +28,7 @@ def seed(db: Database, *, with_models: bool = True) -> list[str]:
         created += seed_reviews(db)
         created += seed_compliance(db)
         created += seed_monitoring(db)
+        created.append(compare.refresh_comparisons(db))
     return created
 
 

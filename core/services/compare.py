@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from core import evaluation
+from core import audit, evaluation
 from core.artifacts import ArtifactStore
-from core.auth import Principal
+from core.auth import SYSTEM, Principal
 from core.db import Database
-from core.errors import InvalidInput, NotFound
-from core.models import Deployment, Evaluation, MLModel, ModelVersion, Task
-from core.services import read_as
+from core.errors import InvalidInput, NotFound, QuorumError
+from core.models import (
+    Deployment,
+    Evaluation,
+    MLModel,
+    ModelVersion,
+    Prediction,
+    StoredComparison,
+    Task,
+    VersionState,
+)
+from core.services import read_as, unit_of_work
 from core.services.registry import get_model, get_version
 from core.services.sandboxed import allowed_patterns, audited, version_sandbox
 from core.services.versions import evaluation_of, load_evaluation_frame
@@ -75,21 +88,14 @@ def compare(
     with read_as(db, actor) as session:
         model = get_model(session, actor, model_name)
         candidate = get_version(session, model, candidate_number)
-        if champion_number is None:
-            champion, basis = champion_for(session, model, candidate)
-        else:
-            champion, basis = get_version(session, model, champion_number), "chosen by you"
-        if champion is None:
-            raise NotFound(f"There is nothing to compare v{candidate.number} with: {basis}.")
-        if champion.id == candidate.id:
-            raise InvalidInput("Choose two different versions to compare.")
+        champion, basis = _champion(session, model, candidate, champion_number)
         cand_eval = evaluation_of(session, candidate.id or 0)
         patterns = allowed_patterns(session)
     if cand_eval is None:
         raise NotFound(f"v{candidate.number} has no evaluation to compare on.")
     frame = load_evaluation_frame(cand_eval, store)
     with audited(db, actor, model, "comparison", sha256=champion.artifact_sha256):
-        champ_result = _champion_result(champion, frame, cand_eval, model.task, patterns, store)
+        champ_result = _scored(champion, frame, cand_eval, model.task, patterns, store)
     return _build(model, candidate, champion, basis, cand_eval.result, champ_result)
 
 
@@ -111,16 +117,16 @@ def compare_with_champion(
     return compare(db, actor, model_name, number, store=store)
 
 
-def _champion_result(
-    champion: ModelVersion,
+def _scored(
+    version: ModelVersion,
     frame: pd.DataFrame,
     ev: Evaluation,
     task: str,
     patterns: list[str],
     store: ArtifactStore | None,
 ) -> dict[str, Any]:
-    """The champion scored in its own sandbox on the candidate's evaluation data."""
-    box = version_sandbox(champion, patterns, store)
+    """`version` scored in its own sandbox on `frame` (which holds `ev`'s target column)."""
+    box = version_sandbox(version, patterns, store)
     summary = box.check()
     x, as_array = evaluation.feature_frame(
         frame, summary.feature_names, ev.target, ev.sensitive_column
@@ -134,6 +140,285 @@ def _champion_result(
         proba=scored.proba,
         classes=summary.classes,
         sensitive=ev.sensitive_column,
+    )
+
+
+# --- comparisons computed once and stored ---------------------------------------------------
+
+EVALUATION_DATA, PRODUCTION_DATA = "evaluation", "production"
+RECENT_LABELLED = 5_000  # the newest labelled production rows both versions are scored on
+MIN_LABELLED = 50  # fewer labelled production rows give no production comparison
+IN_FLIGHT = (
+    VersionState.REGISTERED,
+    VersionState.IN_REVIEW,
+    VersionState.CHANGES_REQUESTED,
+    VersionState.APPROVED,
+)
+
+
+@dataclass(frozen=True)
+class StoredView:
+    """A stored comparison read back: the comparison and the data it was made on."""
+
+    comparison: Comparison
+    data: str
+    n_rows: int
+    data_from: datetime | None
+    data_to: datetime | None
+    created_at: datetime
+
+    @property
+    def data_words(self) -> str:
+        if self.data == PRODUCTION_DATA:
+            span = ""
+            if self.data_from and self.data_to:
+                span = f" from {self.data_from:%Y-%m-%d} to {self.data_to:%Y-%m-%d}"
+            return f"the {self.n_rows:,} most recent labelled production rows{span}"
+        return f"v{self.comparison.candidate}'s evaluation data ({self.n_rows:,} rows)"
+
+
+def stored_comparisons(
+    db: Database, actor: Principal, model_name: str, number: int, champion_number: int | None
+) -> dict[str, StoredView]:
+    """The newest stored comparison on each kind of data (evaluation, production) of version
+    `number` with its champion (or `champion_number`). Reads only: nothing is scored."""
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
+        candidate = get_version(session, model, number)
+        champion, basis = _champion(session, model, candidate, champion_number)
+        rows = session.exec(
+            select(StoredComparison)
+            .where(
+                StoredComparison.candidate_id == candidate.id,
+                StoredComparison.champion_id == champion.id,
+            )
+            .order_by(col(StoredComparison.id).desc())
+        ).all()
+        found: dict[str, StoredView] = {}
+        for row in rows:
+            if row.data in found:
+                continue
+            result = row.result
+            found[row.data] = StoredView(
+                _build(
+                    model,
+                    candidate,
+                    champion,
+                    basis,
+                    result["candidate"],
+                    result["champion"],
+                ),
+                row.data,
+                row.n_rows,
+                row.data_from,
+                row.data_to,
+                row.created_at,
+            )
+        return found
+
+
+def _champion(
+    session: Session, model: MLModel, candidate: ModelVersion, number: int | None
+) -> tuple[ModelVersion, str]:
+    if number is None:
+        champion, basis = champion_for(session, model, candidate)
+    else:
+        champion, basis = get_version(session, model, number), "chosen by you"
+    if champion is None:
+        raise NotFound(f"There is nothing to compare v{candidate.number} with: {basis}.")
+    if champion.id == candidate.id:
+        raise InvalidInput("Choose two different versions to compare.")
+    return champion, basis
+
+
+def compute_comparisons(
+    db: Database,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    champion_number: int | None = None,
+    *,
+    store: ArtifactStore | None = None,
+) -> int:
+    """Score version `number` and its champion on the candidate's evaluation data and, when
+    there are at least `MIN_LABELLED` labelled production rows, both on the newest of them;
+    store each result under the hash of both artifacts and the data. A hash already stored
+    is not scored again. Returns how many comparisons were computed."""
+    with read_as(db, actor) as session:
+        model = get_model(session, actor, model_name)
+        candidate = get_version(session, model, number)
+        champion, _basis = _champion(session, model, candidate, champion_number)
+        cand_eval = evaluation_of(session, candidate.id or 0)
+        patterns = allowed_patterns(session)
+        if cand_eval is None:
+            raise NotFound(f"v{candidate.number} has no evaluation to compare on.")
+        pair = f"{candidate.artifact_sha256}:{champion.artifact_sha256}"
+        wanted = {EVALUATION_DATA: _digest(EVALUATION_DATA, pair, cand_eval.dataset_sha256)}
+        labelled = _labelled_production(session, model)
+        if len(labelled) >= MIN_LABELLED:
+            wanted[PRODUCTION_DATA] = _digest(PRODUCTION_DATA, pair, _rows_digest(labelled))
+        known = set(
+            session.exec(
+                select(StoredComparison.content_hash).where(
+                    col(StoredComparison.content_hash).in_(list(wanted.values()))
+                )
+            ).all()
+        )
+    todo = {kind: digest for kind, digest in wanted.items() if digest not in known}
+    if not todo:
+        return 0
+    frame = load_evaluation_frame(cand_eval, store)
+    made: list[StoredComparison] = []
+    with audited(db, actor, model, "comparison", sha256=champion.artifact_sha256):
+        if EVALUATION_DATA in todo:
+            result = {
+                "candidate": cand_eval.result,
+                "champion": _scored(champion, frame, cand_eval, model.task, patterns, store),
+            }
+            made.append(
+                _stored(model, candidate, champion, EVALUATION_DATA, todo, len(frame), result)
+            )
+        if PRODUCTION_DATA in todo:
+            production = _production_frame(labelled, frame, cand_eval.target)
+            result = {
+                "candidate": _scored(candidate, production, cand_eval, model.task, patterns, store),
+                "champion": _scored(champion, production, cand_eval, model.task, patterns, store),
+            }
+            stored = _stored(
+                model, candidate, champion, PRODUCTION_DATA, todo, len(production), result
+            )
+            stored.data_from = min(r.ts for r in labelled)
+            stored.data_to = max(r.ts for r in labelled)
+            made.append(stored)
+    _save(db, actor, model, candidate, champion, made)
+    return len(made)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _rows_digest(rows: list[Any]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(f"{row.id}:{row.label}\n".encode())
+    return digest.hexdigest()
+
+
+def _stored(
+    model: MLModel,
+    candidate: ModelVersion,
+    champion: ModelVersion,
+    kind: str,
+    digests: dict[str, str],
+    n_rows: int,
+    result: dict[str, Any],
+) -> StoredComparison:
+    return StoredComparison(
+        model_id=model.id or 0,
+        candidate_id=candidate.id or 0,
+        champion_id=champion.id or 0,
+        data=kind,
+        content_hash=digests[kind],
+        n_rows=n_rows,
+        result=json.loads(json.dumps(result, default=_plain)),
+    )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _save(
+    db: Database,
+    actor: Principal,
+    model: MLModel,
+    candidate: ModelVersion,
+    champion: ModelVersion,
+    made: list[StoredComparison],
+) -> None:
+    with unit_of_work(db, actor) as session:
+        for stored in made:
+            exists = session.exec(
+                select(StoredComparison.id).where(
+                    StoredComparison.content_hash == stored.content_hash
+                )
+            ).first()
+            if exists is not None:  # another process stored it meanwhile
+                continue
+            session.add(stored)
+            session.flush()
+            audit.record(
+                session,
+                actor,
+                "version.compared",
+                object_type="comparison",
+                object_id=stored.id,
+                model_id=model.id,
+                summary=f"{model.name} v{candidate.number} compared with v{champion.number} on "
+                f"{'recent labelled production data' if stored.data == PRODUCTION_DATA else 'its evaluation data'}"
+                f" ({stored.n_rows:,} rows)",
+                details={"data": stored.data, "rows": stored.n_rows, "hash": stored.content_hash},
+            )
+
+
+def _labelled_production(session: Session, model: MLModel) -> list[Any]:
+    """The newest `RECENT_LABELLED` labelled rows of production, whichever version scored
+    them (rows of voided batches are gone or unlabelled)."""
+    table = Prediction.__table__  # type: ignore[attr-defined]
+    rows = session.connection().execute(
+        sa_select(table.c.id, table.c.ts, table.c.features, table.c.label)
+        .where(
+            table.c.model_id == model.id,
+            table.c.environment == PRODUCTION,
+            table.c.label.is_not(None),
+        )
+        .order_by(table.c.ts.desc(), table.c.id.desc())
+        .limit(RECENT_LABELLED)
+    )
+    return list(rows.all())
+
+
+def _production_frame(rows: list[Any], reference: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Labelled production rows as a frame with the evaluation data's column types."""
+    frame = pd.DataFrame.from_records([json.loads(r.features) for r in rows])
+    frame[target] = [r.label for r in rows]
+    for column in reference.columns:
+        if column not in frame.columns:
+            continue
+        if column == target and pd.api.types.is_numeric_dtype(reference[column]):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        try:
+            frame[column] = frame[column].astype(reference[column].dtype)
+        except (TypeError, ValueError):
+            continue
+    return frame.dropna(subset=[target]).reset_index(drop=True)
+
+
+def refresh_comparisons(db: Database, *, store: ArtifactStore | None = None) -> str:
+    """Compute what is missing for every version on its way to production (the periodic job):
+    a new version, a new champion, or new labels give a new hash."""
+    with db.read() as session:
+        rows = session.exec(
+            select(MLModel.name, ModelVersion.number)
+            .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
+            .where(col(ModelVersion.state).in_(IN_FLIGHT), col(MLModel.archived_at).is_(None))
+            .order_by(col(ModelVersion.id))
+        ).all()
+    computed, failed = 0, 0
+    for name, number in rows:
+        try:
+            computed += compute_comparisons(db, SYSTEM, name, number, store=store)
+        except NotFound:  # nothing to compare with: not a failure
+            continue
+        except QuorumError:
+            failed += 1
+    return f"{computed} comparison(s) computed for {len(rows)} version(s) in flight" + (
+        f"; {failed} could not be scored (see the audit trail)." if failed else "."
     )
 
 
@@ -164,7 +449,6 @@ def _build(
 
 
 MISSING = "—"  # in a parameter row: the version does not have this parameter
-PARAM_WIDTH = 90
 
 
 def param_diff(new: dict[str, Any], old: dict[str, Any]) -> list[dict[str, Any]]:
@@ -176,22 +460,38 @@ def param_diff(new: dict[str, Any], old: dict[str, Any]) -> list[dict[str, Any]]
     ]
 
 
+def param_table(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The changed parameters as people read them, whole (never cut): the parameter's name
+    (a pipeline step's parameter as "step › name"), its value before (the champion) and after
+    (the candidate), "not set" where a version does not have it."""
+    return [
+        {
+            "Parameter": str(row["parameter"]).replace("__", " › "),
+            "Before": param_value(row["champion"]),
+            "After": param_value(row["candidate"]),
+        }
+        for row in rows
+    ]
+
+
 def param_lines(rows: list[dict[str, Any]]) -> list[str]:
     """One line per changed parameter, champion -> candidate: "max_depth: 3 → 5"."""
-    return [_shorten(_param_line(row)) for row in rows]
+    return [f"{row['Parameter']}: {row['Before']} → {row['After']}" for row in param_table(rows)]
 
 
-def _param_line(row: dict[str, Any]) -> str:
-    name, new, old = row["parameter"], row["candidate"], row["champion"]
-    if old is MISSING:
-        return f"{name}: {new!r} (new in the candidate)"
-    if new is MISSING:
-        return f"{name}: {old!r} (not in the candidate)"
-    return f"{name}: {old!r} → {new!r}"
-
-
-def _shorten(line: str) -> str:
-    return line if len(line) <= PARAM_WIDTH else line[: PARAM_WIDTH - 1] + "…"
+def param_value(value: Any) -> str:
+    """A parameter value in words: 0.01, l2, none, true, [1, 2]; "not set" when absent."""
+    if value is MISSING:
+        return "not set"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
 
 
 def goal_sentence(model: MLModel, result: dict[str, Any]) -> str:
