@@ -245,14 +245,17 @@ def value_range(
 
 
 def shared_x_range(*frames: pd.DataFrame, column: str = "window") -> tuple[Any, Any] | None:
-    """The earliest and latest `column` value over several frames: one x range for charts
-    stacked on a page, so that a window sits at the same place in each."""
+    """The earliest and latest `column` date over several frames, padded a little so that the
+    first and last points show whole: one x range for charts stacked on a page, so that a
+    window sits at the same place in each."""
     values = [
         v for f in frames if column in f and len(f) for v in (f[column].min(), f[column].max())
     ]
     if not values:
         return None
-    return min(values), max(values)
+    low, high = pd.Timestamp(min(values)), pd.Timestamp(max(values))
+    pad = (high - low) * 0.02 if high > low else pd.Timedelta(days=1)
+    return low - pad, high + pad
 
 
 def min_max_indices(values: np.ndarray, buckets: int) -> np.ndarray:

@@ -297,7 +297,7 @@ def _health(
 ) -> dict[str, Any]:
     """The health card's verdict over the recent windows, the goal and its recent values."""
     if number is None:
-        return _plain(NOT_LIVE, "Not live in production: nothing to judge yet.", model)
+        return _plain(NOT_LIVE, "Not live in production yet.", model)
     if ev is None or not ev.reference_profile:
         return _plain(NO_DATA, "No reference data to judge production against.", model)
     settings = settings_for(model, ev)
@@ -366,17 +366,17 @@ def _plain(status: str, verdict: str, model: MLModel) -> dict[str, Any]:
     }
 
 
-def _met_words(met: bool | None) -> str:
-    if met is None:
-        return "goal not checked yet"
-    return "meets its goal" if met else "misses its goal"
-
-
 VERDICTS = {
-    "healthy": lambda met: f"Working as intended: {_met_words(met)}, inputs as expected.",
-    "at risk": lambda met: f"Watch closely: {_met_words(met)}, but its inputs have changed.",
-    "failing": lambda met: "Needs action: it does not meet its goal.",
-    NO_DATA: lambda met: "No production data yet: nothing to judge.",
+    "healthy": lambda met: (
+        "Meets its goal; inputs as expected."
+        if met
+        else "Working as intended; goal not checked yet."
+    ),
+    "at risk": lambda met: (
+        ("Meets its goal" if met else "Goal not checked yet") + "; watch: its inputs changed."
+    ),
+    "failing": lambda met: "Needs action: misses its goal.",
+    NO_DATA: lambda met: "No production data yet.",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import dataclass
@@ -442,7 +443,9 @@ def _build(
         features_added=sorted(set(new) - set(old)),
         features_removed=sorted(set(old) - set(new)),
         features_retyped=sorted(k for k in set(new) & set(old) if new[k] != old[k]),
-        params_changed=param_diff(candidate.params, champion.params),
+        params_changed=param_diff(
+            readable_params(candidate.params), readable_params(champion.params)
+        ),
         goal_candidate=goal_sentence(model, cand_result),
         goal_champion=goal_sentence(model, champ_result),
     )
@@ -458,6 +461,72 @@ def param_diff(new: dict[str, Any], old: dict[str, Any]) -> list[dict[str, Any]]
         for k in keys
         if k not in new or k not in old or new[k] != old[k]
     ]
+
+
+def readable_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters with the estimators inside them opened up: a pipeline's `steps` (stored as
+    the estimators' reprs) become one entry per step ("model": "GradientBoostingClassifier")
+    and one per argument given ("model › learning_rate": "0.05"), recursively, so that a
+    change shows as the one argument that changed rather than two long reprs."""
+    flat: dict[str, Any] = {}
+    for name, value in params.items():
+        opened = _open_value(value, "" if name == "steps" else name)  # a pipeline's steps
+        flat.update(opened if opened is not None else {name: value})
+    return flat
+
+
+def _open_value(value: Any, path: str) -> dict[str, str] | None:
+    """`value` opened into path -> text entries, or None when it holds no estimator."""
+    if isinstance(value, str):
+        try:
+            node = ast.parse(" ".join(value.split()), mode="eval").body
+        except SyntaxError:
+            return None
+        return _open_node(node, " ".join(value.split()), path)
+    if isinstance(value, (list, tuple)) and value and all(_is_step(v) for v in value):
+        flat: dict[str, str] = {}
+        for step in value:
+            inner = _open_value(step[1], _join(path, step[0]))
+            flat.update(inner if inner is not None else {_join(path, step[0]): str(step[1])})
+        return flat
+    return None
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path} › {name}" if path else name
+
+
+def _is_step(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) >= 2 and isinstance(value[0], str)
+
+
+def _open_node(node: ast.AST, source: str, path: str) -> dict[str, str] | None:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        flat = {path: node.func.id}
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                continue
+            inner = _open_node(keyword.value, source, _join(path, keyword.arg))
+            text = (
+                str(keyword.value.value)
+                if isinstance(keyword.value, ast.Constant)
+                else ast.get_source_segment(source, keyword.value) or ""
+            )
+            flat.update(inner if inner is not None else {_join(path, keyword.arg): text})
+        return flat
+    if isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+        steps = [e for e in node.elts if isinstance(e, (ast.List, ast.Tuple)) and len(e.elts) >= 2]
+        named = [e for e in steps if isinstance(e.elts[0], ast.Constant)]
+        if len(named) != len(node.elts):
+            return None
+        flat = {}
+        for step in named:
+            name = str(step.elts[0].value)  # type: ignore[attr-defined]
+            inner = _open_node(step.elts[1], source, _join(path, name))
+            text = ast.get_source_segment(source, step.elts[1]) or ""
+            flat.update(inner if inner is not None else {_join(path, name): text})
+        return flat
+    return None
 
 
 def param_table(rows: list[dict[str, Any]]) -> list[dict[str, str]]:

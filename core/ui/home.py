@@ -139,12 +139,13 @@ def page_of(rows: list[pf.ModelRow], key: str) -> list[pf.ModelRow]:
 
 
 LIGHTS = {
-    monitoring.HEALTHY: "🟢 Healthy",
-    monitoring.AT_RISK: "🟠 At risk",
-    monitoring.FAILING: "🔴 Failing",
-    monitoring.NO_DATA: "⚪ No data yet",
-    board.NOT_LIVE: "⚪ Not live",
+    monitoring.HEALTHY: ("Healthy", "background-color: #d4edda; color: #155724"),
+    monitoring.AT_RISK: ("At risk", "background-color: #fff3cd; color: #7a5a00"),
+    monitoring.FAILING: ("Failing", "background-color: #f8d7da; color: #842029"),
+    monitoring.NO_DATA: ("No data yet", "color: #555555"),
+    board.NOT_LIVE: ("Not live", "color: #555555"),
 }
+LIGHT_STYLES = dict(LIGHTS.values())
 
 
 def board_rows(ctx: PageContext) -> list[board.BoardRow]:
@@ -167,15 +168,15 @@ def board_section(rows: list[board.BoardRow]) -> None:
     frame = pd.DataFrame(
         [
             {
-                "Health": LIGHTS.get(r.status, r.status),
+                "Health": LIGHTS.get(r.status, (r.status, ""))[0],
                 "Model": r.model,
                 "In plain words": r.verdict,
                 "Goal": r.goal,
                 "Latest value": r.latest,
-                "Recent windows": r.trend,
                 "Being done": "; ".join(r.activity) or "nothing in progress",
                 "Waiting for you": "; ".join(r.mine),
                 **({"Notes": "; ".join(r.flags)} if flags else {}),
+                "Recent windows": r.trend,
                 "Live": ", ".join(f"{env}: v{n}" for env, n in sorted(r.live.items()))
                 or "not deployed",
                 "Team": r.team,
@@ -185,7 +186,7 @@ def board_section(rows: list[board.BoardRow]) -> None:
         ]
     )
     st.dataframe(
-        frame,
+        frame.style.map(lambda v: LIGHT_STYLES.get(v, ""), subset=["Health"]),
         hide_index=True,
         width="stretch",
         key="home_board",
@@ -194,8 +195,7 @@ def board_section(rows: list[board.BoardRow]) -> None:
                 "Goal metric, recent windows",
                 help="The goal metric in each recent complete window, oldest to newest.",
             ),
-            "In plain words": st.column_config.TextColumn(width="medium"),
-            "Being done": st.column_config.TextColumn(width="medium"),
+            "Being done": st.column_config.TextColumn(width="large"),
         },
     )
     st.caption(

@@ -52,7 +52,7 @@ def test_each_live_model_carries_the_health_cards_verdict(db: Database, demo_env
 def test_a_failing_model_says_so_beside_what_is_being_done(db: Database, demo_env: DemoStore):
     bike = {r.model: r for r in _rows(db, demo_env, Role.BUSINESS)}["bike-demand-forecaster"]
     assert bike.status == monitoring.FAILING
-    assert bike.verdict == "Needs action: it does not meet its goal."
+    assert bike.verdict == "Needs action: misses its goal."
     assert bike.goal == "MAE at most 25"
     assert re.match(r"^\d+(\.\d+)? \((measured|estimated), \d+ \w+ \d{4}", bike.latest)
     assert "v3 approved, waiting for promotion" in bike.activity
@@ -118,5 +118,5 @@ def test_home_draws_the_board(demo_env: DemoStore):
     at = open_page("app.py", demo_env.user_ids[Role.BUSINESS])
     assert not at.exception
     values = frame_values(at)
-    assert "🔴 Failing" in values and "Needs action: it does not meet its goal." in values
+    assert "Failing" in values and "Needs action: misses its goal." in values
     assert "State" not in " ".join(str(c) for c in at.dataframe[0].value.columns)

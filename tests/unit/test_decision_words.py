@@ -40,3 +40,34 @@ def test_the_parameter_table_names_pipeline_steps_and_keeps_values_whole() -> No
         {"Parameter": "clf › class_weight", "Before": "none", "After": '{"0": 1, "1": 3}'},
         {"Parameter": "clf › max_depth", "Before": "3", "After": "5"},
     ]
+
+
+def test_pipeline_steps_read_as_the_arguments_that_changed() -> None:
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from core.modelfile.describe import _json_safe
+    from core.services.compare import readable_params
+
+    def stored(pipeline: Pipeline) -> dict:
+        return {k: _json_safe(v) for k, v in pipeline.get_params(deep=False).items()}
+
+    old = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(C=0.5))])
+    new = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(C=2.0))])
+    lines = param_lines(param_diff(readable_params(stored(new)), readable_params(stored(old))))
+    assert lines == ["model › C: 0.5 → 2.0"]
+
+    swap = Pipeline([("model", GradientBoostingClassifier(learning_rate=0.05))])
+    other = Pipeline([("model", HistGradientBoostingClassifier(class_weight="balanced"))])
+    lines = param_lines(param_diff(readable_params(stored(other)), readable_params(stored(swap))))
+    assert lines == [
+        "model: GradientBoostingClassifier → HistGradientBoostingClassifier",
+        "model › class_weight: not set → balanced",
+        "model › learning_rate: 0.05 → not set",
+    ]
+    assert readable_params({"C": 1.0, "note": "not (an estimator"}) == {
+        "C": 1.0,
+        "note": "not (an estimator",
+    }
