@@ -27,7 +27,7 @@ def remind_expiring(db: Database, settings: Settings) -> str:
 
 @periodic("comparisons.refresh", every=timedelta(minutes=5))
 def refresh_comparisons(db: Database, settings: Settings) -> str:
-    """Score every version on its way to production beside its champion, on its evaluation
+    """Score every version not archived beside its champion, on its evaluation
     data and on the newest labelled production data, once per new version, champion or
     labels; pages only read what is stored."""
     from core.services import compare

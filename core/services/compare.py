@@ -149,11 +149,12 @@ def _scored(
 EVALUATION_DATA, PRODUCTION_DATA = "evaluation", "production"
 RECENT_LABELLED = 5_000  # the newest labelled production rows both versions are scored on
 MIN_LABELLED = 50  # fewer labelled production rows give no production comparison
-IN_FLIGHT = (
+KEPT = (  # every version still shown on the pages (an archived one is not)
     VersionState.REGISTERED,
     VersionState.IN_REVIEW,
     VersionState.CHANGES_REQUESTED,
     VersionState.APPROVED,
+    VersionState.REJECTED,
 )
 
 
@@ -401,13 +402,13 @@ def _production_frame(rows: list[Any], reference: pd.DataFrame, target: str) -> 
 
 
 def refresh_comparisons(db: Database, *, store: ArtifactStore | None = None) -> str:
-    """Compute what is missing for every version on its way to production (the periodic job):
-    a new version, a new champion, or new labels give a new hash."""
+    """Compute what is missing for every version not archived, beside its champion (the
+    periodic job): a new version, a new champion, or new labels give a new hash."""
     with db.read() as session:
         rows = session.exec(
             select(MLModel.name, ModelVersion.number)
             .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
-            .where(col(ModelVersion.state).in_(IN_FLIGHT), col(MLModel.archived_at).is_(None))
+            .where(col(ModelVersion.state).in_(KEPT), col(MLModel.archived_at).is_(None))
             .order_by(col(ModelVersion.id))
         ).all()
     computed, failed = 0, 0
@@ -418,7 +419,7 @@ def refresh_comparisons(db: Database, *, store: ArtifactStore | None = None) -> 
             continue
         except QuorumError:
             failed += 1
-    return f"{computed} comparison(s) computed for {len(rows)} version(s) in flight" + (
+    return f"{computed} comparison(s) computed for {len(rows)} version(s)" + (
         f"; {failed} could not be scored (see the audit trail)." if failed else "."
     )
 

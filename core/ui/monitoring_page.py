@@ -259,12 +259,48 @@ def _drift(bundle: PageData, data: monitoring.MonitoringData) -> None:
     )
 
 
+COLUMN_WORDS = {
+    "window": "Window (start date)",
+    "feature": "Feature",
+    "kind": "Kind",
+    "n_rows": "Rows",
+    "n_labelled": "Rows with a label",
+    "source": "Measured or estimated",
+    "missing_rate": "Missing (share of rows)",
+    "reference_missing_rate": "Missing in the reference data",
+    "out_of_range_rate": "Outside the reference range",
+    "unseen_category_rate": "Categories never seen before",
+    "type_errors": "Values of the wrong type",
+    "duplicate_ids": "Repeated prediction ids",
+    "problems": "Problems",
+    "issues": "Issues",
+}
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column names in words (metric names by their labels, estimates marked), features
+    through `column_label`."""
+    words = dict(COLUMN_WORDS)
+    for column in frame.columns:
+        name = str(column)
+        if name.startswith("estimated_"):
+            words[name] = METRIC_LABELS.get(name.removeprefix("estimated_"), name) + " (estimated)"
+        elif name in METRIC_LABELS:
+            words[name] = METRIC_LABELS[name]
+    shown = frame.rename(columns=words)
+    if "Feature" in shown:
+        shown["Feature"] = [column_label(f) for f in shown["Feature"]]
+    return shown
+
+
 def _quality(bundle: PageData) -> None:
     quality = bundle.quality
     issues = quality.groupby("window")["issues"].first().reset_index()
-    st.dataframe(issues.sort_values("window", ascending=False), hide_index=True, key="q_issues")
     st.dataframe(
-        quality.sort_values(["window", "feature"], ascending=[False, True]),
+        _readable(issues.sort_values("window", ascending=False)), hide_index=True, key="q_issues"
+    )
+    st.dataframe(
+        _readable(quality.sort_values(["window", "feature"], ascending=[False, True])),
         hide_index=True,
         width="stretch",
         key="q_table",
@@ -311,7 +347,7 @@ def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
             ),
             key="chart_estimated",
         )
-    st.dataframe(perf, hide_index=True, width="stretch", key="perf_table")
+    st.dataframe(_readable(perf), hide_index=True, width="stretch", key="perf_table")
 
 
 def _alerts(ctx: PageContext, model: str, env: str) -> None:

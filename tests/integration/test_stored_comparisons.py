@@ -133,8 +133,8 @@ def test_too_few_labels_give_only_the_evaluation_comparison(w: World) -> None:
     assert set(stored) == {compare.EVALUATION_DATA}
 
 
-def test_the_periodic_refresh_covers_versions_in_flight(w: World) -> None:
+def test_the_periodic_refresh_covers_every_version_shown(w: World) -> None:
     _live_v1_with_candidate_v2(w)
     message = compare.refresh_comparisons(w.db, store=w.store)
-    assert message.startswith("1 comparison(s) computed for 2 version(s) in flight")
+    assert message.startswith("1 comparison(s) computed for 2 version(s)")
     assert compare.refresh_comparisons(w.db, store=w.store).startswith("0 comparison")
