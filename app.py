@@ -21,7 +21,9 @@ if __name__ == "__main__":
 
     home.inbox_section(ctx)
     home.revalidation_section(ctx)
-    home.portfolio_section(pf.portfolio(ctx.db, ctx.principal, limit=home.PAGE_ROWS))
+    home.portfolio_section(
+        pf.portfolio(ctx.db, ctx.principal, limit=home.PAGE_ROWS), home.board_rows(ctx)
+    )
 else:
     from starlette.routing import Mount
 

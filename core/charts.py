@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.evaluation import METRIC_LABELS
+from core.monitoring.profile import column_label
+from core.monitoring.stats import SHORT_TEST_LABELS, format_statistic
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 NEUTRAL = "#7f7f7f"
@@ -188,29 +190,72 @@ def time_series(
     title: str,
     threshold: float | tuple[float, float] | None = None,
     anomalies_col: str | None = None,
+    *,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    partial_col: str | None = None,
+    x_range: tuple[Any, Any] | None = None,
+    percent: bool = False,
 ) -> go.Figure:
-    """A line over time; a threshold line or (low, high) band; anomalies as red markers."""
-    fig = _figure(_text(title), _text(x), _text(y))
+    """A line over time; a threshold line or (low, high) band kept inside the y range;
+    anomalies as red markers; windows still filling (`partial_col`) as hollow grey markers;
+    `x_range` shared by charts stacked on one page."""
+    fig = _figure(_text(title), _text(x_title or x), _text(y_title or y))
     data = df.sort_values(x) if len(df) else df
     xs, ys = data[x].to_numpy(), data[y].to_numpy(dtype=float, na_value=np.nan)
     if len(data) > MAX_LINE_POINTS:
         keep = min_max_indices(ys, MAX_LINE_POINTS // 2)
         xs, ys = xs[keep], ys[keep]
     scatter = go.Scattergl if len(xs) > GL_THRESHOLD else go.Scatter
+    value = "%{y:.1%}" if percent else "%{y:.4g}"
     fig.add_trace(
         scatter(
             x=xs,
             y=ys,
             mode="lines",
-            name=_text(y),
+            name=_text(y_title or y),
             line={"color": PALETTE[0]},
-            hovertemplate="%{x}<br>%{y:.4g}<extra></extra>",
+            hovertemplate="%{x}<br>" + value + "<extra></extra>",
         )
     )
-    _add_threshold(fig, threshold)
+    _add_threshold(fig, threshold, percent)
+    if partial_col is not None and partial_col in data:
+        _add_partial(fig, data, x, y, partial_col, value)
     if anomalies_col is not None:
         _add_anomalies(fig, data, x, y, anomalies_col)
+    fig.update_yaxes(range=value_range(ys, threshold), tickformat=".0%" if percent else None)
+    if x_range is not None:
+        fig.update_xaxes(range=list(x_range))
     return fig
+
+
+def value_range(
+    values: Any, threshold: float | tuple[float, float] | None = None, pad: float = 0.08
+) -> list[float] | None:
+    """A y range holding every finite value and the threshold (or band), padded so that a
+    line on the edge stays visible; None when there is nothing to hold."""
+    finite = [float(v) for v in np.asarray(values, dtype=float).ravel() if np.isfinite(v)]
+    if threshold is not None:
+        finite.extend(threshold if isinstance(threshold, tuple) else (threshold,))
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    span = high - low or abs(high) or 1.0
+    return [low - pad * span, high + pad * span]
+
+
+def shared_x_range(*frames: pd.DataFrame, column: str = "window") -> tuple[Any, Any] | None:
+    """The earliest and latest `column` date over several frames, padded a little so that the
+    first and last points show whole: one x range for charts stacked on a page, so that a
+    window sits at the same place in each."""
+    values = [
+        v for f in frames if column in f and len(f) for v in (f[column].min(), f[column].max())
+    ]
+    if not values:
+        return None
+    low, high = pd.Timestamp(min(values)), pd.Timestamp(max(values))
+    pad = (high - low) * 0.02 if high > low else pd.Timedelta(days=1)
+    return low - pad, high + pad
 
 
 def min_max_indices(values: np.ndarray, buckets: int) -> np.ndarray:
@@ -231,35 +276,59 @@ def min_max_indices(values: np.ndarray, buckets: int) -> np.ndarray:
     return np.unique(np.minimum(np.concatenate([mins, maxs]), n - 1))
 
 
-def drift_heatmap(df: pd.DataFrame) -> go.Figure:
-    """Drift score per feature (rows) and window (columns); drifted cells marked with ×."""
-    fig = _figure("Drift by feature and window", "Window", "Feature")
+DRIFT_COLOURS = ((0.0, "#2E8B57"), (0.5, "#2E8B57"), (0.5, "#C0392B"), (1.0, "#C0392B"))
+
+
+def drift_heatmap(df: pd.DataFrame, partial: Sequence[Any] = ()) -> go.Figure:
+    """Per feature (rows) and window (columns): red where the feature drifted, green where it
+    did not. Each row names the statistic its test uses; the hover gives its value (p-values
+    as "< 0.001") and the threshold. Windows still filling are marked "(partial)"."""
+    fig = _figure("Drift by feature and window", "Window (start date)", "Feature (drift test)")
     if df.empty:
         return _empty_note(fig, "No drift results yet.")
-    grid = df.pivot_table(index="feature", columns="window", values="value", aggfunc="last")
-    windows = [_text(w) for w in grid.columns]
-    features = [_text(f) for f in grid.index]
+    frame = df.copy()
+    still_filling = {str(w) for w in partial}
+    frame["column_label"] = [
+        f"{column_label(f)} ({SHORT_TEST_LABELS.get(t, t)})"
+        for f, t in zip(frame["feature"], frame["test"], strict=True)
+    ]
+    frame["window_label"] = [
+        f"{w} (partial)" if str(w) in still_filling else str(w) for w in frame["window"]
+    ]
+    frame["shown"] = [
+        f"{SHORT_TEST_LABELS.get(t, t)} {format_statistic(t, v)}, threshold "
+        f"{format_statistic(t, h)}: {'drift' if d else 'no drift'}"
+        for t, v, h, d in zip(
+            frame["test"], frame["value"], frame["threshold"], frame["drifted"], strict=True
+        )
+    ]
+    rows = list(dict.fromkeys(frame["column_label"]))
+    cols = list(dict.fromkeys(frame.sort_values("window")["window_label"]))
+    verdict = frame.pivot_table(
+        index="column_label", columns="window_label", values="drifted", aggfunc="last"
+    ).reindex(index=rows, columns=cols)
+    words = frame.pivot_table(
+        index="column_label", columns="window_label", values="shown", aggfunc="last"
+    ).reindex(index=rows, columns=cols)
     fig.add_trace(
         go.Heatmap(
-            z=grid.to_numpy(dtype=float),
-            x=windows,
-            y=features,
-            colorscale="YlOrRd",
-            name="Drift score",
-            colorbar={"title": {"text": "Score"}},
-            hovertemplate="%{y}<br>%{x}<br>score %{z:.3f}<extra></extra>",
+            z=verdict.to_numpy(dtype=float),
+            x=[_text(c) for c in cols],
+            y=[_text(r) for r in rows],
+            customdata=words.fillna("").to_numpy(dtype=object),
+            colorscale=[list(stop) for stop in DRIFT_COLOURS],
+            zmin=0,
+            zmax=1,
+            xgap=1,
+            ygap=1,
+            name="Drift",
+            colorbar={
+                "title": {"text": "Verdict"},
+                "tickvals": [0.25, 0.75],
+                "ticktext": ["No drift", "Drift"],
+            },
+            hovertemplate="%{y}<br>window %{x}<br>%{customdata}<extra></extra>",
             hoverongaps=False,
-        )
-    )
-    drifted = df[df["drifted"].astype(bool)]
-    fig.add_trace(
-        go.Scatter(
-            x=[_text(w) for w in drifted["window"]],
-            y=[_text(f) for f in drifted["feature"]],
-            mode="markers",
-            name="Drifted",
-            marker={"symbol": "x", "size": 10, "color": "#000000"},
-            hovertemplate="%{y}<br>%{x}<br>drifted<extra></extra>",
         )
     )
     fig.update_xaxes(type="category")
@@ -415,7 +484,9 @@ def _ideal_line(low: float, high: float) -> go.Scatter:
     )
 
 
-def _add_threshold(fig: go.Figure, threshold: float | tuple[float, float] | None) -> None:
+def _add_threshold(
+    fig: go.Figure, threshold: float | tuple[float, float] | None, percent: bool = False
+) -> None:
     if threshold is None:
         return
     if isinstance(threshold, tuple):
@@ -434,8 +505,26 @@ def _add_threshold(fig: go.Figure, threshold: float | tuple[float, float] | None
         y=threshold,
         line_dash="dash",
         line_color=ALERT,
-        annotation_text=f"threshold {threshold:.4g}",
+        annotation_text=f"threshold {threshold:.0%}" if percent else f"threshold {threshold:.4g}",
         annotation_position="top left",
+    )
+
+
+def _add_partial(
+    fig: go.Figure, data: pd.DataFrame, x: str, y: str, column: str, value: str
+) -> None:
+    shown = data[data[column].fillna(False).astype(bool)]
+    if shown.empty:
+        return
+    fig.add_trace(
+        go.Scatter(
+            x=shown[x].to_numpy(),
+            y=shown[y].to_numpy(dtype=float, na_value=np.nan),
+            mode="markers",
+            name="Partial window (still filling)",
+            marker={"color": "#ffffff", "size": 9, "line": {"color": NEUTRAL, "width": 2}},
+            hovertemplate="%{x}<br>" + value + " (partial window: not complete yet)<extra></extra>",
+        )
     )
 
 

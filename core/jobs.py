@@ -58,3 +58,13 @@ def weekly_digest(db: Database, settings: Settings) -> str:
 
     written = digest.send_weekly(db, settings)
     return f"{written} weekly digests written."
+
+
+@periodic("comparisons.refresh", every=timedelta(minutes=5))
+def refresh_comparisons(db: Database, settings: Settings) -> str:
+    """Score every version not archived beside its champion, on its evaluation
+    data and on the newest labelled production data, once per new version, champion or
+    labels; pages only read what is stored."""
+    from core.services import compare
+
+    return compare.refresh_comparisons(db)

@@ -576,6 +576,24 @@ class RetrainingTask(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class StoredComparison(SQLModel, table=True):
+    """A candidate and its champion scored on the same data, computed once (never while a page
+    draws) and found again by the hash of both artifacts and the data."""
+
+    __tablename__ = "comparison"
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id", index=True)
+    candidate_id: int = Field(foreign_key="model_version.id", index=True)
+    champion_id: int = Field(foreign_key="model_version.id")
+    data: str = Field(max_length=20)  # "evaluation" (the candidate's file) or "production"
+    content_hash: str = Field(max_length=64, unique=True)
+    n_rows: int = 0
+    data_from: datetime | None = None
+    data_to: datetime | None = None
+    result: dict[str, Any] = json_column()
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class AllowedPattern(SQLModel, table=True):
     """A regular expression an admin allowed, exactly as written, in uploaded models."""
 

@@ -14,7 +14,7 @@ from core.demo.monitoring import seed_monitoring
 from core.demo.notifications import seed_deliveries, seed_webhook
 from core.demo.people import DEMO_PEOPLE, DEMO_TEAM
 from core.models import Role, RoleGrant, Team, User
-from core.services import users
+from core.services import compare, users
 
 
 def is_empty(db: Database) -> bool:
@@ -33,6 +33,7 @@ def seed(db: Database, *, with_models: bool = True) -> list[str]:
         created += seed_monitoring(db)
         created += seed_findings(db)
         created += seed_deliveries(db)
+        created.append(compare.refresh_comparisons(db))
     return created
 
 

@@ -48,3 +48,15 @@ def flag_anomalies(
     scores = robust_zscores(series.to_numpy(dtype=float), window, min_history)
     flags = np.abs(np.nan_to_num(scores, nan=0.0)) > threshold
     return pd.Series(flags, index=series.index, name=series.name)
+
+
+def flag_complete_anomalies(
+    series: pd.Series, partial: Sequence[bool] | np.ndarray, **options: float
+) -> pd.Series:
+    """Like `flag_anomalies`, but a partial window (one still filling, such as a week whose
+    last days have no data yet) is never flagged and never serves as history for another:
+    its count and averages are not comparable with those of complete windows."""
+    mask = np.asarray(partial, dtype=bool)
+    complete = series.astype(float).where(~mask)
+    flags = flag_anomalies(complete, **options)  # type: ignore[arg-type]
+    return flags & ~mask

@@ -21,6 +21,8 @@ NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 PREDICTION = "__prediction__"
 SCORE = "__score__"
+COLUMN_LABELS = {PREDICTION: "Prediction (model output)", SCORE: "Score (model output)"}
+
 SMALL_REFERENCE_ROWS = 1000
 DISCRETE = "discrete"
 PER_VALUE = "per_value"
@@ -279,3 +281,8 @@ def build_reference(
         task=task,
         positive_label=positive_label,
     )
+
+
+def column_label(name: str) -> str:
+    """A column as people read it: the model's own outputs named for what they are."""
+    return COLUMN_LABELS.get(name, name)

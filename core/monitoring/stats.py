@@ -40,6 +40,7 @@ its centre.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -62,6 +63,14 @@ TEST_LABELS: dict[str, str] = {
     "chi2": "chi-square p-value (two-sample)",
     "jensenshannon": "Jensen-Shannon distance",
     "psi": "population stability index (PSI)",
+}
+P_VALUE_TESTS = frozenset({"ks", "chi2"})
+SHORT_TEST_LABELS: dict[str, str] = {
+    "ks": "KS p-value",
+    "wasserstein": "Wasserstein distance",
+    "chi2": "chi-square p-value",
+    "jensenshannon": "Jensen-Shannon distance",
+    "psi": "PSI",
 }
 MIN_STD = 0.001
 PSI_BINS = 10
@@ -360,3 +369,23 @@ def bin_counts(
         array = np.sort(array[np.isfinite(array)])
     positions = np.searchsorted(array, cuts, side="left")
     return np.diff(np.concatenate(([0], positions, [array.size]))).astype(np.int64)
+
+
+def format_p_value(p: float | None) -> str:
+    """A p-value as people read it: "< 0.001" below one in a thousand, else three decimals
+    ("0.042"); "—" when there is none."""
+    if p is None or not math.isfinite(p):
+        return "—"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}"
+
+
+def format_statistic(test: str, value: float | None) -> str:
+    """A drift test's value: p-values through `format_p_value`, distances to 3 significant
+    digits."""
+    if test in P_VALUE_TESTS:
+        return format_p_value(value)
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:.3g}"

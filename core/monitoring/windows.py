@@ -6,9 +6,9 @@ Aggregating a batch chunk by chunk and merging gives the same result as aggregat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -210,6 +210,27 @@ def window_starts(timestamps: pd.Series, window: str = "D") -> np.ndarray:
         weekday = (days.astype(np.int64) + 3) % 7
         return days - weekday.astype("timedelta64[D]")
     return days
+
+
+def window_last_day(start: date, window: str = "D") -> date:
+    """The last day a window starting on `start` covers."""
+    if window == "W":
+        return start + timedelta(days=6)
+    if window == "M":
+        following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        return following - timedelta(days=1)
+    return start
+
+
+def partial_windows(
+    starts: Sequence[date], window: str, data_until: date | None, today: date
+) -> list[bool]:
+    """For each window start, whether the window is still partial: its last day is after the
+    latest day any data was seen (`data_until`), or not over yet (today or later)."""
+    covered = (
+        min(data_until, today - timedelta(days=1)) if data_until else today - timedelta(days=1)
+    )
+    return [window_last_day(start, window) > covered for start in starts]
 
 
 def _check_columns(chunk: pd.DataFrame, profile: ReferenceProfile, timestamp_col: str) -> None:

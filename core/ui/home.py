@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.auth import Permission
 from core.errors import QuorumError
-from core.services import findings, monitoring, revalidation, reviews
+from core.services import board, findings, monitoring, revalidation, reviews
 from core.services import portfolio as pf
 from core.ui.findings_panel import revalidation_badges
 from core.ui.session import PageContext, fail
@@ -155,14 +155,87 @@ def revalidation_section(ctx: PageContext) -> None:
     revalidation_badges(ctx)
 
 
-def portfolio_section(data: pf.Portfolio) -> None:
+LIGHTS = {
+    monitoring.HEALTHY: ("Healthy", "background-color: #d4edda; color: #155724"),
+    monitoring.AT_RISK: ("At risk", "background-color: #fff3cd; color: #7a5a00"),
+    monitoring.FAILING: ("Failing", "background-color: #f8d7da; color: #842029"),
+    monitoring.NO_DATA: ("No data yet", "color: #555555"),
+    board.NOT_LIVE: ("Not live", "color: #555555"),
+}
+LIGHT_STYLES = dict(LIGHTS.values())
+
+
+def board_rows(ctx: PageContext) -> list[board.BoardRow]:
+    """The board, recomputed only when something it shows changed (kept in the session)."""
+    key = (ctx.principal.user_id, board.fingerprint(ctx.db))
+    cached = st.session_state.get("_home_board_rows")
+    if cached is not None and cached[0] == key:
+        return list(cached[1])
+    rows = board.health_board(ctx.db, ctx.principal, limit=PAGE_ROWS)
+    st.session_state["_home_board_rows"] = (key, rows)
+    return rows
+
+
+def board_section(rows: list[board.BoardRow]) -> None:
+    """One row per model: does it meet its goal, its recent values, what is being done."""
+    st.markdown("**Health of each model in production**")
+    if not rows:
+        return
+    flags = any(r.flags for r in rows)
+    frame = pd.DataFrame(
+        [
+            {
+                "Health": LIGHTS.get(r.status, (r.status, ""))[0],
+                "Model": r.model,
+                "In plain words": r.verdict,
+                "Goal": r.goal,
+                "Latest value": r.latest,
+                "Being done": "; ".join(r.activity) or "nothing in progress",
+                "Waiting for you": "; ".join(r.mine),
+                **({"Notes": "; ".join(r.flags)} if flags else {}),
+                "Recent windows": r.trend,
+                "Live": ", ".join(f"{env}: v{n}" for env, n in sorted(r.live.items()))
+                or "not deployed",
+                "Team": r.team,
+                "Risk": r.risk_tier,
+            }
+            for r in rows
+        ]
+    )
+    st.dataframe(
+        frame.style.map(lambda v: LIGHT_STYLES.get(v, ""), subset=["Health"]),
+        hide_index=True,
+        width="stretch",
+        key="home_board",
+        column_config={
+            "Recent windows": st.column_config.LineChartColumn(
+                "Goal metric, recent windows",
+                help="The goal metric in each recent complete window, oldest to newest.",
+            ),
+            "Being done": st.column_config.TextColumn(width="large"),
+        },
+    )
+    st.caption(
+        "Health is the Monitoring page's verdict on the latest production window; a partial "
+        "window (still filling) is marked as such. Open Monitoring for the details."
+    )
+
+
+def portfolio_section(data: pf.Portfolio, rows: list[board.BoardRow] | None = None) -> None:
     st.subheader("Portfolio")
     cols = st.columns(4)
     cols[0].metric("Models", data.total_models or len(data.models))
     cols[1].metric("Live deployments", data.live_count)
     cols[2].metric("Awaiting review", data.state_counts.get("In review", 0))
     cols[3].metric("Approved, not live", data.state_counts.get("Approved", 0))
-    if data.models:
+    if rows:
+        board_section(rows)
+        if data.total_models > len(rows):
+            st.caption(
+                f"The first {len(rows)} of {data.total_models} models; the Models page "
+                "lists them all."
+            )
+    elif data.models:
         frame = pd.DataFrame(
             [
                 {

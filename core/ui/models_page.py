@@ -238,22 +238,10 @@ def _fairness(result: dict) -> None:
         )
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _cached_compare(
-    url: str, model: str, candidate: int, champion: int | None, fingerprint: str
-) -> compare.Comparison:
-    """Cached per inputs: `fingerprint` carries the artifact hash and what is live in
-    production, so a promotion or rollback in any process gives a fresh comparison. Shared
-    across people: the caller has already read the model as the signed-in person."""
-    from core.auth import SYSTEM
-    from core.ui.session import database
-
-    return compare.compare(database(), SYSTEM, model, candidate, champion)
-
-
 def compare_section(
     ctx: PageContext, detail: model_view.ModelDetail, view: model_view.VersionView
 ) -> None:
+    """The stored comparisons of this version with its champion: read, never scored here."""
     others = [v.version.number for v in detail.versions if v.version.number != view.version.number]
     if not others:
         st.info("There is only one version: nothing to compare with yet.")
@@ -266,30 +254,43 @@ def compare_section(
             "The champion (production, else the parent)" if n is None else f"v{n}"
         ),
     )
+    name, number = detail.model.name, view.version.number
     try:
-        with st.spinner("Scoring both versions on the same evaluation data…"):
-            result = _cached_compare(
-                ctx.settings.database_url,
-                detail.model.name,
-                view.version.number,
-                pick,
-                f"{view.version.artifact_sha256}:{detail.live.get('production')}",
-            )
-    except NotFound as missing:  # no champion, or no evaluation: a state, not a failure
+        stored = compare.stored_comparisons(ctx.db, ctx.principal, name, number, pick)
+    except NotFound as missing:  # no champion: a state, not a failure
         st.info(missing.user_message, icon=":material/compare_arrows:")
         return
     except QuorumError as error:
         fail(error)
         return
+    if compare.EVALUATION_DATA not in stored:
+        st.info(
+            "This comparison has not been computed yet: it is computed in the background for "
+            "every version on its way to production. Compute it now to see it at once.",
+            icon=":material/compare_arrows:",
+        )
+        if st.button("Compare now", key="compare_now"):
+            _compute(ctx, name, number, pick)
+        return
+    first = stored[compare.EVALUATION_DATA].comparison
     st.markdown(
-        f"**v{result.candidate} (candidate) against v{result.champion} (champion):** "
-        f"{result.champion_basis}."
+        f"**v{first.candidate} (candidate) against v{first.champion} (champion):** "
+        f"{first.champion_basis}."
     )
-    names = (f"v{result.candidate}", f"v{result.champion}")
-    _metric_table(result.rows, names)
-    st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
-    if (result.candidate_result.get("curves") or {}).get("roc"):
-        named = {names[0]: result.candidate_result, names[1]: result.champion_result}
+    names = (f"v{first.candidate}", f"v{first.champion}")
+    for kind, view_of in sorted(stored.items(), key=lambda kv: kv[0] != compare.PRODUCTION_DATA):
+        result = view_of.comparison
+        st.markdown(f"**On {view_of.data_words}**")
+        _metric_table(result.rows, names, key=f"compare_table_{kind}")
+        st.text(f"Goal, candidate: {result.goal_candidate}\nGoal, champion: {result.goal_champion}")
+    if compare.PRODUCTION_DATA not in stored:
+        st.caption(
+            "No recent labelled production data to score both versions on yet (at least "
+            f"{compare.MIN_LABELLED} labelled rows are needed); the table above uses "
+            f"{names[0]}'s evaluation data."
+        )
+    if (first.candidate_result.get("curves") or {}).get("roc"):
+        named = {names[0]: first.candidate_result, names[1]: first.champion_result}
         cols = st.columns(2)
         cols[0].plotly_chart(charts.roc_curves(named), key="compare_roc")
         cols[1].plotly_chart(charts.pr_curves(named), key="compare_pr")
@@ -297,20 +298,34 @@ def compare_section(
     with cols[0]:
         st.markdown("**Feature changes**")
         changes = (
-            [f"added: {f}" for f in result.features_added]
-            + [f"removed: {f}" for f in result.features_removed]
-            + [f"type changed: {f}" for f in result.features_retyped]
+            [f"added: {f}" for f in first.features_added]
+            + [f"removed: {f}" for f in first.features_removed]
+            + [f"type changed: {f}" for f in first.features_retyped]
         )
         st.text("\n".join(changes) or "Same features.")
     with cols[1]:
-        st.markdown(f"**Parameter changes** ({names[1]} → {names[0]})")
-        st.text("\n".join(compare.param_lines(result.params_changed)) or "Same parameters.")
+        st.markdown(f"**Parameter changes** (before: {names[1]}, after: {names[0]})")
+        table = compare.param_table(first.params_changed)
+        if table:
+            st.table(pd.DataFrame(table).set_index("Parameter"))
+        else:
+            st.text("Same parameters.")
+
+
+def _compute(ctx: PageContext, name: str, number: int, champion: int | None) -> None:
+    try:
+        with st.spinner("Scoring both versions on the same data…"):
+            compare.compute_comparisons(ctx.db, ctx.principal, name, number, champion)
+    except QuorumError as error:
+        fail(error)
+        return
+    st.rerun()
 
 
 VERDICT_COLOURS = {"better": "color: #1a7f37", "worse": "color: #cf222e"}
 
 
-def _metric_table(rows: list[dict], names: tuple[str, str]) -> None:
+def _metric_table(rows: list[dict], names: tuple[str, str], key: str = "compare_table") -> None:
     """Each metric once, with its change in words and whether it is better or worse, in colour
     (a bar chart would put higher- and lower-is-better metrics side by side)."""
     frame = pd.DataFrame(
@@ -331,11 +346,17 @@ def _metric_table(rows: list[dict], names: tuple[str, str]) -> None:
         st.caption("The two versions share no metric.")
         return
     st.dataframe(
-        frame.style.map(lambda v: VERDICT_COLOURS.get(v, ""), subset=["Verdict"]),
+        frame.style.apply(_verdict_colours, axis=1, subset=["Change", "Verdict"]),
         hide_index=True,
         width="stretch",
-        key="compare_table",
+        key=key,
     )
+
+
+def _verdict_colours(row: pd.Series) -> list[str]:
+    """The change and the verdict in the verdict's colour: green better, red worse."""
+    colour = VERDICT_COLOURS.get(row["Verdict"], "")
+    return [colour] * len(row)
 
 
 def _number(value: Any) -> str:

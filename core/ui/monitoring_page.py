@@ -13,6 +13,9 @@ import streamlit as st
 from core import charts
 from core.auth import SYSTEM, Permission
 from core.errors import NotFound, QuorumError
+from core.evaluation import METRIC_LABELS
+from core.monitoring.profile import column_label
+from core.monitoring.stats import TEST_LABELS, format_statistic
 from core.services import monitoring, revalidation
 from core.ui import widgets
 from core.ui.session import PageContext, database, fail, flash
@@ -155,10 +158,13 @@ def _health(card: monitoring.HealthCard) -> None:
 
 def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
     series, settings = bundle.series, data.settings
+    per = monitoring.WINDOWS[settings.window]
     st.caption(
-        f"One point per window ({monitoring.WINDOWS[settings.window]}); diamonds mark anomalies "
-        "(far from the recent windows)."
+        f"One point per window ({per}); red diamonds mark anomalies (far from the recent "
+        "windows); hollow grey points are partial windows, still filling, never anomalies."
     )
+    span = charts.shared_x_range(series)
+    when = f"Window (start of each {per.split(' ')[0]})"
     goal = settings.goal
     if goal is not None and series["goal_value"].notna().any():
         st.plotly_chart(
@@ -166,9 +172,13 @@ def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
                 series,
                 "window",
                 "goal_value",
-                f"{goal.metric} per window (goal {goal.operator} {goal.target:.3g})",
+                f"{goal.label} per window (goal: {goal.statement()})",
                 threshold=goal.target,
                 anomalies_col="goal_value_anomaly",
+                x_title=when,
+                y_title=goal.label,
+                partial_col="partial",
+                x_range=span,
             ),
             key="chart_goal",
         )
@@ -177,15 +187,28 @@ def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
             series,
             "window",
             "drift_share",
-            "Share of drifted features",
+            "Share of features that drifted",
             threshold=settings.drift.dataset_drift_share,
             anomalies_col="drift_share_anomaly",
+            x_title=when,
+            y_title="Features drifted (% of features)",
+            partial_col="partial",
+            x_range=span,
+            percent=True,
         ),
         key="chart_drift_share",
     )
     st.plotly_chart(
         charts.time_series(
-            series, "window", "n_rows", "Rows per window", anomalies_col="n_rows_anomaly"
+            series,
+            "window",
+            "n_rows",
+            "Predictions per window",
+            anomalies_col="n_rows_anomaly",
+            x_title=when,
+            y_title=f"Predictions (rows per {per.split(' ')[0]})",
+            partial_col="partial",
+            x_range=span,
         ),
         key="chart_rows",
     )
@@ -193,12 +216,18 @@ def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
 
 def _drift(bundle: PageData, data: monitoring.MonitoringData) -> None:
     drift = bundle.drift
-    st.plotly_chart(charts.drift_heatmap(drift), key="chart_heatmap")
+    st.plotly_chart(charts.drift_heatmap(drift, sorted(data.partial)), key="chart_heatmap")
     windows = sorted(data.windows)
     features = [*data.profile.features]
     left, right = st.columns(2)
-    feature = left.selectbox("Feature", features, key="mon_feature")
-    window = right.selectbox("Window", windows, index=len(windows) - 1, key="mon_window")
+    feature = left.selectbox("Feature", features, key="mon_feature", format_func=column_label)
+    window = right.selectbox(
+        "Window",
+        windows,
+        index=len(windows) - 1,
+        key="mon_window",
+        format_func=lambda w: f"{w} (partial)" if w in data.partial else str(w),
+    )
     try:
         dist = monitoring.distribution(data, feature, window)
     except QuorumError as error:
@@ -206,31 +235,86 @@ def _drift(bundle: PageData, data: monitoring.MonitoringData) -> None:
         return
     st.plotly_chart(
         charts.distribution_compare(
-            dist.bins, dist.reference, dist.current, f"{feature}: reference vs {window}"
+            dist.bins,
+            dist.reference,
+            dist.current,
+            f"{column_label(feature)}: reference data against the window of {window}",
         ),
         key="chart_distribution",
     )
     if dist.drift is not None:
         d = dist.drift
         st.text(
-            f"{d.test}: {d.value:.4g} (threshold {d.threshold:.4g}) -> "
+            f"{TEST_LABELS.get(d.test, d.test)}: {format_statistic(d.test, d.value)} "
+            f"(threshold {format_statistic(d.test, d.threshold)}) -> "
             f"{'drift' if d.drifted else 'no drift'}. Why this test: {d.reason}."
         )
     latest = drift[drift["window"] == window]
     st.dataframe(
-        latest[["feature", "test", "value", "threshold", "drifted", "reason"]],
+        pd.DataFrame(
+            {
+                "Feature": [column_label(f) for f in latest["feature"]],
+                "Test": [TEST_LABELS.get(t, t) for t in latest["test"]],
+                "Value": [
+                    format_statistic(t, v)
+                    for t, v in zip(latest["test"], latest["value"], strict=True)
+                ],
+                "Threshold": [
+                    format_statistic(t, v)
+                    for t, v in zip(latest["test"], latest["threshold"], strict=True)
+                ],
+                "Drift": ["drift" if d else "no drift" for d in latest["drifted"]],
+                "Why this test": latest["reason"].to_list(),
+            }
+        ),
         hide_index=True,
         width="stretch",
         key="table_drift",
     )
 
 
+COLUMN_WORDS = {
+    "window": "Window (start date)",
+    "feature": "Feature",
+    "kind": "Kind",
+    "n_rows": "Rows",
+    "n_labelled": "Rows with a label",
+    "source": "Measured or estimated",
+    "missing_rate": "Missing (share of rows)",
+    "reference_missing_rate": "Missing in the reference data",
+    "out_of_range_rate": "Outside the reference range",
+    "unseen_category_rate": "Categories never seen before",
+    "type_errors": "Values of the wrong type",
+    "duplicate_ids": "Repeated prediction ids",
+    "problems": "Problems",
+    "issues": "Issues",
+}
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column names in words (metric names by their labels, estimates marked), features
+    through `column_label`."""
+    words = dict(COLUMN_WORDS)
+    for column in frame.columns:
+        name = str(column)
+        if name.startswith("estimated_"):
+            words[name] = METRIC_LABELS.get(name.removeprefix("estimated_"), name) + " (estimated)"
+        elif name in METRIC_LABELS:
+            words[name] = METRIC_LABELS[name]
+    shown = frame.rename(columns=words)
+    if "Feature" in shown:
+        shown["Feature"] = [column_label(f) for f in shown["Feature"]]
+    return shown
+
+
 def _quality(bundle: PageData) -> None:
     quality = bundle.quality
     issues = quality.groupby("window")["issues"].first().reset_index()
-    st.dataframe(issues.sort_values("window", ascending=False), hide_index=True, key="q_issues")
     st.dataframe(
-        quality.sort_values(["window", "feature"], ascending=[False, True]),
+        _readable(issues.sort_values("window", ascending=False)), hide_index=True, key="q_issues"
+    )
+    st.dataframe(
+        _readable(quality.sort_values(["window", "feature"], ascending=[False, True])),
         hide_index=True,
         width="stretch",
         key="q_table",
@@ -251,19 +335,38 @@ def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
         metric = data.settings.goal.metric
     frame = perf.copy()
     target = data.settings.goal.target if data.settings.goal else None
+    label = METRIC_LABELS.get(metric, metric)
+    span = charts.shared_x_range(bundle.series, frame)
+    when = "Window (start date)"
     st.plotly_chart(
-        charts.time_series(frame, "window", metric, f"Realised {metric}", threshold=target),
+        charts.time_series(
+            frame,
+            "window",
+            metric,
+            f"{label} measured on labelled production data",
+            threshold=target,
+            x_title=when,
+            y_title=label,
+            x_range=span,
+        ),
         key="chart_realised",
     )
     estimated = f"estimated_{metric}"
     if estimated in frame and frame[estimated].notna().any():
         st.plotly_chart(
             charts.time_series(
-                frame, "window", estimated, f"Estimated {metric} (CBPE)", threshold=target
+                frame,
+                "window",
+                estimated,
+                f"{label} estimated from the model's scores (CBPE, before labels arrive)",
+                threshold=target,
+                x_title=when,
+                y_title=f"{label} (estimated)",
+                x_range=span,
             ),
             key="chart_estimated",
         )
-    st.dataframe(perf, hide_index=True, width="stretch", key="perf_table")
+    st.dataframe(_readable(perf), hide_index=True, width="stretch", key="perf_table")
 
 
 def _alerts(ctx: PageContext, model: str, env: str) -> None:

@@ -27,6 +27,7 @@ from core.errors import NotFound, PermissionDenied
 from core.models import Role, User
 from core.services import (
     audit_trail,
+    board,
     compare,
     compliance,
     deployments,
@@ -206,6 +207,7 @@ LISTINGS: list[tuple[str, Callable[[Database, Principal], list[str]]]] = [
     ),
     ("portfolio.model_names", lambda db, p: portfolio.model_names(db, p)),
     ("portfolio.portfolio", lambda db, p: [r.name for r in portfolio.portfolio(db, p).models]),
+    ("board.health_board", lambda db, p: [r.model for r in board.health_board(db, p)]),
     ("monitoring.monitored_models", lambda db, p: monitoring.monitored_models(db, p)),
     (
         "compliance.compliance_queue",
@@ -233,7 +235,12 @@ def test_listings_hold_only_visible_models(
     for model in (OWN, OTHER):
         if actor_name not in SEES[model]:
             assert model not in listed, f"{name} shows {model} to {actor_name}"
-    if name in ("registry.list_models", "portfolio.model_names", "portfolio.portfolio"):
+    if name in (
+        "registry.list_models",
+        "portfolio.model_names",
+        "portfolio.portfolio",
+        "board.health_board",
+    ):
         assert listed == {m for m in (OWN, OTHER) if actor_name in SEES[m]}
     if actor_name == "nora":
         assert listed == set()

@@ -134,15 +134,18 @@ def _compare_signal(at: AppTest, number: int) -> None:
         or "nothing to compare" in shown
         or "only one version" in shown
         or "no evaluation to compare on" in shown
+        or "has not been computed yet" in shown
     ), "the comparison neither drew nor explained itself"
     if f"**v{number} (candidate) against" not in shown:
         return
-    (table,) = [df.value for df in at.dataframe if "Verdict" in df.value.columns]
-    assert len(table) > 0
-    for change, verdict in zip(table["Change"], table["Verdict"], strict=True):
-        assert verdict in ("better", "worse", "same", "—"), verdict
-        assert (f"({verdict}" in change) == (verdict in ("better", "worse")), (change, verdict)
-        assert "▲" not in change and "▼" not in change
+    tables = [df.value for df in at.dataframe if "Verdict" in df.value.columns]
+    assert 1 <= len(tables) <= 2, "one table per kind of data: evaluation, production"
+    for table in tables:
+        assert len(table) > 0
+        for change, verdict in zip(table["Change"], table["Verdict"], strict=True):
+            assert verdict in ("better", "worse", "same", "—"), verdict
+            assert (f"({verdict}" in change) == (verdict in ("better", "worse")), (change, verdict)
+            assert "▲" not in change and "▼" not in change
 
 
 def models_page(at: AppTest, stop: Stop) -> None:

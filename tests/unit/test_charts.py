@@ -160,16 +160,17 @@ def test_drift_heatmap():
         {
             "window": ["w1", "w1", "w2", "w2"],
             "feature": ["age", "<script>x</script>", "age", "<script>x</script>"],
+            "test": ["ks", "psi", "ks", "psi"],
             "value": [0.01, 0.3, 0.02, 0.5],
-            "drifted": [False, True, False, True],
+            "threshold": [0.05, 0.1, 0.05, 0.1],
+            "drifted": [True, True, True, True],
         }
     )
     fig = charts.drift_heatmap(frame)
-    assert trace_summary(fig) == [("Heatmap", "Drift score"), ("Scatter", "Drifted")]
+    assert trace_summary(fig) == [("Heatmap", "Drift")]
     assert np.asarray(fig.data[0].z).shape == (2, 2)
-    assert "&lt;script&gt;x&lt;/script&gt;" in list(fig.data[0].y)
-    assert len(fig.data[1].x) == 2
-    assert all("<script>" not in str(y) for y in fig.data[1].y)
+    assert "&lt;script&gt;x&lt;/script&gt; (PSI)" in list(fig.data[0].y)
+    assert all("<script>" not in str(y) for y in fig.data[0].y)
 
 
 def test_distribution_compare_bins_and_categories():

@@ -49,6 +49,8 @@ from core.services.monitoring.common import (
 from core.services.monitoring.status import (
     WindowStatus,
     _all_windows,
+    data_until,
+    partial_days,
     series_frame,
     window_status,
 )
@@ -207,8 +209,12 @@ def evaluate_windows(
     active = _active_incidents(session, target)
     since = min([min(touched), *(_last_window(a) for a in active.values())])
     first = max(bisect.bisect_left(days, since) - ANOMALY_HISTORY, 0)
+    partial = partial_days(
+        days[first:], target.settings, data_until(session, target.model.id or 0, target.environment)
+    )
     statuses = [
-        window_status(target.profile, target.settings, day, windows[day]) for day in days[first:]
+        window_status(target.profile, target.settings, day, windows[day], partial=day in partial)
+        for day in days[first:]
     ]
     anomalies = _anomaly_crossings(statuses, target.settings)
     wanted = set(touched)

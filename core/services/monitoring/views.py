@@ -52,6 +52,8 @@ from core.services.monitoring.common import (
 from core.services.monitoring.status import (
     WindowStatus,
     _all_windows,
+    data_until,
+    partial_days,
     series_frame,
     window_status,
 )
@@ -85,10 +87,16 @@ class MonitoringData:
     settings: MonitoringSettings
     windows: dict[date, WindowAggregate]
     decision_threshold: float | None = None  # the version's, for the class metrics it scores
+    data_until: date | None = None  # the day of the latest prediction ingested
 
     @property
     def empty(self) -> bool:
         return not self.windows
+
+    @property
+    def partial(self) -> set[date]:
+        """Windows still filling: shown, marked partial, never flagged as anomalies."""
+        return partial_days(sorted(self.windows), self.settings, self.data_until)
 
 
 def monitored_models(db: Database, actor: Principal) -> list[str]:
@@ -154,6 +162,7 @@ def monitoring_data(
         chosen = _monitored_version(session, model, env, version)
         target = _target_for(session, model, chosen, env)
         windows = _all_windows(session, target)
+        until = data_until(session, model.id or 0, env)
     return MonitoringData(
         model=model.name,
         task=model.task,
@@ -164,6 +173,7 @@ def monitoring_data(
         settings=target.settings,
         windows=windows,
         decision_threshold=chosen.decision_threshold,
+        data_until=until,
     )
 
 
@@ -221,8 +231,10 @@ def performance_results(data: MonitoringData) -> pd.DataFrame:
 
 
 def statuses(data: MonitoringData) -> list[WindowStatus]:
+    partial = data.partial
     return [
-        window_status(data.profile, data.settings, day, agg) for day, agg in data.windows.items()
+        window_status(data.profile, data.settings, day, agg, partial=day in partial)
+        for day, agg in data.windows.items()
     ]
 
 
@@ -480,8 +492,9 @@ def _drift_lines(state: WindowStatus) -> list[str]:
     return lines
 
 
-def health_card(data: MonitoringData) -> HealthCard:
-    """Healthy / at risk / failing in plain words, for people who do not read charts."""
+def health_card(data: MonitoringData, states: list[WindowStatus] | None = None) -> HealthCard:
+    """Healthy / at risk / failing in plain words, for people who do not read charts
+    (`states`: the windows' statuses when the caller has them already)."""
     if data.empty:
         return HealthCard(
             data.model,
@@ -495,7 +508,7 @@ def health_card(data: MonitoringData) -> HealthCard:
             [],
             None,
         )
-    states = statuses(data)
+    states = states if states is not None else statuses(data)
     latest = states[-1]
     since = latest.window
     for state in reversed(states):
