@@ -14,7 +14,17 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from core.api import audit, compliance, deployments, models, monitoring, reviews, users, versions
+from core.api import (
+    audit,
+    compliance,
+    deployments,
+    models,
+    monitoring,
+    reviews,
+    session,
+    users,
+    versions,
+)
 from core.api.limits import BodyLimit
 from core.api.problems import install
 from core.artifacts import ArtifactStore, default_store
@@ -48,6 +58,7 @@ def create_app(
     install(app)
     for router in (users, models, versions, reviews, deployments, monitoring, compliance, audit):
         app.include_router(router.router)
+    app.include_router(session.router)
     app.mount(ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="assets")
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_mb * 1024 * 1024)
