@@ -24,6 +24,22 @@ COOKIE_READ_KEY = "quorum_demo_cookie_read"
 COOKIE_PENDING_KEY = "quorum_demo_cookie_pending"
 COOKIE_REFUSED_KEY = "quorum_demo_cookie_refused"
 SESSION_ENDPOINT = "/api/v1/session/demo"
+# On a phone the sidebar covers the page. Streamlit folds it after a click in its own page
+# list, but not after a click on an st.page_link, which is how our sidebar lists the pages a
+# person may open: this fixed script (no user content) folds it on narrow screens.
+FOLD_SIDEBAR_ON_PHONE = """<script>
+if (!window.__quorumFoldSidebar) {
+  window.__quorumFoldSidebar = true;
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest('[data-testid="stSidebar"] a[data-testid="stPageLink-NavLink"]');
+    if (!link || !window.matchMedia("(max-width: 768px)").matches) return;
+    setTimeout(() => {
+      const fold = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+      if (fold) fold.click();
+    }, 0);
+  }, true);
+}
+</script>"""
 
 
 @dataclass(frozen=True)
@@ -242,6 +258,7 @@ def _sidebar(principal: Principal, settings: Settings) -> None:
             st.caption("Demo mode")
         if st.button("Sign out", key="sign_out", icon=":material/logout:"):
             sign_out()
+        st.html(FOLD_SIDEBAR_ON_PHONE, unsafe_allow_javascript=True)
 
 
 def fail(error: QuorumError) -> None:
