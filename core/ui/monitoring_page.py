@@ -3,6 +3,7 @@ retraining and uploads. Everything drawn comes from the stored window aggregates
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -63,6 +64,15 @@ def _page_data(url: str, model: str, env: str, fingerprint: tuple[Any, ...]) -> 
     )
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _drawn(key: tuple[Any, ...], _build: Callable[[], Any]) -> Any:
+    """A figure (or a distribution) built once per stored state and shared across reruns and
+    people: `key` holds the store, model, environment and data fingerprint (so new data builds
+    it again) and what is drawn. Building Plotly figures was half of this page's render time.
+    The object is shared: nothing may change it after it is built."""
+    return _build()
+
+
 def render(ctx: PageContext) -> None:
     names = monitoring.monitored_models(ctx.db, ctx.principal)
     if not names:
@@ -106,14 +116,15 @@ def render(ctx: PageContext) -> None:
     tabs = widgets.tabs(
         ["Over time", "Drift", "Data quality", "Performance", "Alerts", "Upload"], key="mon_tab"
     )
+    state = (ctx.db.url, model, env, fingerprint)
     with tabs[0]:
-        _over_time(bundle, data)
+        _over_time(bundle, data, state)
     with tabs[1]:
-        _drift(bundle, data)
+        _drift(bundle, data, state)
     with tabs[2]:
         _quality(bundle)
     with tabs[3]:
-        _performance(bundle, data)
+        _performance(bundle, data, state)
     with tabs[4]:
         _alerts(ctx, model, env)
     with tabs[5]:
@@ -139,7 +150,7 @@ def _health(card: monitoring.HealthCard) -> None:
             st.caption(f"Latest window ({card.last_window}): " + " ".join(card.drift))
 
 
-def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
+def _over_time(bundle: PageData, data: monitoring.MonitoringData, state: tuple[Any, ...]) -> None:
     series, settings = bundle.series, data.settings
     st.caption(
         f"One point per window ({monitoring.WINDOWS[settings.window]}); diamonds mark anomalies "
@@ -148,51 +159,68 @@ def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
     goal = settings.goal
     if goal is not None and series["goal_value"].notna().any():
         st.plotly_chart(
-            charts.time_series(
-                series,
-                "window",
-                "goal_value",
-                f"{goal.metric} per window (goal {goal.operator} {goal.target:.3g})",
-                threshold=goal.target,
-                anomalies_col="goal_value_anomaly",
+            _drawn(
+                (*state, "goal"),
+                lambda: charts.time_series(
+                    series,
+                    "window",
+                    "goal_value",
+                    f"{goal.metric} per window (goal {goal.operator} {goal.target:.3g})",
+                    threshold=goal.target,
+                    anomalies_col="goal_value_anomaly",
+                ),
             ),
             key="chart_goal",
         )
     st.plotly_chart(
-        charts.time_series(
-            series,
-            "window",
-            "drift_share",
-            "Share of drifted features",
-            threshold=settings.drift.dataset_drift_share,
-            anomalies_col="drift_share_anomaly",
+        _drawn(
+            (*state, "drift_share"),
+            lambda: charts.time_series(
+                series,
+                "window",
+                "drift_share",
+                "Share of drifted features",
+                threshold=settings.drift.dataset_drift_share,
+                anomalies_col="drift_share_anomaly",
+            ),
         ),
         key="chart_drift_share",
     )
     st.plotly_chart(
-        charts.time_series(
-            series, "window", "n_rows", "Rows per window", anomalies_col="n_rows_anomaly"
+        _drawn(
+            (*state, "rows"),
+            lambda: charts.time_series(
+                series, "window", "n_rows", "Rows per window", anomalies_col="n_rows_anomaly"
+            ),
         ),
         key="chart_rows",
     )
 
 
-def _drift(bundle: PageData, data: monitoring.MonitoringData) -> None:
+def _drift(bundle: PageData, data: monitoring.MonitoringData, state: tuple[Any, ...]) -> None:
     drift = bundle.drift
-    st.plotly_chart(charts.drift_heatmap(drift), key="chart_heatmap")
+    st.plotly_chart(
+        _drawn((*state, "heatmap"), lambda: charts.drift_heatmap(drift)), key="chart_heatmap"
+    )
     windows = sorted(data.windows)
     features = [*data.profile.features]
     left, right = st.columns(2)
     feature = left.selectbox("Feature", features, key="mon_feature")
     window = right.selectbox("Window", windows, index=len(windows) - 1, key="mon_window")
     try:
-        dist = monitoring.distribution(data, feature, window)
+        dist = _drawn(
+            (*state, "distribution", feature, window),
+            lambda: monitoring.distribution(data, feature, window),
+        )
     except QuorumError as error:
         fail(error)
         return
     st.plotly_chart(
-        charts.distribution_compare(
-            dist.bins, dist.reference, dist.current, f"{feature}: reference vs {window}"
+        _drawn(
+            (*state, "distribution chart", feature, window),
+            lambda: charts.distribution_compare(
+                dist.bins, dist.reference, dist.current, f"{feature}: reference vs {window}"
+            ),
         ),
         key="chart_distribution",
     )
@@ -223,7 +251,7 @@ def _quality(bundle: PageData) -> None:
     )
 
 
-def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
+def _performance(bundle: PageData, data: monitoring.MonitoringData, state: tuple[Any, ...]) -> None:
     perf = bundle.performance
     st.caption(f"Goal: {data.goal_description}")
     regression = data.task == "regression"
@@ -233,14 +261,22 @@ def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
     frame = perf.copy()
     target = data.settings.goal.target if data.settings.goal else None
     st.plotly_chart(
-        charts.time_series(frame, "window", metric, f"Realised {metric}", threshold=target),
+        _drawn(
+            (*state, "realised", metric),
+            lambda: charts.time_series(
+                frame, "window", metric, f"Realised {metric}", threshold=target
+            ),
+        ),
         key="chart_realised",
     )
     estimated = f"estimated_{metric}"
     if estimated in frame and frame[estimated].notna().any():
         st.plotly_chart(
-            charts.time_series(
-                frame, "window", estimated, f"Estimated {metric} (CBPE)", threshold=target
+            _drawn(
+                (*state, "estimated", metric),
+                lambda: charts.time_series(
+                    frame, "window", estimated, f"Estimated {metric} (CBPE)", threshold=target
+                ),
             ),
             key="chart_estimated",
         )
