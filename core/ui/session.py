@@ -144,7 +144,7 @@ def _from_demo_cookie(db: Database, settings: Settings) -> Principal | None:
         return None
     st.session_state[COOKIE_READ_KEY] = True
     value = st.context.cookies.get(demo_session.COOKIE)
-    if not value:
+    if not isinstance(value, str) or not value:  # AppTest's context holds no real cookies
         return None
     try:
         principal = demo_session.principal(db, settings, value)
