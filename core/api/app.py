@@ -22,6 +22,7 @@ from core.api import (
     models,
     monitoring,
     reviews,
+    session,
     users,
     versions,
 )
@@ -68,6 +69,7 @@ def create_app(
         audit,
     ):
         app.include_router(router.router)
+    app.include_router(session.router)
     app.mount(ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="assets")
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_mb * 1024 * 1024)

@@ -238,15 +238,15 @@ def portfolio_section(data: pf.Portfolio, rows: list[board.BoardRow] | None = No
     elif data.models:
         frame = pd.DataFrame(
             [
-                {
+                {  # State and Live first: on a phone only the first columns fit the screen
                     "Model": m.name,
-                    "Team": m.team,
-                    "Owner": m.owner,
-                    "Risk": m.risk_tier,
-                    "Latest version": m.latest_version,
                     "State": m.latest_state,
                     "Live": ", ".join(f"{env}: v{n}" for env, n in sorted(m.live.items()))
                     or "not deployed",
+                    "Latest version": m.latest_version,
+                    "Risk": m.risk_tier,
+                    "Team": m.team,
+                    "Owner": m.owner,
                 }
                 for m in data.models
             ]

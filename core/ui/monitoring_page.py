@@ -3,6 +3,7 @@ retraining and uploads. Everything drawn comes from the stored window aggregates
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -79,6 +80,15 @@ def _revalidation(ctx: PageContext, model: str) -> None:
         badge(status)
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _drawn(key: tuple[Any, ...], _build: Callable[[], Any]) -> Any:
+    """A figure (or a distribution) built once per stored state and shared across reruns and
+    people: `key` holds the store, model, environment and data fingerprint (so new data builds
+    it again) and what is drawn. Building Plotly figures was half of this page's render time.
+    The object is shared: nothing may change it after it is built."""
+    return _build()
+
+
 def render(ctx: PageContext) -> None:
     names = monitoring.monitored_models(ctx.db, ctx.principal)
     if not names:
@@ -123,14 +133,15 @@ def render(ctx: PageContext) -> None:
     tabs = widgets.tabs(
         ["Over time", "Drift", "Data quality", "Performance", "Alerts", "Upload"], key="mon_tab"
     )
+    state = (ctx.db.url, model, env, fingerprint)
     with tabs[0]:
-        _over_time(bundle, data)
+        _over_time(bundle, data, state)
     with tabs[1]:
-        _drift(bundle, data)
+        _drift(bundle, data, state)
     with tabs[2]:
         _quality(bundle)
     with tabs[3]:
-        _performance(bundle, data)
+        _performance(bundle, data, state)
     with tabs[4]:
         _alerts(ctx, model, env)
     with tabs[5]:
@@ -156,7 +167,7 @@ def _health(card: monitoring.HealthCard) -> None:
             st.caption(f"Latest window ({card.last_window}): " + " ".join(card.drift))
 
 
-def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
+def _over_time(bundle: PageData, data: monitoring.MonitoringData, state: tuple[Any, ...]) -> None:
     series, settings = bundle.series, data.settings
     per = monitoring.WINDOWS[settings.window]
     st.caption(
@@ -168,55 +179,67 @@ def _over_time(bundle: PageData, data: monitoring.MonitoringData) -> None:
     goal = settings.goal
     if goal is not None and series["goal_value"].notna().any():
         st.plotly_chart(
-            charts.time_series(
-                series,
-                "window",
-                "goal_value",
-                f"{goal.label} per window (goal: {goal.statement()})",
-                threshold=goal.target,
-                anomalies_col="goal_value_anomaly",
-                x_title=when,
-                y_title=goal.label,
-                partial_col="partial",
-                x_range=span,
+            _drawn(
+                (*state, "goal"),
+                lambda: charts.time_series(
+                    series,
+                    "window",
+                    "goal_value",
+                    f"{goal.label} per window (goal: {goal.statement()})",
+                    threshold=goal.target,
+                    anomalies_col="goal_value_anomaly",
+                    x_title=when,
+                    y_title=goal.label,
+                    partial_col="partial",
+                    x_range=span,
+                ),
             ),
             key="chart_goal",
         )
     st.plotly_chart(
-        charts.time_series(
-            series,
-            "window",
-            "drift_share",
-            "Share of features that drifted",
-            threshold=settings.drift.dataset_drift_share,
-            anomalies_col="drift_share_anomaly",
-            x_title=when,
-            y_title="Features drifted (% of features)",
-            partial_col="partial",
-            x_range=span,
-            percent=True,
+        _drawn(
+            (*state, "drift_share"),
+            lambda: charts.time_series(
+                series,
+                "window",
+                "drift_share",
+                "Share of features that drifted",
+                threshold=settings.drift.dataset_drift_share,
+                anomalies_col="drift_share_anomaly",
+                x_title=when,
+                y_title="Features drifted (% of features)",
+                partial_col="partial",
+                x_range=span,
+                percent=True,
+            ),
         ),
         key="chart_drift_share",
     )
     st.plotly_chart(
-        charts.time_series(
-            series,
-            "window",
-            "n_rows",
-            "Predictions per window",
-            anomalies_col="n_rows_anomaly",
-            x_title=when,
-            y_title=f"Predictions (rows per {per.split(' ')[0]})",
-            partial_col="partial",
-            x_range=span,
+        _drawn(
+            (*state, "rows"),
+            lambda: charts.time_series(
+                series,
+                "window",
+                "n_rows",
+                "Predictions per window",
+                anomalies_col="n_rows_anomaly",
+                x_title=when,
+                y_title=f"Predictions (rows per {per.split(' ')[0]})",
+                partial_col="partial",
+                x_range=span,
+            ),
         ),
         key="chart_rows",
     )
 
 
-def _drift(bundle: PageData, data: monitoring.MonitoringData) -> None:
+def _drift(bundle: PageData, data: monitoring.MonitoringData, state: tuple[Any, ...]) -> None:
     drift = bundle.drift
-    st.plotly_chart(charts.drift_heatmap(drift, sorted(data.partial)), key="chart_heatmap")
+    st.plotly_chart(
+        _drawn((*state, "heatmap"), lambda: charts.drift_heatmap(drift, sorted(data.partial))),
+        key="chart_heatmap",
+    )
     windows = sorted(data.windows)
     features = [*data.profile.features]
     left, right = st.columns(2)
@@ -229,16 +252,22 @@ def _drift(bundle: PageData, data: monitoring.MonitoringData) -> None:
         format_func=lambda w: f"{w} (partial)" if w in data.partial else str(w),
     )
     try:
-        dist = monitoring.distribution(data, feature, window)
+        dist = _drawn(
+            (*state, "distribution", feature, window),
+            lambda: monitoring.distribution(data, feature, window),
+        )
     except QuorumError as error:
         fail(error)
         return
     st.plotly_chart(
-        charts.distribution_compare(
-            dist.bins,
-            dist.reference,
-            dist.current,
-            f"{column_label(feature)}: reference data against the window of {window}",
+        _drawn(
+            (*state, "distribution chart", feature, window),
+            lambda: charts.distribution_compare(
+                dist.bins,
+                dist.reference,
+                dist.current,
+                f"{column_label(feature)}: reference data against the window of {window}",
+            ),
         ),
         key="chart_distribution",
     )
@@ -321,7 +350,7 @@ def _quality(bundle: PageData) -> None:
     )
 
 
-def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
+def _performance(bundle: PageData, data: monitoring.MonitoringData, state: tuple[Any, ...]) -> None:
     perf = bundle.performance
     at = data.decision_threshold
     st.caption(
@@ -339,30 +368,36 @@ def _performance(bundle: PageData, data: monitoring.MonitoringData) -> None:
     span = charts.shared_x_range(bundle.series, frame)
     when = "Window (start date)"
     st.plotly_chart(
-        charts.time_series(
-            frame,
-            "window",
-            metric,
-            f"{label} measured on labelled production data",
-            threshold=target,
-            x_title=when,
-            y_title=label,
-            x_range=span,
+        _drawn(
+            (*state, "realised", metric),
+            lambda: charts.time_series(
+                frame,
+                "window",
+                metric,
+                f"{label} measured on labelled production data",
+                threshold=target,
+                x_title=when,
+                y_title=label,
+                x_range=span,
+            ),
         ),
         key="chart_realised",
     )
     estimated = f"estimated_{metric}"
     if estimated in frame and frame[estimated].notna().any():
         st.plotly_chart(
-            charts.time_series(
-                frame,
-                "window",
-                estimated,
-                f"{label} estimated from the model's scores (CBPE, before labels arrive)",
-                threshold=target,
-                x_title=when,
-                y_title=f"{label} (estimated)",
-                x_range=span,
+            _drawn(
+                (*state, "estimated", metric),
+                lambda: charts.time_series(
+                    frame,
+                    "window",
+                    estimated,
+                    f"{label} estimated from the model's scores (CBPE, before labels arrive)",
+                    threshold=target,
+                    x_title=when,
+                    y_title=f"{label} (estimated)",
+                    x_range=span,
+                ),
             ),
             key="chart_estimated",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,11 +13,33 @@ from core.config import Settings, get_settings
 from core.db import Database
 from core.errors import ConfigurationError, NotFound, QuorumError
 from core.models import ROLE_LABELS, Role
-from core.services import users
+from core.services import demo_session, users
 from core.ui.nav import spec_for, visible_pages
 
 USER_KEY = "quorum_user_id"
 FLASH_KEY = "quorum_flash"
+# The demo session cookie: read at most once per Streamlit session (and never after sign-out);
+# a pending "set"/"clear" is sent to the API by the browser on the next run.
+COOKIE_READ_KEY = "quorum_demo_cookie_read"
+COOKIE_PENDING_KEY = "quorum_demo_cookie_pending"
+COOKIE_REFUSED_KEY = "quorum_demo_cookie_refused"
+SESSION_ENDPOINT = "/api/v1/session/demo"
+# On a phone the sidebar covers the page. Streamlit folds it after a click in its own page
+# list, but not after a click on an st.page_link, which is how our sidebar lists the pages a
+# person may open: this fixed script (no user content) folds it on narrow screens.
+FOLD_SIDEBAR_ON_PHONE = """<script>
+if (!window.__quorumFoldSidebar) {
+  window.__quorumFoldSidebar = true;
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest('[data-testid="stSidebar"] a[data-testid="stPageLink-NavLink"]');
+    if (!link || !window.matchMedia("(max-width: 768px)").matches) return;
+    setTimeout(() => {
+      const fold = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+      if (fold) fold.click();
+    }, 0);
+  }, true);
+}
+</script>"""
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,7 @@ def page(path: str, *, layout: Literal["centered", "wide"] = "wide") -> PageCont
     if settings.scheduler:
         _scheduler(settings.database_url)
     principal = _signed_in(db, settings)
+    _send_demo_cookie()
     if principal is None:
         _sign_in_screen(db, settings)
         st.stop()
@@ -94,7 +118,7 @@ def _signed_in(db: Database, settings: Settings) -> Principal | None:
     if settings.demo_login:
         user_id = st.session_state.get(USER_KEY)
         if user_id is None:
-            return None
+            return _from_demo_cookie(db, settings)
         try:
             return users.principal_by_id(db, int(user_id))
         except NotFound:
@@ -114,6 +138,43 @@ def _signed_in(db: Database, settings: Settings) -> Principal | None:
     return users.principal_by_id(db, int(st.session_state[USER_KEY]))
 
 
+def _from_demo_cookie(db: Database, settings: Settings) -> Principal | None:
+    """Sign in again the demo user of a cookie this server set (reload, deep link, new tab)."""
+    if st.session_state.get(COOKIE_READ_KEY):
+        return None
+    st.session_state[COOKIE_READ_KEY] = True
+    value = st.context.cookies.get(demo_session.COOKIE)
+    if not isinstance(value, str) or not value:  # AppTest's context holds no real cookies
+        return None
+    try:
+        principal = demo_session.principal(db, settings, value)
+    except demo_session.DemoSessionRefused as refused:
+        st.session_state[COOKIE_REFUSED_KEY] = refused.user_message
+        st.session_state[COOKIE_PENDING_KEY] = None
+        return None
+    st.session_state[USER_KEY] = principal.user_id
+    return principal
+
+
+def _send_demo_cookie() -> None:
+    """Ask the browser to have the API set (or clear) the demo session cookie.
+
+    The pages talk over a websocket, which cannot set a cookie; the script below posts the
+    signed value (made by this server, never user content) to the API, whose answer sets it."""
+    if COOKIE_PENDING_KEY not in st.session_state:
+        return
+    value = st.session_state.pop(COOKIE_PENDING_KEY)
+    if value is None:
+        call = f'fetch("{SESSION_ENDPOINT}", {{method: "DELETE", credentials: "same-origin"}})'
+    else:
+        body = json.dumps(json.dumps({"value": value}))
+        call = (
+            f'fetch("{SESSION_ENDPOINT}", {{method: "POST", credentials: "same-origin", '
+            f'headers: {{"Content-Type": "application/json"}}, body: {body}}})'
+        )
+    st.html(f"<script>{call};</script>", unsafe_allow_javascript=True)
+
+
 def _sign_in_screen(db: Database, settings: Settings) -> None:
     st.title("Quorum")
     st.write(
@@ -121,12 +182,15 @@ def _sign_in_screen(db: Database, settings: Settings) -> None:
         "and prove who signed off on what."
     )
     if settings.demo_login:
-        _demo_sign_in(db)
+        refused = st.session_state.pop(COOKIE_REFUSED_KEY, None)
+        if refused:
+            st.error(refused, icon=":material/logout:")
+        _demo_sign_in(db, settings)
     else:
         _oidc_sign_in()
 
 
-def _demo_sign_in(db: Database) -> None:
+def _demo_sign_in(db: Database, settings: Settings) -> None:
     people = users.demo_users(db)
     if not people:
         st.error(
@@ -141,6 +205,8 @@ def _demo_sign_in(db: Database) -> None:
         cols[1].write(roles)
         if cols[2].button("Sign in", key=f"demo_sign_in_{user.id}", icon=":material/login:"):
             st.session_state[USER_KEY] = user.id
+            st.session_state[COOKIE_READ_KEY] = True
+            st.session_state[COOKIE_PENDING_KEY] = demo_session.issue(settings, user.id or 0)
             st.rerun()
 
 
@@ -167,6 +233,11 @@ def demo_banner() -> None:
 
 def sign_out() -> None:
     st.session_state.clear()
+    if get_settings().demo_login:
+        # this session's handshake still carries the cookie: do not read it again, and have
+        # the browser drop it so a reload stays signed out
+        st.session_state[COOKIE_READ_KEY] = True
+        st.session_state[COOKIE_PENDING_KEY] = None
     if not get_settings().demo_login and st.user.get("is_logged_in"):
         st.logout()  # redirects through the provider; a rerun here would drop that message
         return
@@ -187,6 +258,7 @@ def _sidebar(principal: Principal, settings: Settings) -> None:
             st.caption("Demo mode")
         if st.button("Sign out", key="sign_out", icon=":material/logout:"):
             sign_out()
+        st.html(FOLD_SIDEBAR_ON_PHONE, unsafe_allow_javascript=True)
 
 
 def fail(error: QuorumError) -> None:
