@@ -25,9 +25,7 @@ from core.models import (
     WindowAggregateRow,
     utcnow,
 )
-from core.monitoring.performance import (
-    as_labels,
-)
+from core.monitoring.performance import outcome_text
 from core.monitoring.windows import (
     SeenIds,
     WindowAggregate,
@@ -423,10 +421,7 @@ def _score_chunk(chunk: pd.DataFrame, box: Sandbox, features: dict[str, str], ta
 
 
 def _text(values: pd.Series, task: str) -> np.ndarray:
-    if task == Task.REGRESSION:
-        numbers = pd.to_numeric(values, errors="coerce")
-        return numbers.astype(str).to_numpy()
-    return np.asarray(as_labels(values), dtype=object)
+    return outcome_text(values, task == Task.REGRESSION)
 
 
 def _nullable_text(values: pd.Series, task: str) -> list[Any]:
@@ -552,8 +547,13 @@ def _window_json(agg: WindowAggregate) -> dict[str, Any]:
 
 
 def _store_windows(
-    session: Session, target: _Target, windows: Mapping[date, WindowAggregate]
+    session: Session,
+    target: _Target,
+    windows: Mapping[date, WindowAggregate],
+    *,
+    external: bool = False,
 ) -> None:
+    """Merge into the stored windows; `external` counts the rows as aggregated outside Quorum."""
     if not windows:
         return
     starts = [_as_datetime(day) for day in windows]
@@ -581,6 +581,7 @@ def _store_windows(
                     environment=target.environment,
                     window_start=_as_datetime(day),
                     n_rows=agg.n_rows,
+                    external_rows=agg.n_rows if external else 0,
                     data=_window_json(agg),
                     updated_at=now,
                 )
@@ -589,6 +590,7 @@ def _store_windows(
         merged = WindowAggregate.from_dict(row.data).merge(agg)
         row.data = _window_json(merged)
         row.n_rows = merged.n_rows
+        row.external_rows += agg.n_rows if external else 0
         row.updated_at = now
         row.row_version += 1
         session.add(row)

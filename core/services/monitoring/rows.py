@@ -119,12 +119,14 @@ def put_aggregates(
     files: ArtifactStore,
     batch: InferenceBatch,
     windows: dict[date, dict[str, Any]],
-) -> None:
+) -> list[str]:
     """Keep the aggregates of a batch built outside Quorum, one file per window, so that
     voiding another batch recomputes its windows with them."""
+    keys = []
     for part, (day, data) in enumerate(sorted(windows.items())):
         blob = json.dumps(data, sort_keys=True).encode()
         stored = files.put_at(file_key(batch, day, part, suffix="json"), blob)
+        keys.append(stored.key)
         session.add(
             BatchFile(
                 batch_id=batch.id or 0,
@@ -135,6 +137,7 @@ def put_aggregates(
             )
         )
     session.flush()
+    return keys
 
 
 def _insert_keys(
@@ -341,7 +344,7 @@ def remove_batch(session: Session, batch: InferenceBatch) -> tuple[pd.DataFrame,
     its files, to delete once the transaction commits (an orphan file is swept later; no row
     ever points at a missing file)."""
     table = PredictionKey.__table__  # type: ignore[attr-defined]
-    if batch.kind == "labels":
+    if batch.kind == "labels" and not batch.external:
         result = session.connection().execute(
             select(BatchFile.day, table.c.file_id)
             .join(BatchFile, col(BatchFile.id) == table.c.file_id)

@@ -52,6 +52,7 @@ from core.services.monitoring.common import (
 from core.services.monitoring.status import (
     WindowStatus,
     _all_windows,
+    _external_rows,
     series_frame,
     window_status,
 )
@@ -84,10 +85,25 @@ class MonitoringData:
     profile: ReferenceProfile
     settings: MonitoringSettings
     windows: dict[date, WindowAggregate]
+    external_rows: dict[date, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         return not self.windows
+
+    @property
+    def outside_note(self) -> str:
+        """Whether some windows were aggregated outside Quorum, in a sentence ("" if none)."""
+        if not self.external_rows:
+            return ""
+        days = sorted(self.external_rows)
+        rows = sum(self.external_rows.values())
+        span = f"{days[0]}" if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        return (
+            f"{len(days)} of {len(self.windows)} window(s) ({span}, {rows:,} rows) were "
+            "aggregated outside Quorum; Quorum did not see these rows, only their counts. "
+            "Voiding their batch removes them."
+        )
 
 
 def monitored_models(db: Database, actor: Principal) -> list[str]:
@@ -153,6 +169,7 @@ def monitoring_data(
         chosen = _monitored_version(session, model, env, version)
         target = _target_for(session, model, chosen, env)
         windows = _all_windows(session, target)
+        outside = _external_rows(session, target)
     return MonitoringData(
         model=model.name,
         task=model.task,
@@ -162,6 +179,7 @@ def monitoring_data(
         profile=target.profile,
         settings=target.settings,
         windows=windows,
+        external_rows=outside,
     )
 
 
