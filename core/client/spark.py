@@ -3,7 +3,7 @@ computes them (the same pure functions, run on each partition and merged), so th
 per-window aggregates travel to Quorum and the rows never leave the cluster.
 
     from pyspark.sql import SparkSession
-    from core.client import Client
+    from core.sdk import Client
     from core.client.spark import send_window_aggregates
 
     spark = SparkSession.builder.getOrCreate()
