@@ -59,7 +59,8 @@ class Sampler:
     """The peak and the samples of one process's resident memory, in MB."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.samples, self._stop = pid, [], threading.Event()
+        self.pid, self._stop = pid, threading.Event()
+        self.samples: list[float] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _rss(self) -> float:
