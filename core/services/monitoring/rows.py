@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -43,10 +44,12 @@ def store() -> ArtifactStore:
 
 
 def file_key(batch: InferenceBatch, day: date, part: int, suffix: str = "parquet") -> str:
+    """A key no other attempt can take: a rolled-back batch's id may be given again (SQLite),
+    and its leftover files must neither be overwritten nor deleted by the next batch."""
     env = _SAFE.sub("_", batch.environment)
     return (
         f"predictions/model={batch.model_id}/env={env}/day={day.isoformat()}/"
-        f"batch-{batch.id}-{part:05d}.{suffix}"
+        f"batch-{batch.id}-{part:05d}-{uuid.uuid4().hex[:12]}.{suffix}"
     )
 
 
