@@ -123,10 +123,10 @@ def main() -> None:
     deployments.promote(db, riley, MODEL, 1, SPARK_ENV, "benchmark")
     db.dispose()
     parts = _split(csv_path, PART_ROWS)
-    server.start()
-    assert server.process is not None
     client = Client(server.url, server.tokens["dana"])
     try:
+        server.start(timeout=900)  # a shared, loaded machine starts Streamlit slowly
+        assert server.process is not None
         if not args.skip_server:
             with Sampler(server.process.pid) as memory:
                 begin = time.perf_counter()

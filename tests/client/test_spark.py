@@ -43,6 +43,18 @@ def spark() -> Iterator[SparkSession]:
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuorumServer]:
+    """As the package's server, with a longer start-up allowance: this module also runs a JVM."""
+    quorum = QuorumServer(tmp_path_factory.mktemp("quorum-server"))
+    quorum.prepare()
+    try:
+        quorum.start(timeout=300)
+        yield quorum
+    finally:
+        quorum.stop()
+
+
+@pytest.fixture(scope="module")
 def people(server: QuorumServer) -> Iterator[dict[str, Client]]:
     clients = {who: Client(server.url, token) for who, token in server.tokens.items()}
     yield clients
