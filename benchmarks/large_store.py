@@ -19,19 +19,23 @@ the ORM. Cloned versions share the real version's artifact key.
 from __future__ import annotations
 
 import argparse
-import itertools
+import io
 import os
 import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import Connection, func, insert, select, text, update
+from sqlmodel import col
 
 from core import audit_anchor
 
@@ -41,12 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QUORUM_AUDIT_KEY", "large-store-benchmark-audit-key-0123456789")
 
 from core import audit, config, demo, migrate  # noqa: E402
+from core.artifacts import default_store  # noqa: E402
 from core.audit_format import KEYED, keyed_hash  # noqa: E402
 from core.audit_keys import mac_key  # noqa: E402
 from core.config import get_settings  # noqa: E402
 from core.db import Database  # noqa: E402
 from core.models import (  # noqa: E402
     AuditEvent,
+    BatchFile,
     Comment,
     Decision,
     Deployment,
@@ -55,7 +61,7 @@ from core.models import (  # noqa: E402
     MLModel,
     ModelVersion,
     Notification,
-    Prediction,
+    PredictionKey,
     RoleGrant,
     Team,
     User,
@@ -144,6 +150,7 @@ class Grower:
         self.rng = random.Random(seed)
         self.postgres = conn.dialect.name == "postgresql"
         self.now = utcnow()
+        self.store = default_store()
 
     def next_id(self, model: Any) -> int:
         return (
@@ -458,18 +465,10 @@ class Grower:
     # --- inference rows -----------------------------------------------------------------------
 
     def inference(self, live: list[dict[str, Any]], creator: int) -> tuple[int, int]:
+        """Cloned production rows as Quorum stores them: Parquet files per batch and day in the
+        artifact store, their file list and prediction-id index in SQL, and the windows."""
         tm, _, _ = self.template()
-        template_rows = self.conn.execute(
-            select(
-                Prediction.ts,
-                Prediction.prediction,
-                Prediction.score,
-                Prediction.label,
-                Prediction.features,
-            )
-            .where(Prediction.model_id == tm.id)
-            .order_by(Prediction.ts)
-        ).all()
+        template_rows = self._template_rows(tm.id or 0)
         windows = self.conn.execute(
             select(
                 WindowAggregateRow.window_start, WindowAggregateRow.n_rows, WindowAggregateRow.data
@@ -477,8 +476,8 @@ class Grower:
                 WindowAggregateRow.model_id == tm.id, WindowAggregateRow.environment == "production"
             )
         ).all()
-        wanted = self.sizes.rows - self.count(Prediction)
-        if not template_rows or not live or wanted <= 0:
+        wanted = self.sizes.rows - self.count(PredictionKey)
+        if template_rows.empty or not live or wanted <= 0:
             return 0, 0
         targets = live[: self.sizes.monitored_models]
         per_model = wanted // len(targets)
@@ -496,8 +495,8 @@ class Grower:
                     "file_sha256": f"{batch_id + k:064d}",
                     "filename": "bench.csv",
                     "n_rows": per_model,
-                    "window_start": template_rows[0].ts,
-                    "window_end": template_rows[-1].ts,
+                    "window_start": template_rows["timestamp"].min().to_pydatetime(),
+                    "window_end": template_rows["timestamp"].max().to_pydatetime(),
                     "created_by_id": creator,
                     "created_at": self.now,
                 }
@@ -519,61 +518,84 @@ class Grower:
         self.put(WindowAggregateRow, aggregates)
         total = 0
         for k, v in enumerate(targets):
-            rows = self._prediction_rows(batch_id + k, v, template_rows, per_model)
-            total += self._bulk_predictions(rows)
+            total += self._clone_rows(batch_id + k, v["model_id"], template_rows, per_model)
         return total, len(aggregates)
 
-    def _prediction_rows(
-        self, batch_id: int, version: dict[str, Any], template: list[Any], n: int
-    ) -> Iterator[tuple[Any, ...]]:
-        cycle = itertools.islice(itertools.cycle(template), n)
-        model_id, version_id = version["model_id"], version["id"]
-        for i, r in enumerate(cycle):
-            ts = (
-                r.ts
-                if self.postgres
-                else r.ts.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-            )
-            yield (
-                batch_id,
-                model_id,
-                version_id,
-                "production",
-                f"m{model_id}-{i}",
-                ts,
-                r.prediction,
-                r.score,
-                r.label,
-                r.features,
-            )
+    def _template_rows(self, model_id: int) -> pd.DataFrame:
+        """The template model's production rows from its Parquet files, labels attached."""
+        from core.services.monitoring import rows as stored_rows
 
-    def _bulk_predictions(self, rows: Iterator[tuple[Any, ...]]) -> int:
-        columns = (
-            "batch_id",
-            "model_id",
-            "version_id",
-            "environment",
-            "prediction_id",
-            "ts",
-            "prediction",
-            "score",
-            "label",
-            "features",
-        )
+        files = self.conn.execute(
+            select(BatchFile.id, BatchFile.key)
+            .join(InferenceBatch, col(InferenceBatch.id) == BatchFile.batch_id)
+            .where(InferenceBatch.model_id == model_id, InferenceBatch.environment == "production")
+        ).all()
+        parts = []
+        for file_id, key in files:
+            frame = stored_rows.read_file(self.store, key)
+            labels = dict(
+                self.conn.execute(
+                    select(PredictionKey.row, PredictionKey.label).where(
+                        PredictionKey.file_id == file_id
+                    )
+                ).all()
+            )
+            frame["label"] = [labels.get(i) for i in range(len(frame))]
+            parts.append(frame)
+        if not parts:
+            return pd.DataFrame()
+        return pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable")
+
+    def _clone_rows(self, batch_id: int, model_id: int, template: pd.DataFrame, n: int) -> int:
+        """`n` rows cycled from the template, one Parquet file per day, and their index rows."""
+        picked = template.iloc[np.arange(n) % len(template)].reset_index(drop=True)
+        picked["prediction_id"] = [f"m{model_id}-{i}" for i in range(n)]
+        labels = picked.pop("label")
+        days = picked["timestamp"].dt.tz_convert(None).dt.floor("D")
+        file_id = self.next_id(BatchFile)
+        files, keys = [], []
+        for part, (day, index) in enumerate(picked.groupby(days).groups.items()):
+            piece = picked.loc[index]
+            buffer = io.BytesIO()
+            pq.write_table(pa.Table.from_pandas(piece, preserve_index=False), buffer)
+            key = (
+                f"predictions/model={model_id}/env=production/day={pd.Timestamp(str(day)):%Y-%m-%d}/"
+                f"batch-{batch_id}-{part:05d}.parquet"
+            )
+            stored = self.store.put_at(key, buffer.getvalue())
+            files.append(
+                {
+                    "id": file_id + part,
+                    "batch_id": batch_id,
+                    "day": pd.Timestamp(str(day)).tz_localize("UTC").to_pydatetime(),
+                    "key": key,
+                    "n_rows": len(piece),
+                    "size": stored.size,
+                }
+            )
+            keys += [
+                (model_id, "production", pid, file_id + part, row, label)
+                for row, (pid, label) in enumerate(
+                    zip(piece["prediction_id"], labels.loc[index], strict=True)
+                )
+            ]
+        self.put(BatchFile, files)
+        return self._bulk_keys(keys)
+
+    def _bulk_keys(self, rows: list[tuple[Any, ...]]) -> int:
+        columns = ("model_id", "environment", "prediction_id", "file_id", "row", "label")
         cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        n = 0
         try:
             if self.postgres:
-                with cursor.copy(f"COPY prediction ({', '.join(columns)}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY prediction_key ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
-                        n += 1
-                return n
-            sql = f"INSERT INTO prediction ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            while chunk := list(itertools.islice(rows, BATCH)):
-                cursor.executemany(sql, chunk)
-                n += len(chunk)
-            return n
+                return len(rows)
+            marks = ", ".join("?" * len(columns))
+            sql = f"INSERT INTO prediction_key ({', '.join(columns)}) VALUES ({marks})"
+            for start in range(0, len(rows), BATCH):
+                cursor.executemany(sql, rows[start : start + BATCH])
+            return len(rows)
         finally:
             cursor.close()
 
@@ -592,7 +614,7 @@ class Grower:
             Deployment,
             AuditEvent,
             InferenceBatch,
-            Prediction,
+            BatchFile,
             WindowAggregateRow,
         ):
             name = table(model).name
@@ -656,7 +678,7 @@ def summary(url: str) -> dict[str, int]:
                 ModelVersion,
                 Evaluation,
                 AuditEvent,
-                Prediction,
+                PredictionKey,
                 WindowAggregateRow,
             )
         }

@@ -70,6 +70,15 @@ class ArtifactStore:
             self._put_local(key, data)
         return StoredArtifact(key, digest, len(data))
 
+    def put_at(self, key: str, data: bytes) -> StoredArtifact:
+        """Store under a key the caller chose (a partitioned path); an existing file is replaced."""
+        _check_key(key)
+        if self.remote:
+            self._put_remote(key, data)
+        else:
+            self._put_local(key, data)
+        return StoredArtifact(key, hashlib.sha256(data).hexdigest(), len(data))
+
     def _put_local(self, key: str, data: bytes) -> None:
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from core.artifacts import ArtifactEntry, ArtifactStore
 from core.auth import OPERATOR
 from core.db import Database
 from core.errors import InvalidInput
-from core.models import Evaluation, Evidence, ModelVersion, utcnow
+from core.models import BatchFile, Evaluation, Evidence, ModelVersion, utcnow
 
 DEFAULT_GRACE_SECONDS = 3600
 
@@ -84,6 +84,7 @@ def referenced_keys(session: Session) -> dict[str, list[tuple[str, int]]]:
         ("model_version", ModelVersion.id, ModelVersion.artifact_key),
         ("evaluation", Evaluation.id, Evaluation.dataset_key),
         ("evidence", Evidence.id, Evidence.document_key),
+        ("batch_file", BatchFile.id, BatchFile.key),
     )
     for table, id_column, key_column in sources:
         rows = session.exec(select(id_column, key_column).where(col(key_column).is_not(None)))

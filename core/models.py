@@ -481,26 +481,34 @@ class InferenceBatch(SQLModel, table=True):
     voided_at: datetime | None = None
     voided_by_id: int | None = Field(default=None, foreign_key="user.id")
     void_reason: str | None = Field(default=None, max_length=500)
+    external: bool = False
 
 
-class Prediction(SQLModel, table=True):
-    """One production prediction; its label may arrive later, joined by prediction id."""
+class BatchFile(SQLModel, table=True):
+    """One Parquet file of a batch's raw rows (one day of one chunk), or the aggregates a
+    batch built outside Quorum sent instead of rows; deleted with the batch when it is voided."""
 
-    __table_args__ = (
-        UniqueConstraint("model_id", "environment", "prediction_id", name="uq_prediction_id"),
-    )
+    __tablename__ = "batch_file"
     id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="inference_batch.id", index=True)
-    model_id: int = Field(foreign_key="ml_model.id")
-    version_id: int = Field(foreign_key="model_version.id")
-    environment: str = Field(max_length=40)
-    prediction_id: str = Field(max_length=120)
-    ts: datetime
-    prediction: str = Field(max_length=120)
-    score: float | None = None
+    day: datetime
+    key: str = Field(max_length=300)
+    n_rows: int = 0
+    size: int = 0
+
+
+class PredictionKey(SQLModel, table=True):
+    """Where one production prediction's row lives (file and position), and its label once it
+    arrives; the raw row itself is in the batch's Parquet file."""
+
+    __tablename__ = "prediction_key"
+    model_id: int = Field(primary_key=True)
+    environment: str = Field(primary_key=True, max_length=40)
+    prediction_id: str = Field(primary_key=True, max_length=120)
+    file_id: int = Field(index=True)
+    row: int
     label: str | None = Field(default=None, max_length=120)
-    label_batch_id: int | None = Field(default=None, foreign_key="inference_batch.id", index=True)
-    features: str = Field(sa_column=Column(Text, nullable=False))
+    label_batch_id: int | None = Field(default=None, index=True)
 
 
 class WindowAggregateRow(SQLModel, table=True):
@@ -516,6 +524,7 @@ class WindowAggregateRow(SQLModel, table=True):
     environment: str = Field(max_length=40)
     window_start: datetime
     n_rows: int = 0
+    external_rows: int = 0
     data: dict[str, Any] = json_column()
     updated_at: datetime = Field(default_factory=utcnow)
     row_version: int = Field(default=1)

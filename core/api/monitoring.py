@@ -20,6 +20,17 @@ class VoidBody(BaseModel):
     reason: str
 
 
+class WindowAggregates(BaseModel):
+    """Per-window aggregates computed outside Quorum on the version's reference profile."""
+
+    environment: str = "production"
+    version: int
+    profile_sha256: str
+    kind: Literal["predictions", "labels"] = "predictions"
+    name: str = "spark job"
+    windows: list[dict[str, Any]]
+
+
 class AlertStatus(BaseModel):
     status: Literal["acknowledged", "resolved"]
     note: str = ""
@@ -112,6 +123,39 @@ def void_model_batch(
     model: str, batch_id: int, body: VoidBody, caller: CallerDep
 ) -> dict[str, Any]:
     return _voided(monitoring.void_batch(caller.db, caller.principal, model, batch_id, body.reason))
+
+
+@router.get("/models/{model}/monitoring/reference")
+def reference(model: str, caller: CallerDep, environment: str = "production") -> dict[str, Any]:
+    """The live version's reference profile and window, for a job that aggregates elsewhere."""
+    return monitoring.reference(caller.db, caller.principal, model, environment).to_dict()
+
+
+@router.post("/models/{model}/aggregates", status_code=201)
+def ingest_aggregates(
+    model: str,
+    body: WindowAggregates,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Aggregates built outside Quorum (Spark); the same aggregates are stored once."""
+    fields = body.model_dump()
+    digest = request_hash(f"aggregates:{model}", fields, {})
+    sent = monitoring.Aggregates(
+        version=body.version,
+        profile_sha256=body.profile_sha256,
+        windows=body.windows,
+        kind=body.kind,
+        name=body.name,
+    )
+
+    def work() -> dict[str, Any]:
+        result = monitoring.ingest_aggregates(
+            caller.db, caller.principal, model, sent, env=body.environment
+        )
+        return _batch(result)
+
+    return run_once(caller, idempotency_key, digest, 201, work)
 
 
 @router.get("/models/{model}/monitoring/report")

@@ -359,6 +359,37 @@ class Client:
             progress=progress,
         )
 
+    def reference(self, model: str, env: str = "production") -> dict[str, Any]:
+        """The live version's reference profile, window and version, for a Spark job."""
+        return self.session.get(
+            path_of("models", model, "monitoring", "reference"), environment=env
+        )
+
+    def send_aggregates(
+        self,
+        model: str,
+        reference: dict[str, Any],
+        windows: list[dict[str, Any]],
+        *,
+        kind: str = "predictions",
+        name: str = "spark job",
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Send per-window aggregates computed outside Quorum (see core.client.spark)."""
+        body = {
+            "environment": reference["environment"],
+            "version": reference["version"],
+            "profile_sha256": reference["profile_sha256"],
+            "kind": kind,
+            "name": name,
+            "windows": windows,
+        }
+        return self.session.post(
+            path_of("models", model, "aggregates"),
+            body,
+            idempotency_key=idempotency_key or new_idempotency_key(),
+        )
+
     def report(
         self, model: str, env: str = "production", window: str | None = None
     ) -> dict[str, Any]:

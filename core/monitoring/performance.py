@@ -56,6 +56,15 @@ def as_labels(values: Any) -> np.ndarray:
     return series.astype(str).to_numpy()
 
 
+def outcome_text(values: Any, regression: bool) -> np.ndarray:
+    """Predictions or labels as stored and joined: numbers as text for a regressor, class
+    labels as text otherwise (shared by ingest and jobs that aggregate outside Quorum)."""
+    if regression:
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+        return numbers.astype(str).to_numpy()
+    return np.asarray(as_labels(values), dtype=object)
+
+
 def _check_task(task: str) -> None:
     if task not in TASKS:
         raise InvalidInput(f"Unknown task '{task}'. Use one of: {', '.join(TASKS)}.")

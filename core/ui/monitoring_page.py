@@ -127,6 +127,8 @@ def render(ctx: PageContext) -> None:
         _upload(ctx, model, env)
         return
     _health(bundle.card)
+    if data.outside_note:
+        st.info(data.outside_note, icon=":material/cloud:")
     if data.empty:
         _upload(ctx, model, env)
         return

@@ -282,7 +282,8 @@ def test_ingests_killed_at_random_points_leave_no_half_made_batch(
 ) -> None:
     if _ingest_function() is None:
         pytest.skip("core.services.monitoring.ingest does not exist yet; nothing to ingest into")
-    from core.models import InferenceBatch, Prediction
+    from core.artifacts import default_store
+    from core.models import BatchFile, InferenceBatch, PredictionKey
     from core.services import deployments, reviews
 
     dana = users.principal_by_email(store.db, DANA)
@@ -300,13 +301,18 @@ def test_ingests_killed_at_random_points_leave_no_half_made_batch(
         batches = session.exec(select(InferenceBatch)).all()
         counts = dict(
             session.exec(
-                select(Prediction.batch_id, func.count()).group_by(col(Prediction.batch_id))
+                select(BatchFile.batch_id, func.count())
+                .join(PredictionKey, col(PredictionKey.file_id) == BatchFile.id)
+                .group_by(col(BatchFile.batch_id))
             ).all()
         )
+        files = session.exec(select(BatchFile)).all()
         chain = audit_anchor.verify(session, get_settings())
     assert len(batches) >= finished > 0
     assert all(counts.get(b.id, 0) == b.n_rows for b in batches)
     assert set(counts) <= {b.id for b in batches}
+    files_of = default_store()  # the ingest writes raw rows to the configured store
+    assert all(files_of.exists(f.key) for f in files)  # no row points at a missing file
     assert chain.intact, chain.message
     assert_every_record_points_at_its_verified_file(store.db, store.artifacts)
     assert_sweep_removes_exactly_the_orphans(store.db, store.artifacts)

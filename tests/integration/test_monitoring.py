@@ -3,12 +3,14 @@ alerts and retraining tasks, retraining with lineage, permissions and the machin
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import skops.io as sio
 from sklearn.compose import ColumnTransformer
@@ -16,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import demo, modelfile
 from core.artifacts import default_store
@@ -26,10 +28,11 @@ from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.models import (
     Alert,
     AuditEvent,
+    BatchFile,
     InferenceBatch,
     ModelVersion,
     Notification,
-    Prediction,
+    PredictionKey,
     RetrainingTask,
     Role,
     WindowAggregateRow,
@@ -128,7 +131,7 @@ def _labels(frame: pd.DataFrame) -> bytes:
 
 
 def _counts(db: Database) -> dict[str, int]:
-    tables = (InferenceBatch, Prediction, WindowAggregateRow, Alert, RetrainingTask)
+    tables = (InferenceBatch, PredictionKey, WindowAggregateRow, Alert, RetrainingTask)
     with db.read() as session:
         return {t.__name__: session.exec(select(func.count()).select_from(t)).one() for t in tables}
 
@@ -190,7 +193,8 @@ def test_aggregates_equal_recomputation_and_labels_join(
     data = monitoring.monitoring_data(live, SYSTEM, MODEL, ENV)
     with live.read() as session:
         version = session.exec(select(ModelVersion)).one()
-        stored = session.exec(select(Prediction).limit(1)).one()
+        stored = session.exec(select(PredictionKey).limit(1)).one()
+        first_file = session.exec(select(BatchFile).limit(1)).one()
     estimator = modelfile.load_model_bytes(
         default_store().get(version.artifact_key, sha256=version.artifact_sha256)
     )
@@ -210,12 +214,16 @@ def test_aggregates_equal_recomputation_and_labels_join(
         assert stored_hist == expected_hist
         assert stored_window.cbpe == pytest.approx(window.cbpe)
         assert data.windows[day].n_rows == window.n_rows == 60
-    assert stored.label is None and '"region"' in stored.features
+    raw = pq.read_table(io.BytesIO(default_store().get(first_file.key))).to_pandas()
+    assert stored.label is None and "region" in raw.columns and len(raw) == first_file.n_rows
+    assert first_file.key.startswith(f"predictions/model={stored.model_id}/env={ENV}/day=")
 
     labelled = monitoring.ingest_labels(live, dana, MODEL, _labels(frame), env=ENV)
     assert labelled.n_rows == 240
     with live.read() as session:
-        labels = session.exec(select(Prediction.label).where(Prediction.label.is_not(None))).all()
+        labels = session.exec(
+            select(PredictionKey.label).where(col(PredictionKey.label).is_not(None))
+        ).all()
     assert len(labels) == 240 and set(labels) <= {"0", "1"}
     perf = monitoring.performance_results(monitoring.monitoring_data(live, SYSTEM, MODEL, ENV))
     assert list(perf["source"]) == ["realised"] * 4

@@ -30,12 +30,14 @@ from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.models import (
     Alert,
     AuditEvent,
+    BatchFile,
     InferenceBatch,
-    Prediction,
+    PredictionKey,
     Role,
     WindowAggregateRow,
 )
 from core.services import deployments, monitoring, registry, reviews, versions
+from core.services.monitoring import rows as stored_rows
 
 PrincipalFactory = Callable[[Role | None], Principal]
 ENV = "staging"
@@ -137,8 +139,21 @@ def _labels(frame: pd.DataFrame, column: str = "y") -> pd.DataFrame:
     return frame[["prediction_id", column]].rename(columns={column: "label"})
 
 
+def _stored_rows(db: Database) -> pd.DataFrame:
+    """Every raw row in the batches' Parquet files, with its label from the prediction index."""
+    with db.read() as session:
+        files = session.exec(select(BatchFile)).all()
+        frames = [
+            stored_rows.read_file(stored_rows.store(), f.key).assign(
+                label=stored_rows.labels_of(session, f.id or 0, f.n_rows)
+            )
+            for f in files
+        ]
+    return pd.concat(frames, ignore_index=True)
+
+
 def _counts(db: Database) -> dict[str, int]:
-    tables = (InferenceBatch, Prediction, WindowAggregateRow, Alert, AuditEvent)
+    tables = (InferenceBatch, PredictionKey, WindowAggregateRow, Alert, AuditEvent)
     with db.read() as session:
         return {t.__name__: session.exec(select(func.count()).select_from(t)).one() for t in tables}
 
@@ -280,9 +295,10 @@ def test_the_stated_roc_auc_goal_is_monitored_from_aggregates(
     data = monitoring.monitoring_data(people_db, SYSTEM, "auc", ENV)
     assert data.settings.goal is not None and data.settings.goal.metric == "roc_auc"
     assert "ROC AUC >= 0.9" in data.goal_description
-    with people_db.read() as session:
-        rows = session.exec(select(Prediction.ts, Prediction.score, Prediction.label)).all()
-    stored = pd.DataFrame(rows, columns=["ts", "score", "label"])
+    scored = _stored_rows(people_db)
+    stored = pd.DataFrame(
+        {"ts": scored["timestamp"], "score": scored["score"], "label": scored["label"]}
+    )
     stored["day"] = pd.to_datetime(stored["ts"]).dt.date
     perf = monitoring.performance_results(data).set_index("window")
     for day, part in stored.groupby("day"):

@@ -50,6 +50,12 @@ from core.services.monitoring.common import (
     known_environment,
     settings_for,
 )
+from core.services.monitoring.external import (
+    Aggregates,
+    Reference,
+    ingest_aggregates,
+    reference,
+)
 from core.services.monitoring.incidents import (
     Crossing,
     IncidentChanges,
@@ -105,6 +111,10 @@ from core.services.monitoring.void import (
 )
 
 __all__ = [
+    "Aggregates",
+    "Reference",
+    "ingest_aggregates",
+    "reference",
     "WINDOWS",
     "ID_COL",
     "TS_COL",

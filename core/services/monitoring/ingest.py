@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -24,14 +22,11 @@ from core.errors import Conflict, InvalidInput, SandboxFailure
 from core.evaluation import thresholded
 from core.models import (
     InferenceBatch,
-    Prediction,
     Task,
     WindowAggregateRow,
     utcnow,
 )
-from core.monitoring.performance import (
-    as_labels,
-)
+from core.monitoring.performance import outcome_text
 from core.monitoring.windows import (
     SeenIds,
     WindowAggregate,
@@ -40,10 +35,9 @@ from core.monitoring.windows import (
 )
 from core.sandbox.client import Sandbox
 from core.services import unit_of_work
+from core.services.monitoring import rows
 from core.services.monitoring.common import (
-    _INSERT_COLUMNS,
     CHUNK_ROWS,
-    ID_BATCH,
     ID_COL,
     LABEL_COL,
     MAX_LISTED,
@@ -101,6 +95,7 @@ def ingest(
     """Store one batch of production predictions, all or nothing, and update the windows."""
     name = filename or _default_name(data)
     digest = _sha256(data)
+    written: list[str] = []
     try:
         with unit_of_work(db, actor) as session:
             target = _target(session, actor, model_name, env, "ingest production data into")
@@ -108,7 +103,7 @@ def ingest(
             batch = _new_batch(session, actor, target, PREDICTIONS, source, digest, name)
             ignored: set[str] = set()
             windows, n_rows, span = _ingest_rows(
-                session, target, batch, data, name, progress, chunk_rows, ignored
+                session, target, batch, data, name, progress, chunk_rows, ignored, written
             )
             _store_windows(session, target, windows)
             notes = [ignored_note(ignored)] if ignored else []
@@ -116,13 +111,18 @@ def ingest(
                 session, actor, target, batch, sorted(windows), n_rows, span, source, notes
             )
     except IntegrityError as error:
+        rows.delete_files(rows.store(), written)
         if "prediction" not in str(error.orig).lower():
             raise
         raise _existing_ids_error(db, model_name, env, data, name, chunk_rows) from None
     except SandboxFailure as failure:  # rolled back; now recorded in a transaction of its own
+        rows.delete_files(rows.store(), written)
         with db.read() as session:
             model = get_model(session, actor, model_name)
         record_failure(db, actor, model, failure, action="ingest scoring")
+        raise
+    except BaseException:  # rolled back: the files written so far belong to no batch
+        rows.delete_files(rows.store(), written)
         raise
 
 
@@ -215,15 +215,17 @@ def _ingest_rows(
     progress: Progress | None,
     chunk_rows: int,
     ignored: set[str],
+    written: list[str],
 ) -> tuple[dict[date, WindowAggregate], int, tuple[datetime, datetime] | None]:
     features = dict(target.version.feature_types)
+    files = rows.store()
     seen = SeenIds()
     windows: dict[date, WindowAggregate] = {}
     box: Sandbox | None = None
     n_rows, low, high = 0, None, None
     total = _size_hint(data)
     row_bytes = 0.0
-    for raw in _chunks(data, name, chunk_rows):
+    for number, raw in enumerate(_chunks(data, name, chunk_rows)):
         extra = [c for c in raw.columns if c not in {TS_COL, ID_COL, *OPTIONAL_COLUMNS, *features}]
         ignored.update(str(c) for c in extra)
         chunk = raw.drop(columns=extra) if extra else raw
@@ -233,7 +235,8 @@ def _ingest_rows(
             box = box or version_sandbox(target.version, allowed_patterns(session))
             _score(chunk, box, features, target)
         chunk[TS_COL] = stamps
-        _insert_predictions(session, batch, target, chunk, features)
+        stored, labels = _stored_rows(target, chunk, features)
+        written += rows.write_rows(session, files, batch, stored, labels, number)
         with quiet():
             part = aggregate_chunk(chunk, target.profile, window=target.settings.window)
         windows = merge_windows(windows, part)
@@ -421,10 +424,7 @@ def _score_chunk(
 
 
 def _text(values: pd.Series, task: str) -> np.ndarray:
-    if task == Task.REGRESSION:
-        numbers = pd.to_numeric(values, errors="coerce")
-        return numbers.astype(str).to_numpy()
-    return np.asarray(as_labels(values), dtype=object)
+    return outcome_text(values, task == Task.REGRESSION)
 
 
 def _nullable_text(values: pd.Series, task: str) -> list[Any]:
@@ -433,74 +433,32 @@ def _nullable_text(values: pd.Series, task: str) -> list[Any]:
     return [None if gone else value for value, gone in zip(text.tolist(), missing, strict=True)]
 
 
-def _timestamp_text(stamps: pd.Series) -> list[str]:
-    raw = stamps.dt.tz_convert(None).to_numpy().astype("datetime64[us]")
-    text = np.datetime_as_string(raw, unit="us").astype("U26")
-    text.view("U1").reshape(-1, 26)[:, 10] = " "
-    return text.tolist()
-
-
-def _prediction_rows(
-    batch: InferenceBatch, target: _Target, chunk: pd.DataFrame, features: dict[str, str]
-) -> Iterable[tuple[Any, ...]]:
+def _stored_rows(
+    target: _Target, chunk: pd.DataFrame, features: dict[str, str]
+) -> tuple[pd.DataFrame, list[Any]]:
+    """The chunk as its Parquet file holds it (predictions as text, scores as numbers; labels
+    go to the prediction index), and the labels."""
     task = target.model.task
     predictions = _text(chunk[PRED_COL], task)
     if (np.char.str_len(predictions.astype(str)) > MAX_TEXT).any():
         raise InvalidInput(f"Some predictions are over {MAX_TEXT} characters; shorten the labels.")
-    scores: list[Any] = [None] * len(chunk)
+    stored = pd.DataFrame(
+        {
+            ID_COL: chunk[ID_COL].astype(str).to_numpy(),
+            TS_COL: chunk[TS_COL].to_numpy(),
+            PRED_COL: predictions.astype(str),
+        },
+        index=chunk.index,
+    )
+    stored[TS_COL] = chunk[TS_COL]
     if SCORE_COL in chunk.columns:
-        values = pd.to_numeric(chunk[SCORE_COL], errors="coerce").to_numpy(dtype=float)
-        scores = [float(v) if math.isfinite(v) else None for v in values.tolist()]
+        scores = pd.to_numeric(chunk[SCORE_COL], errors="coerce").to_numpy(dtype=float)
+        stored[SCORE_COL] = np.where(np.isfinite(scores), scores, np.nan)
+    stored = pd.concat([stored, chunk[list(features)]], axis=1)
     labels: list[Any] = [None] * len(chunk)
     if LABEL_COL in chunk.columns:
         labels = _nullable_text(chunk[LABEL_COL], task)
-    encoded = chunk[list(features)].to_json(orient="records", lines=True, double_precision=15)
-    return zip(
-        repeat(batch.id),
-        repeat(target.model.id),
-        repeat(target.version.id),
-        repeat(target.environment),
-        chunk[ID_COL].astype(str).tolist(),
-        _timestamp_text(chunk[TS_COL]),
-        predictions.tolist(),
-        scores,
-        labels,
-        encoded.rstrip("\n").split("\n"),
-        strict=False,
-    )
-
-
-def _insert_predictions(
-    session: Session,
-    batch: InferenceBatch,
-    target: _Target,
-    chunk: pd.DataFrame,
-    features: dict[str, str],
-) -> None:
-    rows = _prediction_rows(batch, target, chunk, features)
-    raw = session.connection().connection
-    cursor = raw.cursor()
-    try:
-        if session.get_bind().dialect.name == "postgresql":
-            _copy_rows(cursor, rows)
-        else:
-            marks = ", ".join("?" for _ in _INSERT_COLUMNS)
-            cursor.executemany(
-                f"INSERT INTO prediction ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})",
-                rows,  # type: ignore[arg-type]  # any iterable of rows works with sqlite3
-            )
-    except Exception as error:  # the driver's own error types; re-raised as SQLAlchemy's
-        if "unique" in str(error).lower() or "duplicate" in str(error).lower():
-            raise IntegrityError("INSERT INTO prediction", None, error) from None
-        raise
-    finally:
-        cursor.close()
-
-
-def _copy_rows(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> None:
-    with cursor.copy(f"COPY prediction ({', '.join(_INSERT_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    return stored, labels
 
 
 def _existing_ids_error(
@@ -523,23 +481,7 @@ def _existing_ids_error(
 
 
 def _stored_ids(session: Session, model_id: int, env: str, ids: list[str]) -> list[str]:
-    table = Prediction.__table__  # type: ignore[attr-defined]
-    found: list[str] = []
-    for start in range(0, len(ids), ID_BATCH):
-        part = ids[start : start + ID_BATCH]
-        found += (
-            session.connection()
-            .execute(
-                select(table.c.prediction_id).where(
-                    table.c.model_id == model_id,
-                    table.c.environment == env,
-                    table.c.prediction_id.in_(part),
-                )
-            )
-            .scalars()
-            .all()
-        )
-    return found
+    return rows.find_keys(session, model_id, env, ids)["prediction_id"].tolist()
 
 
 def _finish(
@@ -608,8 +550,13 @@ def _window_json(agg: WindowAggregate) -> dict[str, Any]:
 
 
 def _store_windows(
-    session: Session, target: _Target, windows: Mapping[date, WindowAggregate]
+    session: Session,
+    target: _Target,
+    windows: Mapping[date, WindowAggregate],
+    *,
+    external: bool = False,
 ) -> None:
+    """Merge into the stored windows; `external` counts the rows as aggregated outside Quorum."""
     if not windows:
         return
     starts = [_as_datetime(day) for day in windows]
@@ -637,6 +584,7 @@ def _store_windows(
                     environment=target.environment,
                     window_start=_as_datetime(day),
                     n_rows=agg.n_rows,
+                    external_rows=agg.n_rows if external else 0,
                     data=_window_json(agg),
                     updated_at=now,
                 )
@@ -645,6 +593,7 @@ def _store_windows(
         merged = WindowAggregate.from_dict(row.data).merge(agg)
         row.data = _window_json(merged)
         row.n_rows = merged.n_rows
+        row.external_rows += agg.n_rows if external else 0
         row.updated_at = now
         row.row_version += 1
         session.add(row)

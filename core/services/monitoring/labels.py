@@ -5,16 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import bindparam, update
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from core.auth import Principal
 from core.db import Database
 from core.errors import Conflict, InvalidInput, NotFound
-from core.models import (
-    ModelVersion,
-    Prediction,
-)
+from core.models import ModelVersion
 from core.monitoring.profile import ReferenceProfile
 from core.monitoring.windows import (
     SeenIds,
@@ -23,9 +19,9 @@ from core.monitoring.windows import (
     merge_windows,
 )
 from core.services import unit_of_work
+from core.services.monitoring import rows
 from core.services.monitoring.common import (
     CHUNK_ROWS,
-    ID_BATCH,
     ID_COL,
     LABEL_COL,
     LABELS,
@@ -87,7 +83,14 @@ def ingest_labels(
             ignored.update(str(c) for c in extra)
             chunk = raw.drop(columns=extra) if extra else raw
             joined = _join_labels(session, target, chunk, name)
-            _write_labels(session, joined, batch.id or 0)
+            rows.write_labels(
+                session,
+                target.model.id or 0,
+                target.environment,
+                joined[ID_COL].tolist(),
+                joined[LABEL_COL].astype(str).tolist(),
+                batch.id or 0,
+            )
             for key, part in joined.groupby("version_id"):
                 version_id = int(str(key))
                 profile = _profile_of(session, target, version_id)
@@ -141,7 +144,8 @@ def _join_labels(session: Session, target: _Target, chunk: pd.DataFrame, name: s
         )
     ids = chunk[ID_COL].astype(str)
     _refuse_repeated_ids(chunk, SeenIds())
-    stored = _stored_predictions(session, target, ids.tolist())
+    keys = rows.find_keys(session, target.model.id or 0, target.environment, ids.tolist())
+    stored = keys.set_index("prediction_id")
     missing = [i for i in ids if i not in stored.index][:MAX_LISTED]
     if missing:
         raise InvalidInput(
@@ -149,8 +153,8 @@ def _join_labels(session: Session, target: _Target, chunk: pd.DataFrame, name: s
             f"prediction ids, for example {', '.join(repr(m) for m in missing)}. Nothing was "
             "stored; ingest the predictions first, or check the ids."
         )
-    rows = stored.loc[pd.Index(ids)]
-    labelled = rows[rows["label"].notna()]
+    picked = stored.loc[pd.Index(ids)]
+    labelled = picked[picked["label"].notna()]
     if not labelled.empty:
         listed = ", ".join(repr(i) for i in labelled.index[:MAX_LISTED])
         raise Conflict(
@@ -158,55 +162,14 @@ def _join_labels(session: Session, target: _Target, chunk: pd.DataFrame, name: s
             "Nothing was stored; send only new labels, or void the batch that brought the "
             "wrong ones (Monitoring page, Batches) and send them again."
         )
+    found = rows.predictions_of(session, rows.store(), picked.reset_index(drop=True))
     return pd.DataFrame(
         {
-            "id": rows["id"].to_numpy(),
-            "version_id": rows["version_id"].to_numpy(),
-            TS_COL: pd.to_datetime(rows["ts"].to_numpy(), utc=True),
-            PRED_COL: rows["prediction"].to_numpy(),
-            SCORE_COL: rows["score"].to_numpy(dtype=float),
+            ID_COL: ids.to_numpy(),
+            "version_id": found["version_id"].to_numpy(),
+            TS_COL: pd.to_datetime(found[TS_COL].to_numpy(), utc=True),
+            PRED_COL: found[PRED_COL].to_numpy(),
+            SCORE_COL: pd.to_numeric(found[SCORE_COL], errors="coerce").to_numpy(dtype=float),
             LABEL_COL: _text(chunk[LABEL_COL], target.model.task),
         }
-    )
-
-
-def _stored_predictions(session: Session, target: _Target, ids: list[str]) -> pd.DataFrame:
-    table = Prediction.__table__  # type: ignore[attr-defined]
-    columns = [
-        table.c.prediction_id,
-        table.c.id,
-        table.c.version_id,
-        table.c.ts,
-        table.c.prediction,
-        table.c.score,
-        table.c.label,
-    ]
-    parts = []
-    for start in range(0, len(ids), ID_BATCH):
-        result = session.connection().execute(
-            select(*columns).where(
-                table.c.model_id == target.model.id,
-                table.c.environment == target.environment,
-                table.c.prediction_id.in_(ids[start : start + ID_BATCH]),
-            )
-        )
-        parts.append(pd.DataFrame(result.all(), columns=[c.name for c in columns]))
-    frame = pd.concat(parts, ignore_index=True)
-    frame["score"] = pd.to_numeric(frame["score"], errors="coerce")
-    return frame.set_index("prediction_id")
-
-
-def _write_labels(session: Session, joined: pd.DataFrame, batch_id: int) -> None:
-    table = Prediction.__table__  # type: ignore[attr-defined]
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("row_id"))
-        .values(label=bindparam("value"), label_batch_id=batch_id)
-    )
-    session.connection().execute(
-        statement,
-        [
-            {"row_id": int(i), "value": str(v)}
-            for i, v in zip(joined["id"], joined[LABEL_COL], strict=True)
-        ],
     )

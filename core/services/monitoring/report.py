@@ -70,6 +70,7 @@ def report(
             "version": data.version,
             "window": day.isoformat(),
             "rows": agg.n_rows,
+            "rows_aggregated_outside": data.external_rows.get(day, 0),
             "status": state.status,
             "health": card.headline,
             "dataset_drift": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pandas as pd
 from sqlmodel import Session, select
@@ -17,12 +16,12 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.models import (
     MLModel,
     ModelVersion,
-    Prediction,
     RetrainingTask,
     utcnow,
 )
 from core.services import read_as, unit_of_work
 from core.services.compare import live_version
+from core.services.monitoring import rows
 from core.services.monitoring.common import DONE, MIN_RETRAIN_ROWS, OPEN
 from core.services.registry import get_model
 from core.services.sandboxed import allowed_patterns, audited, version_sandbox
@@ -115,22 +114,14 @@ def _task_to_run(session: Session, model: MLModel, task_id: int | None) -> Retra
 
 
 def _labelled_rows(session: Session, model: MLModel, env: str, live: ModelVersion) -> pd.DataFrame:
-    table = Prediction.__table__  # type: ignore[attr-defined]
-    result = session.connection().execute(
-        select(table.c.features, table.c.label).where(
-            table.c.model_id == model.id,
-            table.c.environment == env,
-            table.c.label.is_not(None),
-        )
+    features = rows.labelled_rows(
+        session, rows.store(), model.id or 0, env, list(live.feature_types)
     )
-    rows = result.all()
-    if len(rows) < MIN_RETRAIN_ROWS:
+    if len(features) < MIN_RETRAIN_ROWS:
         raise InvalidInput(
-            f"Only {len(rows)} labelled production rows of {model.name} exist in {env}; "
+            f"Only {len(features)} labelled production rows of {model.name} exist in {env}; "
             f"retraining needs at least {MIN_RETRAIN_ROWS}. Ingest labels first."
         )
-    features = pd.DataFrame.from_records([json.loads(r[0]) for r in rows])
-    features["__label__"] = [r[1] for r in rows]
     return features
 
 

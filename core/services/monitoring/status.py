@@ -208,3 +208,16 @@ def _all_windows(session: Session, target: _Target) -> dict[date, WindowAggregat
         .order_by(col(WindowAggregateRow.window_start))
     ).all()
     return {_as_date(r.window_start): WindowAggregate.from_dict(r.data) for r in rows}
+
+
+def _external_rows(session: Session, target: _Target) -> dict[date, int]:
+    """Rows per window that were aggregated outside Quorum (Quorum never saw them)."""
+    rows = session.exec(
+        select(WindowAggregateRow.window_start, WindowAggregateRow.external_rows).where(
+            WindowAggregateRow.model_id == target.model.id,
+            WindowAggregateRow.version_id == target.version.id,
+            WindowAggregateRow.environment == target.environment,
+            WindowAggregateRow.external_rows > 0,
+        )
+    ).all()
+    return {_as_date(start): int(n) for start, n in rows}

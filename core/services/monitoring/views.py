@@ -52,6 +52,7 @@ from core.services.monitoring.common import (
 from core.services.monitoring.status import (
     WindowStatus,
     _all_windows,
+    _external_rows,
     data_until,
     partial_days,
     series_frame,
@@ -88,6 +89,7 @@ class MonitoringData:
     windows: dict[date, WindowAggregate]
     decision_threshold: float | None = None  # the version's, for the class metrics it scores
     data_until: date | None = None  # the day of the latest prediction ingested
+    external_rows: dict[date, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -97,6 +99,19 @@ class MonitoringData:
     def partial(self) -> set[date]:
         """Windows still filling: shown, marked partial, never flagged as anomalies."""
         return partial_days(sorted(self.windows), self.settings, self.data_until)
+
+    def outside_note(self) -> str:
+        """Whether some windows were aggregated outside Quorum, in a sentence ("" if none)."""
+        if not self.external_rows:
+            return ""
+        days = sorted(self.external_rows)
+        rows = sum(self.external_rows.values())
+        span = f"{days[0]}" if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        return (
+            f"{len(days)} of {len(self.windows)} window(s) ({span}, {rows:,} rows) were "
+            "aggregated outside Quorum; Quorum did not see these rows, only their counts. "
+            "Voiding their batch removes them."
+        )
 
 
 def monitored_models(db: Database, actor: Principal) -> list[str]:
@@ -163,6 +178,7 @@ def monitoring_data(
         target = _target_for(session, model, chosen, env)
         windows = _all_windows(session, target)
         until = data_until(session, model.id or 0, env)
+        outside = _external_rows(session, target)
     return MonitoringData(
         model=model.name,
         task=model.task,
@@ -174,6 +190,7 @@ def monitoring_data(
         windows=windows,
         decision_threshold=chosen.decision_threshold,
         data_until=until,
+        external_rows=outside,
     )
 
 

@@ -3,12 +3,10 @@ windows it touched are recomputed from the rows that remain, and incidents it ca
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import pandas as pd
-from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from core import audit
@@ -20,21 +18,15 @@ from core.models import (
     InferenceBatch,
     MLModel,
     ModelVersion,
-    Prediction,
     WindowAggregateRow,
     utcnow,
 )
 from core.monitoring.windows import WindowAggregate, aggregate_chunk, window_starts
 from core.services import unit_of_work
+from core.services.monitoring import rows as stored_rows
 from core.services.monitoring.common import (
     ACTIVE,
     ANOMALY,
-    ID_COL,
-    LABEL_COL,
-    LABELS,
-    PRED_COL,
-    SCORE_COL,
-    TS_COL,
     _as_date,
     _as_datetime,
     _Target,
@@ -74,6 +66,14 @@ def void_batch(
             f"Say why batch #{batch_id} is voided (at least {MIN_REASON} characters), for "
             "example 'labels were 0/1 instead of Yes/No'."
         )
+    result, keys = _void(db, actor, model_name, batch_id, why)
+    stored_rows.delete_files(stored_rows.store(), keys)  # after the commit: no row points at them
+    return result
+
+
+def _void(
+    db: Database, actor: Principal, model_name: str, batch_id: int, why: str
+) -> tuple[VoidResult, list[str]]:
     with unit_of_work(db, actor) as session:
         model = get_model(session, actor, model_name or _model_of(session, actor, batch_id))
         _require_void(session, actor, model)
@@ -81,8 +81,9 @@ def void_batch(
         version = session.get(ModelVersion, batch.version_id)
         if version is None:
             raise NotFound(f"The version of batch #{batch_id} no longer exists.")
-        rows = _remove_rows(session, batch)
-        touched = _recompute(session, model, rows, batch.environment)
+        touched_days, keys = stored_rows.remove_batch(session, batch)
+        n_rows = int(touched_days["rows"].sum())
+        touched = _recompute(session, model, touched_days, batch.environment)
         batch.voided_at = utcnow()
         batch.voided_by_id = actor.user_id
         batch.void_reason = why[:500]
@@ -94,23 +95,24 @@ def void_batch(
             object_type="inference_batch",
             object_id=batch.id,
             model_id=model.id,
-            summary=f"Batch #{batch.id} of {model.name} ({batch.kind}, {len(rows):,} rows, "
+            summary=f"Batch #{batch.id} of {model.name} ({batch.kind}, {n_rows:,} rows, "
             f"{batch.filename or 'no name'}) voided: {why[:300]}",
-            details={"reason": why[:500], "rows": len(rows), "windows": len(touched)},
+            details={"reason": why[:500], "rows": n_rows, "windows": len(touched)},
         )
         closed = _reconsider(session, actor, model, batch, touched, why)
         days = sorted({day for _, day in touched})
-        return VoidResult(
+        result = VoidResult(
             batch_id=batch.id or 0,
             kind=batch.kind,
-            rows=len(rows),
+            rows=n_rows,
             windows=days,
             closed=closed,
-            message=f"Batch #{batch.id} voided: {len(rows):,} {batch.kind} removed from "
+            message=f"Batch #{batch.id} voided: {n_rows:,} {batch.kind} removed from "
             f"{len(days)} window(s), recomputed from the rows that remain"
             + (f"; {len(closed)} incident(s) closed" if closed else "")
             + ". The same file can now be sent again.",
         )
+        return result, keys
 
 
 def _model_of(session: Session, actor: Principal, batch_id: int) -> int:
@@ -162,26 +164,6 @@ def _batch(session: Session, model: MLModel, batch_id: int) -> InferenceBatch:
     return batch
 
 
-def _remove_rows(session: Session, batch: InferenceBatch) -> pd.DataFrame:
-    """The (version, timestamp) of every row the batch brought; its rows deleted or unlabelled."""
-    table = Prediction.__table__  # type: ignore[attr-defined]
-    column = table.c.label_batch_id if batch.kind == LABELS else table.c.batch_id
-    found = session.connection().execute(
-        select(table.c.version_id, table.c.ts).where(column == batch.id)
-    )
-    rows = pd.DataFrame(found.all(), columns=["version_id", "ts"])
-    if batch.kind == LABELS:
-        session.connection().execute(
-            update(table).where(column == batch.id).values(label=None, label_batch_id=None)
-        )
-    else:
-        session.connection().execute(
-            update(table).where(table.c.label_batch_id == batch.id).values(label_batch_id=None)
-        )
-        session.connection().execute(delete(table).where(column == batch.id))
-    return rows
-
-
 def _recompute(
     session: Session, model: MLModel, rows: pd.DataFrame, environment: str
 ) -> list[tuple[int, date]]:
@@ -192,7 +174,7 @@ def _recompute(
         if version is None:
             continue
         target = _target_for(session, model, version, environment)
-        stamps = pd.to_datetime(part["ts"], utc=True)
+        stamps = pd.to_datetime(part["day"], utc=True)
         days = sorted(
             {pd.Timestamp(d).date() for d in window_starts(stamps, target.settings.window)}
         )
@@ -220,57 +202,31 @@ def _recompute_window(session: Session, target: _Target, day: date) -> None:
     ).first()
     if row is None:
         return
-    frame = _stored_rows(session, target, day)  # read under the window's row lock
-    if frame.empty:
+    span = (_as_datetime(day), _window_end(day, target.settings.window))
+    frame, outside = stored_rows.window_rows(  # read under the window's row lock
+        session,
+        stored_rows.store(),
+        target.model.id or 0,
+        target.version.id or 0,
+        target.environment,
+        span,
+    )
+    if frame.empty and not outside:
         session.delete(row)
         return
-    with quiet():
-        fresh = aggregate_chunk(frame, target.profile, window=target.settings.window)
-    aggregate = fresh.get(day, WindowAggregate(window_start=day))
+    aggregate = WindowAggregate(window_start=day)
+    if not frame.empty:
+        with quiet():
+            fresh = aggregate_chunk(frame, target.profile, window=target.settings.window)
+        aggregate = fresh.get(day, aggregate)
+    for data in outside:
+        aggregate = aggregate.merge(WindowAggregate.from_dict(data))
     row.data = _window_json(aggregate)
     row.n_rows = aggregate.n_rows
+    row.external_rows = sum(int(data["n_rows"]) for data in outside)
     row.updated_at = utcnow()
     row.row_version += 1
     session.add(row)
-
-
-def _stored_rows(session: Session, target: _Target, day: date) -> pd.DataFrame:
-    table = Prediction.__table__  # type: ignore[attr-defined]
-    columns = [
-        table.c.prediction_id,
-        table.c.ts,
-        table.c.prediction,
-        table.c.score,
-        table.c.label,
-        table.c.features,
-    ]
-    result = session.connection().execute(
-        select(*columns).where(
-            table.c.model_id == target.model.id,
-            table.c.version_id == target.version.id,
-            table.c.environment == target.environment,
-            table.c.ts >= _as_datetime(day),
-            table.c.ts < _window_end(day, target.settings.window),
-        )
-    )
-    records = result.all()
-    if not records:
-        return pd.DataFrame()
-    features = pd.DataFrame.from_records([json.loads(r.features) for r in records])
-    frame = pd.DataFrame(
-        {
-            ID_COL: [r.prediction_id for r in records],
-            TS_COL: pd.to_datetime([r.ts for r in records], utc=True),
-            PRED_COL: [r.prediction for r in records],
-            LABEL_COL: [r.label for r in records],
-        }
-    )
-    scores = pd.to_numeric(pd.Series([r.score for r in records], dtype=object), errors="coerce")
-    if scores.notna().any():
-        frame[SCORE_COL] = scores.to_numpy(dtype=float)
-    if frame[LABEL_COL].isna().all():
-        frame = frame.drop(columns=[LABEL_COL])
-    return pd.concat([frame, features], axis=1)
 
 
 def _reconsider(
