@@ -45,6 +45,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 COOKIE = "QUORUM_REPLICA"
 REPLICA_HEADER = "x-quorum-replica"
 RECONNECT_MS = 30_000
+START_S = 240  # on a machine whose cores are all busy a process takes minutes to start
 SCHEDULER_FIRST_RUN_S = 10  # core.scheduler.Scheduler's first_run_delay
 
 
@@ -63,7 +64,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
             "QUORUM_ARTIFACT_STORE_OPTIONS": json.dumps(s3.options()),
             "QUORUM_SCHEDULER": "on",
         }
-        cluster = Cluster(directory, env).start()
+        cluster = Cluster(directory, env).start(timeout=START_S)
         yield cluster, tokens
     finally:
         if cluster is not None:
