@@ -223,7 +223,7 @@ async def timed_click(page: Page, target: Any, *, chart: bool = False) -> float 
         await settle(page)
         return None
     watch = await page.evaluate(
-        "() => { const w = window.__p6; if (w.stop) w.stop(); return {click: w.click, done: w.done}; }"
+        "() => { const w = window.__p6; if (w.stop) w.stop(); return {click: w.click, done: w.done ?? w.idleSince}; }"
     )
     return float(watch["done"] - watch["click"]) / 1000
 

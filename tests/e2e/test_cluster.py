@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 COOKIE = "QUORUM_REPLICA"
 REPLICA_HEADER = "x-quorum-replica"
-START_S = 240  # on a machine whose cores are all busy a process takes minutes to start
+START_S = 420  # on a machine whose cores are all busy a process takes minutes to start
 SCHEDULER_FIRST_RUN_S = 10  # core.scheduler.Scheduler's first_run_delay
 
 
