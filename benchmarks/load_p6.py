@@ -69,9 +69,9 @@ MODEL = "credit-default-scorer"
 # the first `running` -> `notRunning` change and then waited 200 ms and for `notRunning`
 # before the next click. After a page switch the old page's elements stay on screen, stale,
 # and the new page's skeletons load for 0.5-0.7 s more after that change (measured alone), so
-# (1) a page switch was timed short, and (2) under load the next click often landed on an
-# element being replaced and was swallowed; the script then waited 30 s for a run that never
-# came and recorded those 30 s as the click's time (27 of 240 clicks). Now a click waits
+# (1) a page switch was timed short, and (2) under load the next click could land on an
+# element being replaced and be swallowed (the likely cause); the script then waited 30 s for
+# a run that never came and recorded those 30 s as the click's time (27 of 240 clicks). Now a click waits
 # until the page is really idle, and a click that starts no run is counted, not timed.
 QUIET_MS = 200
 WATCH = """([idle, busy]) => {
