@@ -46,8 +46,9 @@ oidc-demo: seed
 	@echo "Local OpenID Connect provider on http://127.0.0.1:$(OIDC_PORT); Quorum on http://127.0.0.1:$(PORT)"
 	QUORUM_DATABASE_URL=$(QUORUM_DATABASE_URL) $(BIN)/python -m core.oidc_dev --port $(OIDC_PORT) --app-port $(PORT) --run-app
 
+# HAProxy on PORT in front of N app processes on PORT+1..PORT+N (scripts/run_cluster.sh).
 cluster: seed
-	N=$(N) BASE=$(PORT) scripts/run_cluster.sh
+	N=$(N) PORT=$(PORT) BIN=$(BIN) scripts/run_cluster.sh
 
 lint: install
 	$(BIN)/ruff check core pages app.py tests benchmarks

@@ -27,6 +27,8 @@ if __name__ == "__main__":
 else:
     from starlette.routing import Mount
 
+    from core import scheduler
     from core.api.app import PREFIX, create_app
 
     app = st.App("app.py", routes=[Mount(PREFIX, app=create_app())])
+    scheduler.start_with_server()  # each process runs the due jobs it wins (once per cluster)

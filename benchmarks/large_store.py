@@ -119,8 +119,17 @@ def build_demo_store(url: str, artifacts: Path) -> float:
     db = Database(url)
     demo.seed(db)
     actor = users.principal_by_email(db, INGEST_AS)
-    stream = credit_production_stream(days=STREAM_DAYS).rename(columns={CREDIT_TARGET: "label"})
-    monitoring.ingest(db, actor, CREDIT_MODEL, stream, filename="credit-stream.csv")
+    with db.read() as session:  # the demo seed may already ingest the credit stream itself
+        ingested = session.execute(
+            select(func.count())
+            .select_from(table(InferenceBatch))
+            .join(table(MLModel), InferenceBatch.model_id == MLModel.id)
+            .where(MLModel.name == CREDIT_MODEL)
+        ).scalar_one()
+    if not ingested:
+        stream = credit_production_stream(days=STREAM_DAYS)
+        stream = stream.rename(columns={CREDIT_TARGET: "label"})
+        monitoring.ingest(db, actor, CREDIT_MODEL, stream, filename="credit-stream.csv")
     with db.write() as session:  # the demo people have seen the alerts of the ingest
         session.connection().execute(
             update(table(Notification)).where(Notification.kind == "alert").values(read_at=utcnow())

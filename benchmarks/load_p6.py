@@ -1,15 +1,19 @@
-"""P6: a reviewer's click-to-idle time with 10 browser sessions at once vs one session alone.
+"""P6: a reviewer's click-to-idle time, 10 browser sessions through HAProxy in front of one app
+process and in front of two, against one session alone.
 
-One `streamlit run app.py` on a copy of a seeded demo store (loopback only), one headless
-Chromium, one browser context per session. Each session signs in as a demo reviewer and
-repeats a reviewer's clicks: switch page through the sidebar, open a model, open a version,
-open the Evaluation tab, post a comment. A click's time runs from the click (the page's own
-clock, at pointerdown) until the app reports `notRunning` again after the rerun it started;
-for the tab, which does not rerun the script, until its first chart is drawn. The single
-session and the concurrent sessions run in the same process, against the same server,
-alternately, `--repeat` times. Bar: p95 with 10 sessions <= 2x p95 alone.
+`--replicas` (2) `streamlit run app.py` processes on one copy of a seeded demo store, and two
+HAProxy instances configured as `make cluster` configures one (scripts/haproxy.cfg.template):
+one in front of the first process only, one in front of all of them. One headless Chromium,
+one browser context per session. Each session signs in as a demo reviewer and repeats a
+reviewer's clicks: switch page through the sidebar, open a model, open a version, open the
+Evaluation tab, post a comment. A click's time runs from the click (the page's own clock, at
+pointerdown) until the app is idle again after the rerun it started (see WATCH); for the tab,
+which does not rerun the script, until its first chart is drawn. Per repetition: one session
+alone through the one-process balancer, then 10 sessions through each balancer. Bar: p95 with
+two processes <= 0.6x p95 with one, in the same run.
 
-    .venv/bin/python benchmarks/load_p6.py --store /tmp/p5/small.db --artifact-store /tmp/p5/artifacts
+    .venv/bin/python benchmarks/load_p6.py --store /tmp/p5/small.db \
+        --artifact-store /tmp/p5/artifacts --rounds 1 --repeat 3
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -47,30 +52,69 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+BUSY = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-stale="true"]'
 TIMEOUT_MS = 120_000
+START_S = 300  # a busy machine can take minutes to start a process
 OBSERVE_MS = 30_000
 REVIEWERS = ("Riley Reviewer", "Morgan Validator")
 MODEL = "credit-default-scorer"
 
-WATCH = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  const w = {click: null, ran: false, done: null};
+# The page's own record of one click: `click` at pointerdown; `started` counts script runs begun
+# since; `idleSince` is when the app last became idle (not running, nothing stale from the
+# previous page, no skeleton) and `changedAt` the last script-state change; the observer
+# watches the whole document. A click is done once a run it started is over and the app has
+# stayed idle for QUIET_MS; its time is click -> idleSince.
+#
+# The first version of this script had a defect on page switches: it took a click as done at
+# the first `running` -> `notRunning` change and then waited 200 ms and for `notRunning`
+# before the next click. After a page switch the old page's elements stay on screen, stale,
+# and the new page's skeletons load for 0.5-0.7 s more after that change (measured alone), so
+# (1) a page switch was timed short, and (2) under load the next click could land on an
+# element being replaced and be swallowed (the likely cause); the script then waited 30 s for
+# a run that never came and recorded those 30 s as the click's time (27 of 240 clicks). Now a click waits
+# until the page is really idle, and a click that starts no run is counted, not timed.
+QUIET_MS = 200
+WATCH = """([idle, busy]) => {
+  const w = {click: null, started: 0, changedAt: performance.now(), idleSince: null};
   window.__p6 = w;
   document.addEventListener('pointerdown', () => { if (w.click === null) w.click = performance.now(); },
                             {capture: true, once: true});
+  const running = new Set(['running', 'rerunRequested', 'stopRequested']);
+  let last = null;
+  const step = (value) => {
+    if (value === null || value === last) return;
+    if (running.has(value) && !running.has(last)) w.started += 1;
+    last = value;
+    w.changedAt = performance.now();
+  };
+  const root = document.querySelector('[data-testid="stApp"]');
+  if (root) last = root.getAttribute('data-test-script-state');
   new MutationObserver((records) => {
+    let app = null;
     for (const record of records) {
-      if (record.oldValue === 'running') {
-        w.ran = true;
-        if (w.done === null) w.done = performance.now();
-      }
+      if (record.target.getAttribute('data-testid') !== 'stApp') continue;
+      app = record.target;
+      step(record.oldValue);
     }
-    if (app.getAttribute('data-test-script-state') === 'running') w.ran = true;
-  }).observe(app, {attributes: true, attributeOldValue: true,
-                   attributeFilter: ['data-test-script-state']});
+    if (app) step(app.getAttribute('data-test-script-state'));
+  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                        attributeFilter: ['data-test-script-state']});
+  const timer = setInterval(() => {
+    const quiet = document.querySelector(idle) !== null && document.querySelector(busy) === null;
+    if (!quiet) { w.idleSince = null; return; }
+    if (w.idleSince === null || w.idleSince < w.changedAt) w.idleSince = Math.max(performance.now(), w.changedAt);
+    if (w.click !== null && w.started > 0) w.done = w.idleSince;
+  }, 10);
+  w.stop = () => clearInterval(timer);
+}"""
+DONE = """(quiet) => {
+  const w = window.__p6;
+  if (!w || w.click === null || w.started === 0 || w.idleSince === null) return false;
+  const now = performance.now();
+  return now - w.idleSince >= quiet && now - w.changedAt >= quiet;
 }"""
 CHART_WATCH = """() => {
-  const w = {click: null, ran: true, done: null};
+  const w = {click: null, done: null};
   window.__p6 = w;
   document.addEventListener('pointerdown', () => { if (w.click === null) w.click = performance.now(); },
                             {capture: true, once: true});
@@ -87,8 +131,9 @@ CHART_WATCH = """() => {
 class Samples:
     by_action: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
-    def add(self, action: str, seconds: float) -> None:
-        self.by_action[action].append(seconds)
+    def add(self, action: str, seconds: float | None) -> None:
+        if seconds is not None:
+            self.by_action[action].append(seconds)
 
     def all(self) -> list[float]:
         return [s for values in self.by_action.values() for s in values]
@@ -120,7 +165,7 @@ def start_server(db: Path, artifacts: Path, log: Path, port: int) -> subprocess.
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"streamlit exited early; see {log}")
@@ -132,36 +177,54 @@ def start_server(db: Path, artifacts: Path, log: Path, port: int) -> subprocess.
             pass
         time.sleep(0.25)
     process.terminate()
-    raise SystemExit(f"streamlit was not healthy in 90 s; see {log}")
+    raise SystemExit(f"streamlit was not healthy in {START_S} s; see {log}")
 
 
 async def settle(page: Page) -> None:
-    await page.wait_for_timeout(200)
-    await page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+    """Wait until the app is idle: nothing running, stale or loading for QUIET_MS."""
+    await page.wait_for_function(
+        """([idle, busy, quiet]) => {
+            const w = (window.__settle = window.__settle || {since: null});
+            const now = performance.now();
+            if (document.querySelector(idle) === null || document.querySelector(busy) !== null) {
+                w.since = null;
+                return false;
+            }
+            if (w.since === null) w.since = now;
+            return now - w.since >= quiet;
+        }""",
+        arg=[IDLE, BUSY, QUIET_MS],
+        polling=20,
+        timeout=TIMEOUT_MS,
+    )
+    await page.evaluate("() => { window.__settle = null; }")
 
 
-FALLBACKS = {"count": 0}
+LOST = {"count": 0}
 
 
-async def timed_click(page: Page, target: Any, *, chart: bool = False) -> float:
-    """Seconds from the click to the end of the rerun it started (or to the drawn chart).
-
-    If the page's observer saw no rerun end within OBSERVE_MS (its record was lost), the
-    time is taken on this side instead: from before the click until the app is idle.
-    """
-    await page.evaluate(CHART_WATCH if chart else WATCH)
-    started = time.perf_counter()
+async def timed_click(page: Page, target: Any, *, chart: bool = False) -> float | None:
+    """Seconds from the click to the end of the rerun(s) it started (or to the drawn chart);
+    None when the click started no run within OBSERVE_MS (counted in LOST, not timed)."""
+    await settle(page)
+    if chart:
+        await page.evaluate(CHART_WATCH)
+        done = "() => window.__p6 && window.__p6.done !== null"
+    else:
+        await page.evaluate(WATCH, [IDLE, BUSY])
+        done = DONE
     await target.click()
     try:
         await page.wait_for_function(
-            "() => window.__p6 && window.__p6.done !== null", timeout=OBSERVE_MS, polling=20
+            done, arg=None if chart else QUIET_MS, timeout=OBSERVE_MS, polling=20
         )
     except PlaywrightTimeout:
-        await page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
-        FALLBACKS["count"] += 1
-        return time.perf_counter() - started
-    watch = await page.evaluate("() => window.__p6")
-    await settle(page)
+        LOST["count"] += 1
+        await settle(page)
+        return None
+    watch = await page.evaluate(
+        "() => { const w = window.__p6; if (w.stop) w.stop(); return {click: w.click, done: w.done ?? w.idleSince}; }"
+    )
     return float(watch["done"] - watch["click"]) / 1000
 
 
@@ -214,6 +277,8 @@ async def run_sessions(browser: Browser, url: str, n: int, rounds: int, samples:
     contexts = [
         await browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)
     ]
+    for c in contexts:
+        c.set_default_timeout(TIMEOUT_MS)  # a busy machine is slow, not broken
     try:
         pages = [await c.new_page() for c in contexts]
         await asyncio.gather(*(sign_in(p, url, REVIEWERS[i % 2]) for i, p in enumerate(pages)))
@@ -229,60 +294,114 @@ async def run_sessions(browser: Browser, url: str, n: int, rounds: int, samples:
 
 
 def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def measure(url: str, sessions: int, rounds: int, repeat: int) -> dict[str, list[Samples]]:
-    results: dict[str, list[Samples]] = {"alone": [], "concurrent": []}
+ALONE = "alone"
+
+
+def layouts(replicas: int) -> list[str]:
+    return ["1 replica", f"{replicas} replicas"]
+
+
+async def measure(
+    urls: dict[str, str], sessions: int, rounds: int, repeat: int
+) -> dict[str, list[Samples]]:
+    """Per repetition: one session alone through the one-replica balancer, then `sessions` at
+    once through each balancer (their order alternating between repetitions)."""
+    names = list(urls)
+    results: dict[str, list[Samples]] = {ALONE: [], **{name: [] for name in names}}
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            warm = Samples()
-            await run_sessions(browser, url, 1, 1, warm)  # warms imports and caches
+            for url in urls.values():  # warms imports and caches in every process
+                await run_sessions(browser, url, 2, 1, Samples())
             for rep in range(repeat):
-                alone, together = Samples(), Samples()
-                await run_sessions(browser, url, 1, rounds, alone)
-                await run_sessions(browser, url, sessions, rounds, together)
-                results["alone"].append(alone)
-                results["concurrent"].append(together)
-                print(
-                    f"repetition {rep + 1} of {repeat}: alone p95 {pct(alone.all(), 0.95):.3f} s, "
-                    f"{sessions} sessions p95 {pct(together.all(), 0.95):.3f} s",
-                    flush=True,
-                )
+                alone = Samples()
+                await run_sessions(browser, urls[names[0]], 1, rounds, alone)
+                results[ALONE].append(alone)
+                line = [f"alone p95 {pct(alone.all(), 0.95):.3f} s"]
+                for name in names if rep % 2 == 0 else names[::-1]:
+                    together = Samples()
+                    await run_sessions(browser, urls[name], sessions, rounds, together)
+                    results[name].append(together)
+                    line.append(
+                        f"{sessions} sessions on {name} p95 {pct(together.all(), 0.95):.3f} s"
+                    )
+                print(f"repetition {rep + 1} of {repeat}: " + ", ".join(line), flush=True)
         finally:
             await browser.close()
     return results
 
 
 def report(results: dict[str, list[Samples]], sessions: int) -> None:
-    print(f"| repetition | alone p50 / p95 (s) | {sessions} sessions p50 / p95 (s) | p95 ratio |")
-    print("|---|---|---|---|")
-    ratios = []
-    for i, (alone, together) in enumerate(
-        zip(results["alone"], results["concurrent"], strict=True)
-    ):
-        a, t = alone.all(), together.all()
-        ratio = pct(t, 0.95) / pct(a, 0.95)
-        ratios.append(ratio)
-        print(
-            f"| {i + 1} | {pct(a, 0.5):.3f} / {pct(a, 0.95):.3f} | {pct(t, 0.5):.3f} / "
-            f"{pct(t, 0.95):.3f} | {ratio:.2f}x |"
-        )
-    print(f"p95 ratio: min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x")
+    one, many = [k for k in results if k != ALONE]
     print(
-        "\n| action | alone p50 / p95 (s) | concurrent p50 / p95 (s) | samples alone / concurrent |"
+        f"| repetition | alone p50 / p95 (s) | {sessions} sessions, {one}: p50 / p95 (s) "
+        f"| {sessions} sessions, {many}: p50 / p95 (s) | p95 {many} / {one} "
+        f"| p95 {one} / alone | p95 {many} / alone |"
     )
-    print("|---|---|---|---|")
-    actions = results["alone"][0].by_action
-    for action in actions:
-        a = [s for r in results["alone"] for s in r.by_action[action]]
-        t = [s for r in results["concurrent"] for s in r.by_action[action]]
+    print("|---|---|---|---|---|---|---|")
+    ratios: dict[str, list[float]] = defaultdict(list)
+    for i in range(len(results[ALONE])):
+        a, o, m = (results[k][i].all() for k in (ALONE, one, many))
+        pa, po, pm = pct(a, 0.95), pct(o, 0.95), pct(m, 0.95)
+        ratios["many/one"].append(pm / po)
+        ratios["one/alone"].append(po / pa)
+        ratios["many/alone"].append(pm / pa)
         print(
-            f"| {action} | {pct(a, 0.5):.3f} / {pct(a, 0.95):.3f} | {pct(t, 0.5):.3f} / "
-            f"{pct(t, 0.95):.3f} | {len(a)} / {len(t)} |"
+            f"| {i + 1} | {pct(a, 0.5):.3f} / {pa:.3f} | {pct(o, 0.5):.3f} / {po:.3f} "
+            f"| {pct(m, 0.5):.3f} / {pm:.3f} | {pm / po:.2f}x | {po / pa:.2f}x | {pm / pa:.2f}x |"
         )
+    for key, label in (
+        ("many/one", f"p95 {many} / {one} (bar <= 0.6x)"),
+        ("one/alone", f"p95 {one} / alone"),
+        ("many/alone", f"p95 {many} / alone"),
+    ):
+        values = ratios[key]
+        print(f"{label}: min {min(values):.2f}x, median {statistics.median(values):.2f}x")
+    print(
+        f"\n| action (all repetitions) | alone p95 (s) | {one} p95 (s) | {many} p95 (s) "
+        f"| {many} / {one} | samples alone / {one} / {many} |"
+    )
+    print("|---|---|---|---|---|---|")
+    for action in results[ALONE][0].by_action:
+        a, o, m = ([x for r in results[k] for x in r.by_action[action]] for k in (ALONE, one, many))
+        print(
+            f"| {action} | {pct(a, 0.95):.3f} | {pct(o, 0.95):.3f} | {pct(m, 0.95):.3f} "
+            f"| {pct(m, 0.95) / pct(o, 0.95):.2f}x | {len(a)} / {len(o)} / {len(m)} |"
+        )
+
+
+def start_haproxy(
+    work: Path, name: str, port: int, replica_ports: list[int]
+) -> subprocess.Popen[bytes]:
+    """HAProxy from scripts/haproxy.cfg.template (as `make cluster` writes it) on `port`."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from haproxy_config import render
+
+    config = work / f"haproxy-{name}.cfg"
+    config.write_text(render("127.0.0.1", port, [f"127.0.0.1:{p}" for p in replica_ports]))
+    log = work / f"haproxy-{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [HAPROXY, "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.25)
+    process.terminate()
+    raise SystemExit(f"HAProxy did not answer in 30 s; see {log}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -292,28 +411,40 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--artifact-store", type=Path, required=True)
     parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--replicas", type=int, default=2, help="app processes behind HAProxy")
     parser.add_argument("--rounds", type=int, default=2, help="reviewer rounds per session")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="quorum-p6-"))
     db = work / "quorum.db"
     shutil.copyfile(args.store, db)
-    log = work / "streamlit.log"
-    port = free_port()
-    server = start_server(db, args.artifact_store, log, port)
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        results = asyncio.run(
-            measure(f"http://127.0.0.1:{port}/", args.sessions, args.rounds, args.repeat)
-        )
+        ports = [free_port() for _ in range(args.replicas)]
+        for port in ports:
+            processes.append(
+                start_server(db, args.artifact_store, work / f"streamlit-{port}.log", port)
+            )
+        one, many = layouts(args.replicas)
+        urls = {}
+        for name, behind in ((one, ports[:1]), (many, ports)):
+            port = free_port()
+            processes.append(start_haproxy(work, name.replace(" ", "-"), port, behind))
+            urls[name] = f"http://127.0.0.1:{port}/"
+        results = asyncio.run(measure(urls, args.sessions, args.rounds, args.repeat))
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
     report(results, args.sessions)
-    print(f"clicks timed on the driver side (observer saw no rerun end): {FALLBACKS['count']}")
-    print(f"server log: {log}")
+    print(
+        f"clicks that started no run within {OBSERVE_MS / 1000:.0f} s (not timed): {LOST['count']}"
+    )
+    print(f"logs: {work}")
 
 
 if __name__ == "__main__":

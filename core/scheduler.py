@@ -2,7 +2,8 @@
 
 Register a job with `@periodic("name", every=timedelta(...))` on a function taking
 (db, settings) and returning a one-line message. `start(settings)` runs them in a
-background thread (APScheduler), once per server process however often it is called.
+background thread (APScheduler), once per server process however often it is called; the
+server calls it as it starts (app.py) and every page load makes sure it runs.
 Several processes may run it: each run of a job is claimed under a database lock
 (PostgreSQL: `pg_try_advisory_xact_lock`; SQLite: a leased `job_lock` row taken with
 BEGIN IMMEDIATE), and a job that ran less than its interval ago is not run again, so a
@@ -27,7 +28,7 @@ from sqlmodel import Session, col, select
 from core import jobs as _builtin_jobs  # noqa: F401  (registers the built-in jobs)
 from core.config import Settings
 from core.db import Database
-from core.errors import InvalidInput, QuorumError
+from core.errors import ConfigurationError, InvalidInput, QuorumError
 from core.models import JobLock, JobRun, utcnow
 from core.periodic import Job, periodic, registered
 
@@ -252,6 +253,19 @@ def start(settings: Settings) -> Scheduler | None:
         if _instance is None:
             _instance = Scheduler(settings).start()
         return _instance
+
+
+def start_with_server() -> Scheduler | None:
+    """Start this process's scheduler as the server starts, so that a process that serves
+    only the API (or that no page has opened yet) runs its share of the due jobs too. With
+    invalid settings it starts none: every page then says what is wrong."""
+    from core.config import get_settings
+
+    try:
+        settings = get_settings()
+    except ConfigurationError:
+        return None
+    return start(settings)
 
 
 def stop() -> None:

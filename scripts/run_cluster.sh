@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Run N Streamlit processes of Quorum on one database and one artifact store, on ports
-# BASE..BASE+N-1, for a load balancer with sticky sessions in front.
+# BASE..BASE+N-1 (BASE defaults to PORT+1; REPLICA_PORTS="p1 p2 ..." names them instead), with
+# HAProxy on PORT in front: cookie-sticky sessions for the pages, round-robin for /api/, health
+# checks on /_stcore/health. Its configuration is written from scripts/haproxy.cfg.template to
+# $LOGS/haproxy.cfg.
 #
-#   N=2 BASE=8501 scripts/run_cluster.sh
+#   N=3 PORT=8501 scripts/run_cluster.sh        # what `make cluster N=3` runs
+#
+# A process that dies is left out by HAProxy (its sessions reconnect to another process); the
+# cluster stops when HAProxy stops or no app process is left. Each process's id is written to
+# $LOGS/quorum-PORT.pid.
 #
 # Demo sign-in (QUORUM_AUTH=demo, the default) is refused unless ALLOW_DEMO=1 is set; every page
 # then shows the demo banner.
@@ -16,13 +23,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N="${N:-2}"
-BASE="${BASE:-8501}"
+PORT="${PORT:-8501}"
+BASE="${BASE:-$((PORT + 1))}"
+HAPROXY="${HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}"
 ADDRESS="${ADDRESS:-127.0.0.1}"
 BIN="${BIN:-.venv/bin}"
 LOGS="${LOGS:-var/cluster}"
 
 if ! [[ "$N" =~ ^[1-9][0-9]*$ ]]; then
   echo "N must be a positive whole number, not '$N'." >&2
+  exit 2
+fi
+if [[ ! -x "$HAPROXY" ]]; then
+  echo "HAProxy is missing: install Debian's package (apt-get install haproxy) or set HAPROXY." >&2
   exit 2
 fi
 if [[ -z "${QUORUM_DATABASE_URL:-}" ]]; then
@@ -62,23 +75,63 @@ if [[ "${QUORUM_AUTH:-demo}" == "oidc" ]]; then
   SECRETS_ARG=(--secrets.files=var/secrets.toml)
 fi
 
+if [[ -n "${REPLICA_PORTS:-}" ]]; then
+  read -r -a ports <<<"$REPLICA_PORTS"
+  N="${#ports[@]}"
+else
+  ports=()
+  for ((i = 0; i < N; i++)); do ports+=($((BASE + i))); done
+fi
+replicas=()
+for port in "${ports[@]}"; do replicas+=("$ADDRESS:$port"); done
+"$BIN/python" scripts/haproxy_config.py --address "$ADDRESS" --port "$PORT" \
+  --out "$LOGS/haproxy.cfg" "${replicas[@]}"
+"$HAPROXY" -q -c -f "$LOGS/haproxy.cfg"
+
 pids=()
 stop() {
+  trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait || true
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
+declare -A port_of
 for ((i = 0; i < N; i++)); do
-  port=$((BASE + i))
+  port="${ports[$i]}"
   "$BIN/streamlit" run app.py \
     --server.port="$port" --server.address="$ADDRESS" --server.headless=true \
-    --browser.gatherUsageStats=false \
+    --browser.gatherUsageStats=false --server.fileWatcherType=none --server.runOnSave=false \
     "${SECRETS_ARG[@]}" >"$LOGS/quorum-$port.log" 2>&1 &
   pids+=("$!")
+  port_of[$!]="$port"
+  echo "$!" >"$LOGS/quorum-$port.pid"
   echo "Quorum process $((i + 1))/$N at http://$ADDRESS:$port  (log: $LOGS/quorum-$port.log)"
 done
-echo "Put a load balancer with sticky sessions in front of these ports. Ctrl+C stops them all."
-wait -n "${pids[@]}"
-echo "A Quorum process stopped; stopping the others (see $LOGS)." >&2
-exit 1
+"$HAPROXY" -db -f "$LOGS/haproxy.cfg" >"$LOGS/haproxy.log" 2>&1 &
+haproxy_pid=$!
+pids+=("$haproxy_pid")
+echo "$haproxy_pid" >"$LOGS/haproxy.pid"
+echo "Quorum is at http://$ADDRESS:$PORT  (HAProxy in front of $N processes; Ctrl+C stops all)"
+
+left=$N
+while true; do
+  stopped=""
+  wait -n -p stopped "${pids[@]}" || true
+  if [[ -z "$stopped" || "$stopped" == "$haproxy_pid" ]]; then
+    echo "HAProxy stopped (see $LOGS/haproxy.log); stopping the app processes." >&2
+    exit 1
+  fi
+  left=$((left - 1))
+  echo "The Quorum process on port ${port_of[$stopped]} stopped (see $LOGS/quorum-${port_of[$stopped]}.log);" \
+       "HAProxy sends its users to the other $left." >&2
+  if ((left == 0)); then
+    echo "No Quorum process is left; stopping HAProxy." >&2
+    exit 1
+  fi
+  remaining=()
+  for pid in "${pids[@]}"; do [[ "$pid" != "$stopped" ]] && remaining+=("$pid"); done
+  pids=("${remaining[@]}")
+done

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +23,18 @@ from sqlalchemy.engine import make_url
 
 from core.db import Database
 from core.services import users
+from tests.fixtures.quorum_server import (
+    drop_postgres_database,
+    free_port,
+    log_tail,
+    new_postgres_database,
+    postgres_server_or_skip,
+    start_app,
+    stop_process,
+    wait_healthy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-POSTGRES_ENV = "QUORUM_TEST_POSTGRES_URL"
-REQUIRE_POSTGRES_ENV = "QUORUM_REQUIRE_POSTGRES"
 MAX_UPLOAD_MB = 8  # above the demo models (about 4 MB), below what the 413 test sends
 PEOPLE = {
     "dana": "dana@demo.quorum",
@@ -80,34 +84,15 @@ def _seed(store: Store, log: Path) -> Store:
 
 
 def _postgres_server() -> str:
-    url = os.environ.get(POSTGRES_ENV, "").strip()
-    if not url:
-        message = f"API tests on PostgreSQL need {POSTGRES_ENV}"
-        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
-            pytest.fail(f"{REQUIRE_POSTGRES_ENV}=1 but {message}", pytrace=False)
-        pytest.skip(message)
-    return url
-
-
-def _admin(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return postgres_server_or_skip("API tests on PostgreSQL")
 
 
 def _new_database(server: str, template: str | None = None) -> str:
-    import psycopg
-
-    name = f"quorum_api_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
-    clause = f' TEMPLATE "{template}"' if template else ""
-    with psycopg.connect(_admin(server), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"{clause}')
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
+    return new_postgres_database(server, "quorum_api", template)
 
 
 def _drop_database(server: str, url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_admin(server), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    drop_postgres_database(server, url)
 
 
 @pytest.fixture(scope="session")
@@ -143,12 +128,6 @@ def _copy(seeded: Store, directory: Path) -> Store:
     return Store(_new_database(server, make_url(seeded.url).database), directory / "artifacts")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     """One `streamlit run app.py` serving pages and /api/v1 on one port."""
@@ -176,17 +155,6 @@ class Server:
         return httpx.Client(base_url=self.api, headers=headers, timeout=300)
 
     def start(self, timeout: float = 90.0) -> Server:
-        command = [
-            str(BIN / "streamlit"),
-            "run",
-            "app.py",
-            "--server.headless=true",
-            f"--server.port={self.port}",
-            "--server.address=127.0.0.1",
-            "--browser.gatherUsageStats=false",
-            "--server.fileWatcherType=none",
-            "--server.runOnSave=false",
-        ]
         env = {
             **os.environ,
             **self.store.env(),
@@ -194,35 +162,19 @@ class Server:
             "QUORUM_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
             "OMP_NUM_THREADS": "1",
         }
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"streamlit exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/_stcore/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"streamlit was not healthy in {timeout:.0f} s:\n{self.log_tail()}")
+        self.process = start_app(self.port, env, self.log)
+        try:
+            wait_healthy(f"{self.url}/_stcore/health", self.process, self.log, timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+        return log_tail(self.log, chars)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process)
 
 
 def _issue_tokens(store: Store) -> dict[str, str]:

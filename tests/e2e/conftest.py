@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +19,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.fixtures.quorum_server import free_port, log_tail, start_app, stop_process, wait_healthy
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Locator, Page
 
     from core.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER_ENV = "QUORUM_REQUIRE_BROWSER"
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -199,12 +198,6 @@ def module_store(seeded_store: Store, tmp_path_factory: pytest.TempPathFactory) 
 # --- the app server --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class AppServer:
     """`streamlit run app.py` on a free port; output goes to `log`."""
@@ -225,19 +218,7 @@ class AppServer:
         return f"{self.url}/{name}"
 
     def start(self, timeout: float = 120.0) -> AppServer:
-        command = [
-            str(BIN / "streamlit"),
-            "run",
-            "app.py",
-            "--server.headless=true",
-            f"--server.port={self.port}",
-            "--server.address=127.0.0.1",
-            "--browser.gatherUsageStats=false",
-            "--server.fileWatcherType=none",
-            "--server.runOnSave=false",
-        ]
-        if self.secrets_file is not None:
-            command.append(f"--secrets.files={self.secrets_file}")
+        extra = () if self.secrets_file is None else (f"--secrets.files={self.secrets_file}",)
         env = {
             **os.environ,
             **self.store.env(),
@@ -245,41 +226,19 @@ class AppServer:
             "OMP_NUM_THREADS": "1",
             **self.extra_env,
         }
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self._wait_healthy(timeout)
+        self.process = start_app(self.port, env, self.log, extra)
+        try:
+            wait_healthy(f"{self.url}/_stcore/health", self.process, self.log, timeout)
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"streamlit exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"streamlit was not healthy in {timeout:.0f} s:\n{self.log_tail()}")
-
     def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+        return log_tail(self.log, chars)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")
