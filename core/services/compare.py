@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core import audit, evaluation
@@ -23,7 +22,6 @@ from core.models import (
     Evaluation,
     MLModel,
     ModelVersion,
-    Prediction,
     StoredComparison,
     Task,
     VersionState,
@@ -146,7 +144,7 @@ def _scored(
         ev.target,
         task,
         y_pred=evaluation.thresholded(
-            scored.prediction, scored.proba, summary.classes, champion.decision_threshold
+            scored.prediction, scored.proba, summary.classes, version.decision_threshold
         ),
         proba=scored.proba,
         classes=summary.classes,
@@ -266,9 +264,9 @@ def compute_comparisons(
             raise NotFound(f"v{candidate.number} has no evaluation to compare on.")
         pair = f"{candidate.artifact_sha256}:{champion.artifact_sha256}"
         wanted = {EVALUATION_DATA: _digest(EVALUATION_DATA, pair, cand_eval.dataset_sha256)}
-        labelled = _labelled_production(session, model)
-        if len(labelled) >= MIN_LABELLED:
-            wanted[PRODUCTION_DATA] = _digest(PRODUCTION_DATA, pair, _rows_digest(labelled))
+        labelled = _labelled_production(session, model, [candidate, champion], store)
+        if len(labelled.frame) >= MIN_LABELLED:
+            wanted[PRODUCTION_DATA] = _digest(PRODUCTION_DATA, pair, labelled.digest)
         known = set(
             session.exec(
                 select(StoredComparison.content_hash).where(
@@ -291,7 +289,7 @@ def compute_comparisons(
                 _stored(model, candidate, champion, EVALUATION_DATA, todo, len(frame), result)
             )
         if PRODUCTION_DATA in todo:
-            production = _production_frame(labelled, frame, cand_eval.target)
+            production = _production_frame(labelled.frame, frame, cand_eval.target)
             result = {
                 "candidate": _scored(candidate, production, cand_eval, model.task, patterns, store),
                 "champion": _scored(champion, production, cand_eval, model.task, patterns, store),
@@ -299,8 +297,8 @@ def compute_comparisons(
             stored = _stored(
                 model, candidate, champion, PRODUCTION_DATA, todo, len(production), result
             )
-            stored.data_from = min(r.ts for r in labelled)
-            stored.data_to = max(r.ts for r in labelled)
+            stored.data_from = labelled.first
+            stored.data_to = labelled.last
             made.append(stored)
     _save(db, actor, model, candidate, champion, made)
     return len(made)
@@ -308,13 +306,6 @@ def compute_comparisons(
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def _rows_digest(rows: list[Any]) -> str:
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(f"{row.id}:{row.label}\n".encode())
-    return digest.hexdigest()
 
 
 def _stored(
@@ -378,27 +369,41 @@ def _save(
             )
 
 
-def _labelled_production(session: Session, model: MLModel) -> list[Any]:
+@dataclass(frozen=True)
+class _Labelled:
+    frame: pd.DataFrame  # features and `__label__`, newest first
+    digest: str  # of the prediction ids and labels
+    first: datetime | None
+    last: datetime | None
+
+
+def _labelled_production(
+    session: Session, model: MLModel, versions: list[ModelVersion], store: ArtifactStore | None
+) -> _Labelled:
     """The newest `RECENT_LABELLED` labelled rows of production, whichever version scored
-    them (rows of voided batches are gone or unlabelled)."""
-    table = Prediction.__table__  # type: ignore[attr-defined]
-    rows = session.connection().execute(
-        sa_select(table.c.id, table.c.ts, table.c.features, table.c.label)
-        .where(
-            table.c.model_id == model.id,
-            table.c.environment == PRODUCTION,
-            table.c.label.is_not(None),
-        )
-        .order_by(table.c.ts.desc(), table.c.id.desc())
-        .limit(RECENT_LABELLED)
+    them (rows of voided batches are gone), with the features either version reads."""
+    from core.services.monitoring import rows  # monitoring reads the champion from here
+    from core.services.monitoring.common import ID_COL, TS_COL
+
+    features = sorted({name for v in versions for name in v.feature_types})
+    found = rows.recent_labelled(
+        session, store or rows.store(), model.id or 0, PRODUCTION, features, RECENT_LABELLED
     )
-    return list(rows.all())
+    digest = hashlib.sha256()
+    for key, label in zip(found[ID_COL], found["__label__"], strict=True):
+        digest.update(f"{key}:{label}\n".encode())
+    stamps = pd.to_datetime(found[TS_COL])
+    return _Labelled(
+        frame=found.drop(columns=[ID_COL, TS_COL]),
+        digest=digest.hexdigest(),
+        first=stamps.min().to_pydatetime() if len(found) else None,
+        last=stamps.max().to_pydatetime() if len(found) else None,
+    )
 
 
-def _production_frame(rows: list[Any], reference: pd.DataFrame, target: str) -> pd.DataFrame:
+def _production_frame(labelled: pd.DataFrame, reference: pd.DataFrame, target: str) -> pd.DataFrame:
     """Labelled production rows as a frame with the evaluation data's column types."""
-    frame = pd.DataFrame.from_records([json.loads(r.features) for r in rows])
-    frame[target] = [r.label for r in rows]
+    frame = labelled.rename(columns={"__label__": target})
     for column in reference.columns:
         if column not in frame.columns:
             continue

@@ -112,7 +112,7 @@ def gate_items(session: Session, model: MLModel, version: ModelVersion) -> list[
                 )
             )
     for key in card_gaps(model, policy.fields.required_card_sections):
-        missing.append(card_gap_message(model, key))
+        missing.append(GateItem(card_gap_message(model, key)))
     views = signoff_views(session, version) if policy.required_signoffs else []
     for meaning in policy.required_signoffs:
         mine = [v for v in views if v.signoff.meaning == meaning]

@@ -321,6 +321,46 @@ def labelled_rows(
     return pd.concat(parts, ignore_index=True)
 
 
+def recent_labelled(
+    session: Session,
+    files: ArtifactStore,
+    model_id: int,
+    env: str,
+    features: list[str],
+    limit: int,
+) -> pd.DataFrame:
+    """The newest `limit` labelled rows of a model in an environment, newest first: their
+    features, `__label__`, prediction id and timestamp (only the files they sit in are read)."""
+    table = PredictionKey.__table__  # type: ignore[attr-defined]
+    result = session.connection().execute(
+        select(table.c.prediction_id, table.c.file_id, table.c.row, table.c.label)
+        .join(BatchFile, col(BatchFile.id) == table.c.file_id)
+        .where(
+            table.c.model_id == model_id,
+            table.c.environment == env,
+            table.c.label.is_not(None),
+        )
+        .order_by(col(BatchFile.day).desc(), table.c.file_id.desc(), table.c.row.desc())
+        .limit(limit)
+    )
+    keys = pd.DataFrame(result.all(), columns=["prediction_id", "file_id", "row", "label"])
+    columns = [*features, "__label__", ID_COL, TS_COL]
+    if keys.empty:
+        return pd.DataFrame(columns=columns)
+    where = _file_rows(session, keys["file_id"])
+    parts = []
+    for file_id, group in keys.groupby("file_id"):
+        stored = read_file(files, where[int(str(file_id))][0])
+        picked = stored.iloc[group["row"].to_numpy(dtype=np.int64)]
+        part = picked[[c for c in features if c in stored.columns]].reset_index(drop=True)
+        part["__label__"] = group["label"].to_numpy()
+        part[ID_COL] = group["prediction_id"].astype(str).to_numpy()
+        part[TS_COL] = pd.to_datetime(picked[TS_COL].to_numpy())
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.sort_values([TS_COL, ID_COL], ascending=False, ignore_index=True)
+
+
 # --- labels and voiding ------------------------------------------------------------------
 
 

@@ -100,6 +100,7 @@ class MonitoringData:
         """Windows still filling: shown, marked partial, never flagged as anomalies."""
         return partial_days(sorted(self.windows), self.settings, self.data_until)
 
+    @property
     def outside_note(self) -> str:
         """Whether some windows were aggregated outside Quorum, in a sentence ("" if none)."""
         if not self.external_rows:

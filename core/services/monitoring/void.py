@@ -72,7 +72,7 @@ def void_batch(
 
 
 def _void(
-    db: Database, actor: Principal, model_name: str, batch_id: int, why: str
+    db: Database, actor: Principal, model_name: str | None, batch_id: int, why: str
 ) -> tuple[VoidResult, list[str]]:
     with unit_of_work(db, actor) as session:
         model = get_model(session, actor, model_name or _model_of(session, actor, batch_id))
