@@ -26,7 +26,7 @@ from core.models import (
 )
 from core.policy import SEVERITIES
 from core.services import read_as, unit_of_work
-from core.services.compliance.common import MAX_DOCUMENT_BYTES
+from core.services.compliance.checklists import check_document
 from core.services.portfolio import notify
 from core.services.registry import get_model, get_version, scoped
 
@@ -313,8 +313,8 @@ def raise_finding(
         )
 
 
-def _locked(session: Session, actor: Principal, finding_id: int) -> tuple[Finding, MLModel]:
-    """The finding, locked, if the actor may see its model; else NotFound."""
+def _visible(session: Session, actor: Principal, finding_id: int) -> Finding:
+    """The finding if the actor may see its model; another team's answers as absent."""
     stmt = (
         select(Finding)
         .join(MLModel, col(MLModel.id) == col(Finding.model_id))
@@ -323,6 +323,12 @@ def _locked(session: Session, actor: Principal, finding_id: int) -> tuple[Findin
     found = session.exec(scoped(stmt, visible_teams(session, actor))).first()
     if found is None:
         raise NotFound(f"No finding #{finding_id} is visible to you. Check the number.")
+    return found
+
+
+def _locked(session: Session, actor: Principal, finding_id: int) -> tuple[Finding, MLModel]:
+    """The finding, locked, if the actor may see its model; else NotFound."""
+    _visible(session, actor, finding_id)
     finding = session.exec(
         select(Finding)
         .where(Finding.id == finding_id)
@@ -363,15 +369,7 @@ def answer_finding(
     text = validation.plain_text(note, "remediation note", max_length=5000, required=True)
     name = validation.plain_text(filename, "file name", max_length=255)
     if document is not None:
-        if not document:
-            raise InvalidInput("The evidence document is empty; choose the file again.")
-        if len(document) > MAX_DOCUMENT_BYTES:
-            raise InvalidInput(
-                f"The evidence document is {len(document) // (1024 * 1024)} MB; the limit is "
-                f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB."
-            )
-        if not name:
-            raise InvalidInput("Give the evidence document a file name.")
+        check_document(document, name)
     artifacts = store or default_store()
     with read_as(db, actor) as session:  # refuse before anything is stored
         finding, _ = _locked(session, actor, finding_id)
@@ -607,15 +605,7 @@ def findings(
 def finding(db: Database, actor: Principal, finding_id: int) -> FindingView:
     """One finding with its history; another team's answers as absent."""
     with read_as(db, actor) as session:
-        stmt = (
-            select(Finding)
-            .join(MLModel, col(MLModel.id) == col(Finding.model_id))
-            .where(Finding.id == finding_id)
-        )
-        row = session.exec(scoped(stmt, visible_teams(session, actor))).first()
-        if row is None:
-            raise NotFound(f"No finding #{finding_id} is visible to you. Check the number.")
-        return _views(session, [row], with_events=True)[0]
+        return _views(session, [_visible(session, actor, finding_id)], with_events=True)[0]
 
 
 def my_findings(db: Database, actor: Principal) -> list[FindingView]:

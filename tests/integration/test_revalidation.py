@@ -202,3 +202,15 @@ def test_the_demo_shows_an_open_finding_and_an_overdue_revalidation(seeded_db: D
     assert [(f.model, f.status) for f in owned] == [("credit-default-scorer", "open")]
     told = {u for u, title in _inbox(seeded_db, "revalidation.due") if "bike" in title}
     assert told == {dana.user_id, casey.user_id}
+
+
+def test_a_schema_2_policy_document_gains_the_blocking_severity_and_jobs_are_registered() -> None:
+    from core import jobs, periodic
+
+    older = policy.defaults("low").as_document()
+    del older["blocking_finding_severity"]
+    assert policy.from_document(older, 2, "low").blocking_finding_severity == "high"
+    assert jobs.remind_overdue_findings and jobs.notify_revalidation_due
+    every = {job.name: job.every for job in periodic.registered()}
+    assert every["findings.remind_overdue"] == timedelta(hours=1)
+    assert every["revalidation.notify_due"] == timedelta(hours=6)

@@ -82,6 +82,7 @@ def admin_content(at: AppTest) -> None:
     assert {"Save a new version", "Add mapping"} <= labels(at, "button")
     # the approval-policy form is drawn from the schema: every field has its widget
     shown = labels(at, "number_input") | labels(at, "checkbox") | labels(at, "multiselect")
+    shown |= labels(at, "selectbox")  # a field of one choice (blocking finding severity)
     for spec in policy.FIELDS:
         if spec.kind == "meaning_roles":
             assert all(f"May sign '{m}'" in shown for m in policy.MEANINGS)

@@ -311,6 +311,19 @@ def update_item(
         return row
 
 
+def check_document(document: bytes | None, name: str) -> None:
+    """Refuse an empty or oversized evidence document, or one without a file name."""
+    if not document:
+        raise InvalidInput("Choose a document to upload; the file is empty or missing.")
+    if len(document) > MAX_DOCUMENT_BYTES:
+        raise InvalidInput(
+            f"The document is {len(document) // (1024 * 1024)} MB; the limit is "
+            f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB."
+        )
+    if not name:
+        raise InvalidInput("Give the document a file name.")
+
+
 def add_evidence(
     db: Database,
     actor: Principal,
@@ -333,15 +346,7 @@ def add_evidence(
     ref = validation.plain_text(reference, "evidence reference", max_length=300)
     name = validation.plain_text(filename, "file name", max_length=255)
     if kind == "document":
-        if not document:
-            raise InvalidInput("Choose a document to upload; the file is empty or missing.")
-        if len(document) > MAX_DOCUMENT_BYTES:
-            raise InvalidInput(
-                f"The document is {len(document) // (1024 * 1024)} MB; the limit is "
-                f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB."
-            )
-        if not name:
-            raise InvalidInput("Give the document a file name.")
+        check_document(document, name)
     elif not ref:
         raise InvalidInput(
             f"Say which {kind.replace('_', ' ')} this evidence points to (for example "
