@@ -3,24 +3,17 @@ once), reads the delivery log and replays a failed delivery; a person ticks e-ma
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from sqlmodel import select
-from streamlit.testing.v1 import AppTest
 
 from core import config, demo, migrate
 from core.db import Database
-from core.models import Delivery, MLModel, NotificationPreference, User
+from core.models import Delivery, MLModel, NotificationPreference
 from core.services import portfolio, registry, users
 from core.services.notifications import hooks, sending
-from core.ui.session import USER_KEY
-
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 60
+from tests.ui.test_service_accounts_page import _clean, _open, _user_id  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -47,37 +40,6 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     assert sending.send_due(database, once).failed == 1
     database.dispose()
     return url
-
-
-@pytest.fixture(autouse=True)
-def _clean(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("QUORUM_DATABASE_URL", store_url)
-    monkeypatch.delenv("QUORUM_AUTH", raising=False)
-    config.reset_settings()
-    st.session_state.clear()
-    st.cache_resource.clear()
-    yield
-    st.session_state.clear()
-    st.cache_resource.clear()
-    config.reset_settings()
-
-
-def _user_id(url: str, address: str) -> int:
-    database = Database(url)
-    with database.read() as session:
-        user_id = session.exec(select(User.id).where(User.email == address)).one()
-    database.dispose()
-    assert user_id is not None
-    return user_id
-
-
-def _open(path: str, user_id: int) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[USER_KEY] = user_id
-    at.switch_page(path)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def _statuses(url: str) -> list[str]:
