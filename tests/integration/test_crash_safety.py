@@ -264,7 +264,11 @@ def batch_csv(batch: int, rows: int = 200) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
-def ingest_forever(ready: Any, done: Any, url: str) -> None:
+def ingest_forever(ready: Any, done: Any, url: str, artifacts: str) -> None:
+    from core.config import reset_settings
+
+    os.environ["QUORUM_ARTIFACT_STORE"] = artifacts  # raw rows go to the test's store
+    reset_settings()
     ingest = _ingest_function()
     db = Database(url)
     actor = users.principal_by_email(db, "riley@demo.quorum")
@@ -282,7 +286,6 @@ def test_ingests_killed_at_random_points_leave_no_half_made_batch(
 ) -> None:
     if _ingest_function() is None:
         pytest.skip("core.services.monitoring.ingest does not exist yet; nothing to ingest into")
-    from core.artifacts import default_store
     from core.models import BatchFile, InferenceBatch, PredictionKey
     from core.services import deployments, reviews
 
@@ -295,7 +298,9 @@ def test_ingests_killed_at_random_points_leave_no_half_made_batch(
     reviews.decide(store.db, riley, MODEL, version.number, "approve")
     deployments.promote(store.db, riley, MODEL, version.number, "staging")
 
-    finished = run_and_kill(forkserver, ingest_forever, (store.url,), random.Random(5))
+    finished = run_and_kill(
+        forkserver, ingest_forever, (store.url, str(store.artifacts.root)), random.Random(5)
+    )
 
     with store.db.read() as session:
         batches = session.exec(select(InferenceBatch)).all()
@@ -311,8 +316,7 @@ def test_ingests_killed_at_random_points_leave_no_half_made_batch(
     assert len(batches) >= finished > 0
     assert all(counts.get(b.id, 0) == b.n_rows for b in batches)
     assert set(counts) <= {b.id for b in batches}
-    files_of = default_store()  # the ingest writes raw rows to the configured store
-    assert all(files_of.exists(f.key) for f in files)  # no row points at a missing file
+    assert all(store.artifacts.exists(f.key) for f in files)  # no row points at a missing file
     assert chain.intact, chain.message
     assert_every_record_points_at_its_verified_file(store.db, store.artifacts)
     assert_sweep_removes_exactly_the_orphans(store.db, store.artifacts)
