@@ -111,7 +111,9 @@ DONE = """(quiet) => {
   const w = window.__p6;
   if (!w || w.click === null || w.started === 0 || w.idleSince === null) return false;
   const now = performance.now();
-  return now - w.idleSince >= quiet && now - w.changedAt >= quiet;
+  if (now - w.idleSince < quiet || now - w.changedAt < quiet) return false;
+  w.final = w.idleSince;  // kept: a later skeleton may clear idleSince before it is read
+  return true;
 }"""
 CHART_WATCH = """() => {
   const w = {click: null, done: null};
@@ -223,7 +225,7 @@ async def timed_click(page: Page, target: Any, *, chart: bool = False) -> float 
         await settle(page)
         return None
     watch = await page.evaluate(
-        "() => { const w = window.__p6; if (w.stop) w.stop(); return {click: w.click, done: w.done ?? w.idleSince}; }"
+        "() => { const w = window.__p6; if (w.stop) w.stop(); return {click: w.click, done: w.final ?? w.done}; }"
     )
     return float(watch["done"] - watch["click"]) / 1000
 
