@@ -199,6 +199,18 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
+class FindingRow:
+    id: int
+    severity: str
+    status: str
+    owner: str
+    raised_by: str
+    due_on: str
+    text: str
+    history: str  # each step in one line: who did what, when
+
+
+@dataclass(frozen=True)
 class PackData:
     title: str
     generated_at_utc: str
@@ -221,6 +233,9 @@ class PackData:
     audit: list[AuditRow]
     audit_verification: Statement
     charts: list[Chart] = field(default_factory=list)
+    findings: list[FindingRow] = field(default_factory=list)
+    revalidation: Statement | None = None  # for a version that has been live in production
+    outside: Statement | None = None  # windows aggregated outside Quorum, if any
 
     def chart(self, key: str) -> Chart | None:
         return next((c for c in self.charts if c.key == key), None)

@@ -12,6 +12,7 @@ from sqlmodel import select
 from core.db import Database
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.models import AuditEvent, Finding, FindingEvent, Notification, Role, utcnow
+from core.packdata import PackData
 from core.services import compliance, deployments, findings, users
 from tests.integration import test_gate_policy
 from tests.integration.test_gate_policy import MEDIUM, People, approved, set_policy
@@ -218,3 +219,42 @@ def test_overdue_findings_reach_the_owner_once_a_day(people_db: Database, people
     assert findings.findings(people_db, p.dana, MEDIUM, number)[0].overdue
     findings.close_finding(people_db, p.riley, fid, "withdrawn")
     assert findings.remind_overdue(people_db, now=now + timedelta(days=2)) == 0
+
+
+def test_the_pack_states_the_versions_findings_and_its_revalidation(
+    people_db: Database, people: People
+) -> None:
+    """The approval pack lists every finding of the version it describes with its history; an
+    open one is an open risk on the verdict page, a closed one is not; once the version is live
+    in production the pack says when it is due for revalidation."""
+    from core.reports import render_html
+    from core.services.compliance.pack import build_pack
+    from core.services.registry import get_model, get_version
+
+    p = people
+
+    def pack(number: int) -> PackData:
+        with people_db.read() as session:
+            model = get_model(session, p.casey, MEDIUM)
+            return build_pack(session, p.casey, model, get_version(session, model, number))
+
+    number = approved(people_db, p, MEDIUM, 8)
+    other = approved(people_db, p, MEDIUM, 9)
+    fid = _raise(people_db, p, number, "medium")
+    open_pack = pack(number)
+    assert [(f.id, f.severity, f.status) for f in open_pack.findings] == [(fid, "medium", "open")]
+    assert "raised by" in open_pack.findings[0].history
+    assert any(f"finding #{fid}" in s.text for s in open_pack.verdict.open_risks)
+    assert open_pack.revalidation is None  # never live in production: nothing is due
+    assert f"#{fid}" in render_html(open_pack)
+    assert pack(other).findings == []  # another version's finding is not this one's
+
+    findings.close_finding(people_db, p.riley, fid, "Recalibrated and checked.")
+    deployments.promote(people_db, p.riley, MEDIUM, number, PROD, "finding closed")
+    closed_pack = pack(number)
+    assert [f.status for f in closed_pack.findings] == ["closed"]
+    assert not any(f"finding #{fid}" in s.text for s in closed_pack.verdict.open_risks)
+    assert closed_pack.revalidation is not None
+    assert "revalidation due" in closed_pack.revalidation.text
+    assert closed_pack.revalidation.ok is True
+    assert "Revalidation:" in render_html(closed_pack)

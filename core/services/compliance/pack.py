@@ -32,6 +32,7 @@ from core.models import (
     Signoff,
     Team,
     User,
+    WindowAggregateRow,
     utcnow,
 )
 from core.packdata import (
@@ -42,6 +43,7 @@ from core.packdata import (
     DecisionRow,
     DeploymentRow,
     EvidenceRow,
+    FindingRow,
     IncidentRow,
     ItemRow,
     LiveStatus,
@@ -145,6 +147,9 @@ def build_pack(
     card = _card(model, rule)
     incidents = _incidents(session, version)
     live = _live(session, version)
+    findings = _findings(session, actor, version)
+    revalidation = _revalidation(session, actor, version)
+    outside = _outside(session, version)
     comparison = comparison or ComparisonFacts(False, "No comparison was made.")
     verdict = Verdict(
         goal=_goal_statement(model, result, ev is not None),
@@ -161,7 +166,15 @@ def build_pack(
         checklists=_checklist_statement(checklists),
         incidents=_incident_statement(version, incidents, live),
         card=_card_statement(model, card),
-        open_risks=_open_risks(incidents, gate),
+        open_risks=_open_risks(incidents, gate)
+        + [
+            Statement(
+                f"Open {f.severity} finding #{f.id} ({f.owner}, due {f.due_on}): {f.text}", False
+            )
+            for f in findings
+            if f.status != "closed"
+        ]
+        + ([revalidation] if revalidation is not None and revalidation.ok is False else []),
     )
     return PackData(
         title=f"Approval pack: {model.name} v{version.number}",
@@ -214,6 +227,9 @@ def build_pack(
         incidents=incidents,
         audit=_audit(session, model, version),
         audit_verification=_verification(session),
+        findings=findings,
+        revalidation=revalidation,
+        outside=outside,
     )
 
 
@@ -390,6 +406,65 @@ def _open_risks(incidents: list[IncidentRow], gate: list[Statement]) -> list[Sta
         if i.status in OPEN_INCIDENT
     ]
     return risks
+
+
+def _findings(session: Session, actor: Principal, version: ModelVersion) -> list[FindingRow]:
+    """Every finding raised on this version, with its history."""
+    from core.services.findings import findings_for_pack
+
+    return [
+        FindingRow(
+            id=f["id"],
+            severity=f["severity"],
+            status=f["status"],
+            owner=f["owner"],
+            raised_by=f["raised_by"],
+            due_on=f["due_on"],
+            text=f["text"],
+            history="; ".join(
+                f"{e['action']} by {e['actor']}"
+                + (f" at {e['at'][:16].replace('T', ' ')} UTC" if e.get("at") else "")
+                + (f": {e['note']}" if e.get("note") else "")
+                for e in f["history"]
+            ),
+        )
+        for f in findings_for_pack(session, actor, version.id or 0)
+    ]
+
+
+def _revalidation(session: Session, actor: Principal, version: ModelVersion) -> Statement | None:
+    """Where this version stands on periodic revalidation, once it has been live in production."""
+    from core.services.revalidation import revalidation_for_pack
+
+    status = revalidation_for_pack(session, actor, version.id or 0)
+    if status is None or not status["live_in_production"]:
+        return None
+    text = f"v{version.number}: {status['label']}"
+    if status["interval_months"]:
+        text += (
+            f" (every {status['interval_months']} months; last validated {status['validated_on']})"
+        )
+    failed_or_late = status["failed"] or status["overdue"]
+    return Statement(text + ".", False if failed_or_late else True)
+
+
+def _outside(session: Session, version: ModelVersion) -> Statement | None:
+    """Whether some of this version's production windows were aggregated outside Quorum."""
+    rows = session.exec(
+        select(WindowAggregateRow.window_start, WindowAggregateRow.external_rows).where(
+            WindowAggregateRow.version_id == version.id, col(WindowAggregateRow.external_rows) > 0
+        )
+    ).all()
+    if not rows:
+        return None
+    days = sorted(r[0] for r in rows)
+    total = sum(int(r[1]) for r in rows)
+    return Statement(
+        f"{len(days)} monitoring window(s) of v{version.number} ({days[0]:%Y-%m-%d} to "
+        f"{days[-1]:%Y-%m-%d}, {total:,} rows) were aggregated outside Quorum: Quorum received "
+        "their counts, not their rows.",
+        None,
+    )
 
 
 def _gate(session: Session, model: MLModel, version: ModelVersion) -> list[Statement]:
