@@ -153,6 +153,25 @@ def models_archive(args: argparse.Namespace, client: Client) -> Output:
     return Output(model, f"Model {args.name} archived; it stays readable with its history.")
 
 
+CARD_SECTIONS = ("purpose", "intended_use", "limitations", "data", "ethics", "caveats")
+
+
+def models_card(args: argparse.Namespace, client: Client) -> Output:
+    sections: dict[str, str] = {}
+    for pair in args.section:
+        key, sep, text = pair.partition("=")
+        if not sep or key.strip() not in CARD_SECTIONS:
+            raise InvalidInput(
+                f"The card section {pair!r} must look like section=text, with a section among "
+                f"{', '.join(CARD_SECTIONS)}."
+            )
+        sections[key.strip()] = text.strip()
+    if not sections:
+        raise InvalidInput("Give at least one --section, e.g. --section 'limitations=...'.")
+    model = client.update_model(args.name, card=sections)
+    return Output(model, f"Model card of {args.name}: {', '.join(sorted(sections))} written.")
+
+
 def models_show(args: argparse.Namespace, client: Client) -> Output:
     m = client.get_model(args.name)
     live = ", ".join(f"{env} {_v(n)}" for env, n in (m.get("live") or {}).items() if n)
@@ -519,6 +538,14 @@ def _add_models(groups: Any) -> None:
     create.add_argument("--tag", action="append", default=[], help="key=value, repeatable")
     show = _cmd(models, "show", models_show, "a model, its versions and where it is live")
     show.add_argument("name")
+    card = _cmd(models, "card", models_card, "write sections of model NAME's card")
+    card.add_argument("name")
+    card.add_argument(
+        "--section",
+        action="append",
+        default=[],
+        help="section=text, repeatable; sections: " + ", ".join(CARD_SECTIONS),
+    )
     archive = _cmd(models, "archive", models_archive, "archive model NAME (nothing is deleted)")
     archive.add_argument("name")
     archive.add_argument("--reason", required=True)

@@ -387,7 +387,7 @@ def _labelled_production(
 
     features = sorted({name for v in versions for name in v.feature_types})
     found = rows.recent_labelled(
-        session, store or rows.store(), model.id or 0, PRODUCTION, features, RECENT_LABELLED
+        session, rows.store(), model.id or 0, PRODUCTION, features, RECENT_LABELLED
     )
     digest = hashlib.sha256()
     for key, label in zip(found[ID_COL], found["__label__"], strict=True):
@@ -419,6 +419,14 @@ def _production_frame(labelled: pd.DataFrame, reference: pd.DataFrame, target: s
 def refresh_comparisons(db: Database, *, store: ArtifactStore | None = None) -> str:
     """Compute what is missing for every version not archived, beside its champion (the
     periodic job): a new version, a new champion, or new labels give a new hash."""
+    computed, versions, failed = refresh_counts(db, store=store)
+    return f"{computed} comparison(s) computed for {versions} version(s)" + (
+        f"; {failed} could not be scored (see the audit trail)." if failed else "."
+    )
+
+
+def refresh_counts(db: Database, *, store: ArtifactStore | None = None) -> tuple[int, int, int]:
+    """(comparisons computed, versions looked at, versions that could not be scored)."""
     with db.read() as session:
         rows = session.exec(
             select(MLModel.name, ModelVersion.number)
@@ -434,9 +442,7 @@ def refresh_comparisons(db: Database, *, store: ArtifactStore | None = None) -> 
             continue
         except QuorumError:
             failed += 1
-    return f"{computed} comparison(s) computed for {len(rows)} version(s)" + (
-        f"; {failed} could not be scored (see the audit trail)." if failed else "."
-    )
+    return computed, len(rows), failed
 
 
 def _build(

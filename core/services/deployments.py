@@ -203,6 +203,19 @@ def _go_live(
         replaced = session.get(ModelVersion, current.version_id)
         previous = f", replacing v{replaced.number}" if replaced else ""
     verb = "promoted to" if action == "promote" else "rolled back in"
+    # the inbox rows before the audit event: its chain lock must be the transaction's last
+    people = (team_members(session, model.team_id) | {model.owner_id}) - {actor.user_id}
+    notify(
+        session,
+        people,
+        "deployment.promoted" if action == "promote" else "deployment.rolled_back",
+        f"{model.name} v{version.number} {verb} {env}{previous}",
+        body=why,
+        link=f"pages/4_Deployments.py?model={model.name}",
+        model_id=model.id,
+        version_id=version.id,
+    )
+    session.flush()
     audit.record(
         session,
         actor,
@@ -218,17 +231,6 @@ def _go_live(
             "replaced_deployment": current.id if current else None,
             "gate": gate,
         },
-    )
-    people = (team_members(session, model.team_id) | {model.owner_id}) - {actor.user_id}
-    notify(
-        session,
-        people,
-        "deployment.promoted" if action == "promote" else "deployment.rolled_back",
-        f"{model.name} v{version.number} {verb} {env}{previous}",
-        body=why,
-        link=f"pages/4_Deployments.py?model={model.name}",
-        model_id=model.id,
-        version_id=version.id,
     )
     return deployment
 

@@ -606,21 +606,6 @@ def _after_decision(
             if status.satisfied
             else " — " + "; ".join(status.explain())
         )
-    audit.record(
-        session,
-        actor,
-        f"decision.{kind.value}",
-        object_type="version",
-        object_id=version.id,
-        model_id=model.id,
-        summary=f"{actor.name} {label} {model.name} v{version.number}{outcome}"
-        + (f": {why}" if why else ""),
-        details={
-            "artifact_sha256": version.artifact_sha256,
-            "round": version.review_round,
-            "state": version.state,
-        },
-    )
     if kind != DecisionKind.APPROVE or status.satisfied:  # an approval is news once it decides
         notify(
             session,
@@ -637,6 +622,22 @@ def _after_decision(
             version_id=version.id,
         )
     _close_review_requests(session, actor, version)
+    session.flush()  # every row lock before the audit chain's lock, which comes last
+    audit.record(
+        session,
+        actor,
+        f"decision.{kind.value}",
+        object_type="version",
+        object_id=version.id,
+        model_id=model.id,
+        summary=f"{actor.name} {label} {model.name} v{version.number}{outcome}"
+        + (f": {why}" if why else ""),
+        details={
+            "artifact_sha256": version.artifact_sha256,
+            "round": version.review_round,
+            "state": version.state,
+        },
+    )
 
 
 def _close_review_requests(session: Session, actor: Principal, version: ModelVersion) -> None:

@@ -101,6 +101,17 @@ def test_full_lifecycle(server: QuorumServer, files: dict[str, Path], tmp_path: 
         assert done["state"] == "approved"
     assert run("riley", "review", "queue", "--json").json() == []
 
+    refused = server.cli("dana", "models", "card", MODEL, "--section", "colour=blue", cwd=tmp_path)
+    assert refused.code != 0 and "must look like section=text" in refused.err
+    written = run("dana", "models", "card", MODEL,
+                  "--section", "intended_use=Scoring toy applications in tests.",
+                  "--section", "limitations=Trained on 200 synthetic rows.",
+                  "--section", "data=Synthetic features x1..x4.",
+                  "--section", "ethics=No personal data.",
+                  "--section", "caveats=Not for real decisions.")  # fmt: skip
+    assert "caveats, data, ethics, intended_use, limitations written" in written.out
+    card = run("blake", "--json", "models", "show", MODEL).json()["card"]
+    assert card["limitations"] == "Trained on 200 synthetic rows." and card["ethics"]
     for number, env in (("1", "staging"), ("1", "production"), ("2", "production")):
         promoted = run("riley", "deploy", "promote", MODEL, number, "--env", env)
         assert f"v{number} is live in {env}" in promoted.out

@@ -132,7 +132,7 @@ EVAL_CASES: dict[str, tuple[bytes, str, str]] = {
     # name: (file bytes, file name, text the refusal must contain)
     "missing_feature": (csv(frame().drop(columns="debt")), "e.csv", "debt"),
     "missing_target": (csv(frame().drop(columns=TARGET)), "e.csv", TARGET),
-    "extra_column": (csv(frame().assign(surprise=1)), "e.csv", "surprise"),
+    "nan_in_feature": (_with("debt", np.nan), "e.csv", "debt"),
     "text_in_numeric": (_with("age", "forty"), "e.csv", "age"),
     "nan_in_target": (_with(TARGET, np.nan), "e.csv", TARGET),
     "inf_in_feature": (_with("income", np.inf), "e.csv", "income"),

@@ -417,6 +417,18 @@ def close_incident(
     if status == RESOLVED:
         incident.resolved_by_id = actor.user_id
     session.add(incident)
+    notify(
+        session,
+        team_members(session, model.team_id) - {actor.user_id},
+        "incident.closed",
+        f"{model.name}: {_kind_words(incident)} incident #{incident.id} closed in "
+        f"{incident.environment}",
+        body=reason[:300],
+        link=monitoring_link(model.name),
+        model_id=model.id,
+        version_id=incident.version_id,
+    )
+    session.flush()  # the audit chain's lock comes last
     audit.record(
         session,
         actor,
@@ -432,17 +444,6 @@ def close_incident(
             "status": status,
             "windows_in_breach": incident.windows_in_breach,
         },
-    )
-    notify(
-        session,
-        team_members(session, model.team_id) - {actor.user_id},
-        "incident.closed",
-        f"{model.name}: {_kind_words(incident)} incident #{incident.id} closed in "
-        f"{incident.environment}",
-        body=reason[:300],
-        link=monitoring_link(model.name),
-        model_id=model.id,
-        version_id=incident.version_id,
     )
 
 

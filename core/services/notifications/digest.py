@@ -139,7 +139,7 @@ def send_weekly(db: Database, settings: Settings, *, now: datetime | None = None
                 "digest",
                 digest.title,
                 body=digest.text(),
-                link="Home.py",
+                link="app.py",
             )
             audit.record(
                 session,

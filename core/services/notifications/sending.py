@@ -172,9 +172,18 @@ def _record(
 
 
 def absolute_link(settings: Settings, link: str) -> str:
+    """The address a person opens for an inbox link: the script path a page link takes
+    (`pages/3_Reviews.py?model=m`, `app.py`) becomes the page's URL (`<public>/Reviews?model=m`)."""
     if not link or "://" in link or not settings.public_url:
         return link
-    return f"{settings.public_url}/{link.lstrip('/')}"
+    path, _, query = link.lstrip("/").partition("?")
+    if path == "app.py":
+        path = ""
+    elif path.startswith("pages/") and path.endswith(".py"):
+        stem = path.removeprefix("pages/").removesuffix(".py")
+        number, _, name = stem.partition("_")
+        path = name if number.isdigit() and name else stem
+    return f"{settings.public_url.rstrip('/')}/{path}" + (f"?{query}" if query else "")
 
 
 # --- e-mail -----------------------------------------------------------------------------------
