@@ -35,6 +35,7 @@ from tests.fixtures.quorum_server import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+API_AUDIT_KEY = "api-tests-audit-key-" + "7" * 32
 MAX_UPLOAD_MB = 8  # above the demo models (about 4 MB), below what the 413 test sends
 PEOPLE = {
     "dana": "dana@demo.quorum",
@@ -93,6 +94,19 @@ def _new_database(server: str, template: str | None = None) -> str:
 
 def _drop_database(server: str, url: str) -> None:
     drop_postgres_database(server, url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _api_audit_key() -> Iterator[None]:
+    """One audit key for the seed, its copies, the servers and the tests' own service calls
+    (the development key is per store location, and every copy has its own location)."""
+    from core import config
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QUORUM_AUDIT_KEY", API_AUDIT_KEY)
+        config.reset_settings()
+        yield
+    config.reset_settings()
 
 
 @pytest.fixture(scope="session")

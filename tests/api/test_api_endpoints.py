@@ -230,7 +230,7 @@ def test_audit_events_and_verify(server: Server) -> None:
         older = casey.get("/audit/events", params={"before_seq": events[-1]["seq"], "limit": 2})
         assert all(e["seq"] < events[-1]["seq"] for e in older.json())
         verified = casey.get("/audit/verify").json()
-        assert verified["intact"] is True and verified["checked"] > 0
+        assert verified["intact"] is True and verified["checked"] > 0, verified
     with server.client("dana") as dana:
         assert_problem(dana.get("/audit/verify"), 403, "permission_denied")
 
