@@ -1,4 +1,4 @@
-"""At phone width (390 x 844): Home's portfolio shows State and Live without scrolling
+"""At phone width (390 x 844): Home's health board shows each model's health and name without scrolling
 sideways, and the sidebar folds away after a page is chosen in it."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_home_on_a_phone_shows_state_and_live_and_the_sidebar_folds(
     as_demo_user(page, demo_app, "blake")
     _folded(page)  # a phone starts with the page, not the menu
     headers = _headers_on_screen(page)
-    assert headers[:3] == ["Model", "State", "Live"], headers
+    assert headers[:3] == ["Health", "Model", "In plain words"], headers  # the health board
     screenshot(page, "phone-home")
 
     for label in ("Models", "Home"):
