@@ -338,7 +338,11 @@ def test_search_filters_by_model_actor_action_and_date(
     assert for_model and all(e.model_id == model_id for e in for_model)
     by_dana = audit_trail.search(people_db, casey, actor_id=dana.user_id)
     # the two models dana created, and the card she wrote for the high-risk one
-    assert sorted(e.action for e in by_dana) == ["model.card_updated", "model.created", "model.created"]
+    assert sorted(e.action for e in by_dana) == [
+        "model.card_updated",
+        "model.created",
+        "model.created",
+    ]
     assert all(e.actor_id == dana.user_id for e in by_dana)
     today = datetime.now(UTC).date()
     assert len(audit_trail.search(people_db, casey, start=today, end=today)) == len(everything)
