@@ -126,7 +126,18 @@ def _kind_label(kind: str) -> str:
         "changes_requested": "Changes requested on your version",
         "alert": "Monitoring alert",
         "signoff_expiring": "Sign-off expiring",
-    }.get(kind, kind.replace("_", " ").capitalize())
+        "approved": "Your version was approved",
+        "rejected": "Your version was rejected",
+        "incident.closed": "Incident closed",
+        "deployment.promoted": "Promoted",
+        "deployment.rolled_back": "Rolled back",
+        "finding.raised": "Finding raised",
+        "finding.due": "Finding overdue",
+        "finding.answered": "Finding answered",
+        "revalidation.due": "Revalidation due",
+        "revalidation.failed": "Revalidation failed",
+        "digest": "Weekly digest",
+    }.get(kind, kind.replace("_", " ").replace(".", ": ").capitalize())
 
 
 PAGE_ROWS = 50

@@ -209,7 +209,7 @@ def test_an_email_arrives_at_the_smtp_server_for_those_who_chose_it(
     text = mail.get_payload(decode=True).decode()
     assert mail["Subject"] == f"[Quorum] {model.name}: drift incident opened"
     assert "drift in income" in text
-    assert f"https://quorum.example.org/pages/5_Monitoring.py?model={model.name}" in text
+    assert f"https://quorum.example.org/Monitoring?model={model.name}" in text
     assert _deliveries(people_db, "email")[0].status == "sent"
     assert "never-shown-anywhere" not in repr(settings)
     # sent once: the next pass finds nothing to do
@@ -263,7 +263,7 @@ def test_a_webhook_arrives_signed_and_carries_ids_names_and_links_only(
     assert payload["blocks"][0]["text"]["text"] == payload["text"]
     assert payload["model"] == {"id": model.id, "name": model.name}
     assert payload["team"]["name"] == "risk-analytics" and payload["event"] == "incident"
-    assert payload["link"] == f"https://quorum.example.org/pages/5_Monitoring.py?model={model.name}"
+    assert payload["link"] == f"https://quorum.example.org/Monitoring?model={model.name}"
     assert "income" not in body.decode() and "51.2" not in body.decode()  # never the body's rows
     tampered = hmac.new(new.secret.encode(), f"{timestamp}.".encode() + body + b" ", hashlib.sha256)
     assert headers["X-Quorum-Signature"] != "sha256=" + tampered.hexdigest()
