@@ -401,6 +401,8 @@ def sign_in_demo(page: Page, who: str) -> None:
 
 
 def as_demo_user(page: Page, app: AppServer, who: str, path: str = "") -> None:
+    """Open the app signed out (no demo-session cookie from an earlier test) and sign in."""
+    page.context.clear_cookies()
     open_app(page, app, path)
     sign_in_demo(page, who)
 
