@@ -23,7 +23,7 @@ from core.models import (
     utcnow,
 )
 from core.services import read_as
-from core.services.notifications import outbox
+from core.services.notifications.outbox import notify as notify  # the one inbox entry point
 from core.services.registry import scoped, scoped_events, state_label
 
 
@@ -230,31 +230,6 @@ def mark_read(db: Database, principal: Principal, notification_id: int) -> None:
             raise PermissionDenied("That inbox item belongs to someone else.")
         note.read_at = note.read_at or utcnow()
         session.add(note)
-
-
-def notify(
-    session: Session,
-    user_ids: set[int],
-    kind: str,
-    title: str,
-    *,
-    body: str = "",
-    link: str = "",
-    model_id: int | None = None,
-    version_id: int | None = None,
-) -> None:
-    """Add an inbox item for each person, and the e-mails and webhook messages it causes,
-    inside the caller's transaction (see core.services.notifications.outbox)."""
-    outbox.notify(
-        session,
-        user_ids,
-        kind,
-        title,
-        body=body,
-        link=link,
-        model_id=model_id,
-        version_id=version_id,
-    )
 
 
 def since(when: datetime) -> str:
