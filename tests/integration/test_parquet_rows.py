@@ -77,6 +77,30 @@ def test_each_batch_is_parquet_per_day_and_voiding_removes_its_files_and_keys(
         monitoring.ingest_labels(live, dana, MODEL, _labels(_production(1, seed=1)), env=ENV)
 
 
+def test_rows_sent_out_of_time_order_are_indexed_where_their_file_holds_them(
+    live: Database, principal: PrincipalFactory
+) -> None:
+    """Each chunk is sorted by day before it is cut into files: every index entry must still
+    point at the row of its own prediction id, in the file of its own day, with its label."""
+    dana = principal(Role.DATA_SCIENTIST)
+    frame = _production(3, seed=5).sample(frac=1, random_state=0).reset_index(drop=True)
+    frame["label"] = frame["y"].where(frame.index % 3 != 0)  # some rows come without a label
+    sent = frame[["timestamp", "prediction_id", *test_monitoring.FEATURES, "label"]]
+    monitoring.ingest(live, dana, MODEL, sent.to_csv(index=False).encode(), env=ENV, chunk_rows=70)
+    with live.read() as session:
+        keys = session.exec(select(PredictionKey)).all()
+        files = {f.id: f for f in session.exec(select(BatchFile)).all()}
+    assert len(keys) == len(frame) == 180 and len(files) == 9  # 3 chunks x 3 days
+    expected = frame.set_index("prediction_id")
+    for key in keys:
+        record = files[key.file_id]
+        row = stored_rows.read_file(default_store(), record.key).iloc[key.row]
+        assert row["prediction_id"] == key.prediction_id
+        assert pd.Timestamp(row["timestamp"]).date() == record.day.date()
+        label = expected.loc[key.prediction_id, "label"]
+        assert key.label == (None if pd.isna(label) else str(int(label)))
+
+
 def test_aggregates_built_outside_quorum_are_marked_and_voided_with_their_files(
     live: Database, principal: PrincipalFactory
 ) -> None:

@@ -10,6 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -60,26 +61,88 @@ def _day(value: Any) -> date:
 # --- writing -----------------------------------------------------------------------------
 
 
-def write_rows(
-    session: Session,
+@dataclass
+class WrittenFile:
+    """One Parquet file put in the store, not yet listed in SQL."""
+
+    day: date
+    key: str
+    size: int
+    ids: list[str]
+    labels: list[Any]
+
+
+def write_files(
     files: ArtifactStore,
     batch: InferenceBatch,
     chunk: pd.DataFrame,
     labels: list[Any],
     part: int,
-) -> list[str]:
-    """Write one chunk's rows as one Parquet file per day and index their prediction ids;
-    the keys of the files written."""
+    written: list[str],
+) -> list[WrittenFile]:
+    """Encode one chunk's rows as one Parquet file per day and put them in the store. No SQL,
+    so it may run in a worker thread while the caller aggregates; each key is appended to
+    `written` as soon as its file exists, so a failed ingest can delete what was put."""
     days = window_starts(chunk[TS_COL], "D")
-    keys = []
-    for day in np.unique(days):
-        mask = days == day
-        piece = chunk.loc[mask]
-        record = _put_file(session, files, batch, _day(day), part, piece)
-        picked = [label for label, keep in zip(labels, mask, strict=True) if keep]
-        _insert_keys(session, batch, record, piece[ID_COL].astype(str).tolist(), picked)
-        keys.append(record.key)
-    return keys
+    order = np.argsort(days, kind="stable")
+    ordered_days = days[order]
+    table = _arrow(chunk if _is_sorted(days) else chunk.iloc[order])
+    ids = table.column(ID_COL).to_pylist()
+    picked_labels = np.asarray(labels, dtype=object)[order]
+    bounds = (np.flatnonzero(ordered_days[1:] != ordered_days[:-1]) + 1).tolist()
+    dictionary = _dictionary_columns(table.schema)
+    done = []
+    for start, end in zip([0, *bounds], [*bounds, len(ordered_days)], strict=True):
+        day = _day(ordered_days[start])
+        buffer = io.BytesIO()
+        pq.write_table(
+            table.slice(start, end - start),
+            buffer,
+            compression="snappy",
+            use_dictionary=dictionary,
+        )
+        stored = files.put_at(file_key(batch, day, part), buffer.getvalue())
+        written.append(stored.key)
+        done.append(
+            WrittenFile(
+                day, stored.key, stored.size, ids[start:end], picked_labels[start:end].tolist()
+            )
+        )
+    return done
+
+
+def index_files(session: Session, batch: InferenceBatch, written: list[WrittenFile]) -> None:
+    """List the files of a batch in SQL and index their prediction ids."""
+    for item in written:
+        record = BatchFile(
+            batch_id=batch.id or 0,
+            day=_as_datetime(item.day),
+            key=item.key,
+            n_rows=len(item.ids),
+            size=item.size,
+        )
+        session.add(record)
+        session.flush()
+        _insert_keys(session, batch, record, item.ids, item.labels)
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Text columns other than the id: dictionary encoding pays on repeated labels and
+    categories; on numbers and unique ids it only costs (a third of the write time)."""
+    return [
+        f.name
+        for f in schema
+        if f.name != ID_COL
+        and (
+            pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)
+        )
+    ]
+
+
+def _is_sorted(values: np.ndarray) -> bool:
+    return bool(len(values) < 2 or (values[1:] >= values[:-1]).all())
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
@@ -92,29 +155,6 @@ def _arrow(frame: pd.DataFrame) -> pa.Table:
                 values = mixed[name]
                 mixed[name] = values.where(values.isna(), values.astype(str))
         return pa.Table.from_pandas(mixed, preserve_index=False)
-
-
-def _put_file(
-    session: Session,
-    files: ArtifactStore,
-    batch: InferenceBatch,
-    day: date,
-    part: int,
-    piece: pd.DataFrame,
-) -> BatchFile:
-    buffer = io.BytesIO()
-    pq.write_table(_arrow(piece), buffer, compression="snappy")
-    stored = files.put_at(file_key(batch, day, part), buffer.getvalue())
-    record = BatchFile(
-        batch_id=batch.id or 0,
-        day=_as_datetime(day),
-        key=stored.key,
-        n_rows=len(piece),
-        size=stored.size,
-    )
-    session.add(record)
-    session.flush()
-    return record
 
 
 def put_aggregates(
@@ -143,30 +183,47 @@ def put_aggregates(
     return keys
 
 
+_KEYS_FROM_JSON = (
+    f"INSERT INTO prediction_key ({', '.join(KEY_COLUMNS)}) "
+    "SELECT ?, ?, value, ?, key, NULL FROM json_each(?)"
+)
+_LABELLED_KEYS_FROM_JSON = (
+    f"INSERT INTO prediction_key ({', '.join(KEY_COLUMNS)}) "
+    "SELECT ?, ?, json_extract(value, '$[0]'), ?, key, json_extract(value, '$[1]') "
+    "FROM json_each(?)"
+)
+
+
 def _insert_keys(
     session: Session, batch: InferenceBatch, record: BatchFile, ids: list[str], labels: list[Any]
 ) -> None:
-    rows = zip(
-        [batch.model_id] * len(ids),
-        [batch.environment] * len(ids),
-        ids,
-        [record.id] * len(ids),
-        range(len(ids)),
-        labels,
-        strict=True,
-    )
+    """Index one file's prediction ids: COPY on PostgreSQL; on SQLite one statement per file
+    that reads the ids from a JSON array (json_each), about three times faster than binding
+    each row through executemany."""
     raw = session.connection().connection
     cursor = raw.cursor()
     try:
         if session.get_bind().dialect.name == "postgresql":
+            rows = zip(
+                [batch.model_id] * len(ids),
+                [batch.environment] * len(ids),
+                ids,
+                [record.id] * len(ids),
+                range(len(ids)),
+                labels,
+                strict=True,
+            )
             with cursor.copy(f"COPY prediction_key ({', '.join(KEY_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+        elif any(label is not None for label in labels):
+            pairs = json.dumps([[i, label] for i, label in zip(ids, labels, strict=True)])
+            cursor.execute(
+                _LABELLED_KEYS_FROM_JSON, (batch.model_id, batch.environment, record.id, pairs)
+            )
         else:
-            marks = ", ".join("?" for _ in KEY_COLUMNS)
-            cursor.executemany(
-                f"INSERT INTO prediction_key ({', '.join(KEY_COLUMNS)}) VALUES ({marks})",
-                rows,  # type: ignore[arg-type]  # any iterable of rows works with sqlite3
+            cursor.execute(
+                _KEYS_FROM_JSON, (batch.model_id, batch.environment, record.id, json.dumps(ids))
             )
     except Exception as error:  # the driver's own error types; re-raised as SQLAlchemy's
         if "unique" in str(error).lower() or "duplicate" in str(error).lower():
