@@ -247,6 +247,7 @@ def _check_columns(chunk: pd.DataFrame, profile: ReferenceProfile, timestamp_col
 class _Grouping:
     index: np.ndarray
     n_windows: int
+    bounds: np.ndarray | None = None  # where each window starts, when rows come in window order
 
 
 def _group_rows(starts: np.ndarray) -> tuple[np.ndarray, _Grouping]:
@@ -260,7 +261,29 @@ def _group_rows(starts: np.ndarray) -> tuple[np.ndarray, _Grouping]:
     lookup = np.zeros(present[-1] + 1, dtype=np.int64)
     lookup[present] = np.arange(len(present))
     distinct = (present + first).astype("datetime64[D]")
-    return distinct, _Grouping(index=lookup[offsets], n_windows=len(present))
+    index = lookup[offsets]
+    bounds = None
+    if (index[1:] >= index[:-1]).all():
+        bounds = np.concatenate([[0], np.flatnonzero(index[1:] != index[:-1]) + 1])
+    return distinct, _Grouping(index=index, n_windows=len(present), bounds=bounds)
+
+
+def _window_extremes(
+    values: np.ndarray, valid: np.ndarray, group: _Grouping
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest valid value per window (inf and -inf where a window has none):
+    one reduction per window run when rows come in window order (the usual, time-ordered
+    file), else unbuffered per-row updates."""
+    if group.bounds is None:
+        lows = np.full(group.n_windows, np.inf)
+        highs = np.full(group.n_windows, -np.inf)
+        np.minimum.at(lows, group.index[valid], values[valid])
+        np.maximum.at(highs, group.index[valid], values[valid])
+        return lows, highs
+    kept = np.where(valid, values, np.nan)
+    lows = np.fmin.reduceat(kept, group.bounds)
+    highs = np.fmax.reduceat(kept, group.bounds)
+    return np.where(np.isnan(lows), np.inf, lows), np.where(np.isnan(highs), -np.inf, highs)
 
 
 def _window_sums(values: np.ndarray, group: _Grouping, mask: np.ndarray) -> np.ndarray:
@@ -301,10 +324,7 @@ def _numeric_columns(
     bin_sums = np.bincount(
         group.index[valid] * n_bins + bins, weights=x, minlength=group.n_windows * n_bins
     ).reshape(group.n_windows, n_bins)
-    lows = np.full(group.n_windows, np.inf)
-    highs = np.full(group.n_windows, -np.inf)
-    np.minimum.at(lows, group.index[valid], x)
-    np.maximum.at(highs, group.index[valid], x)
+    lows, highs = _window_extremes(values, valid, group)
     sums = _window_sums(values, group, valid)
     sumsq = _window_sums(values * values, group, valid)
     missing_n = _window_counts(group, missing)

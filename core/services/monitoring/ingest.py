@@ -93,38 +93,46 @@ def ingest(
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> IngestResult:
-    """Store one batch of production predictions, all or nothing, and update the windows."""
+    """Store one batch of production predictions, all or nothing, and update the windows.
+
+    The file's SHA-256 is computed on a thread of its own while the rows are processed. A
+    file sent twice repeats its prediction ids, so the id index refuses it; only then is the
+    earlier batch looked up by that digest, and the refusal names it."""
     name = filename or _default_name(data)
-    digest = _sha256(data)
     written: list[str] = []
-    try:
-        with unit_of_work(db, actor) as session:
-            target = _target(session, actor, model_name, env, "ingest production data into")
-            _refuse_repeat(session, target, PREDICTIONS, digest)
-            batch = _new_batch(session, actor, target, PREDICTIONS, source, digest, name)
-            ignored: set[str] = set()
-            windows, n_rows, span = _ingest_rows(
-                session, target, batch, data, name, progress, chunk_rows, ignored, written
-            )
-            _store_windows(session, target, windows)
-            notes = [ignored_note(ignored)] if ignored else []
-            return _finish(
-                session, actor, target, batch, sorted(windows), n_rows, span, source, notes
-            )
-    except IntegrityError as error:
-        rows.delete_files(rows.store(), written)
-        if "prediction" not in str(error.orig).lower():
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-sha256") as hasher:
+        hashing = hasher.submit(_sha256, data)
+        try:
+            with unit_of_work(db, actor) as session:
+                target = _target(session, actor, model_name, env, "ingest production data into")
+                batch = _new_batch(session, actor, target, PREDICTIONS, source, "", name)
+                ignored: set[str] = set()
+                windows, n_rows, span = _ingest_rows(
+                    session, target, batch, data, name, progress, chunk_rows, ignored, written
+                )
+                _store_windows(session, target, windows)
+                batch.file_sha256 = hashing.result()
+                notes = [ignored_note(ignored)] if ignored else []
+                return _finish(
+                    session, actor, target, batch, sorted(windows), n_rows, span, source, notes
+                )
+        except IntegrityError as error:
+            rows.delete_files(rows.store(), written)
+            if "prediction" not in str(error.orig).lower():
+                raise
+            with db.read() as session:
+                target = _target(session, actor, model_name, env, "ingest production data into")
+                _refuse_repeat(session, target, PREDICTIONS, hashing.result())
+            raise _existing_ids_error(db, model_name, env, data, name, chunk_rows) from None
+        except SandboxFailure as failure:  # rolled back; now recorded in a transaction of its own
+            rows.delete_files(rows.store(), written)
+            with db.read() as session:
+                model = get_model(session, actor, model_name)
+            record_failure(db, actor, model, failure, action="ingest scoring")
             raise
-        raise _existing_ids_error(db, model_name, env, data, name, chunk_rows) from None
-    except SandboxFailure as failure:  # rolled back; now recorded in a transaction of its own
-        rows.delete_files(rows.store(), written)
-        with db.read() as session:
-            model = get_model(session, actor, model_name)
-        record_failure(db, actor, model, failure, action="ingest scoring")
-        raise
-    except BaseException:  # rolled back: the files written so far belong to no batch
-        rows.delete_files(rows.store(), written)
-        raise
+        except BaseException:  # rolled back: the files written so far belong to no batch
+            rows.delete_files(rows.store(), written)
+            raise
 
 
 def _default_name(data: Source) -> str:
@@ -226,7 +234,6 @@ def _ingest_rows(
     flushes and the aggregation then fight for the GIL.)"""
     features = dict(target.version.feature_types)
     files = rows.store()
-    seen = SeenIds()
     windows: dict[date, WindowAggregate] = {}
     box: Sandbox | None = None
     n_rows, low, high = 0, None, None
@@ -247,7 +254,6 @@ def _ingest_rows(
                 ignored.update(str(c) for c in extra)
                 chunk = raw.drop(columns=extra) if extra else raw
                 stamps = _check_chunk(chunk, features, name, target)
-                _refuse_repeated_ids(chunk, seen)
                 if PRED_COL not in chunk.columns:
                     box = box or version_sandbox(target.version, allowed_patterns(session))
                     _score(chunk, box, features, target)
@@ -486,6 +492,15 @@ def _stored_rows(
 def _existing_ids_error(
     db: Database, model_name: str, env: str, data: Source, name: str, chunk_rows: int
 ) -> InvalidInput:
+    """Why the prediction-id index refused the batch: ids repeated within it (found by a
+    second read of the file, so the usual ingest pays nothing for the check), or ids an
+    earlier batch holds."""
+    seen = SeenIds()
+    for chunk in _chunks(data, name, chunk_rows):
+        try:
+            _refuse_repeated_ids(chunk, seen)
+        except InvalidInput as repeated:
+            return repeated
     found: list[str] = []
     with db.read() as session:
         model = model_row(session, model_name)
