@@ -412,10 +412,13 @@ def aggregate_chunk(
     score_col: str = "score",
     label_col: str = "label",
     seen_ids: SeenIds | None = None,
+    count_duplicates: bool = True,
 ) -> dict[date, WindowAggregate]:
     """Aggregates of one chunk of inference rows, one per window the rows fall in.
 
-    Pass the same `seen_ids` for every chunk of a batch to count duplicate ids across chunks.
+    Pass the same `seen_ids` for every chunk of a batch to count duplicate ids across chunks;
+    `count_duplicates=False` where the ids are known to be distinct (the server's ingest: its
+    id index refuses a batch that repeats one).
     """
     _check_columns(chunk, profile, timestamp_col)
     starts, group = _group_rows(window_starts(chunk[timestamp_col], window))
@@ -426,7 +429,11 @@ def aggregate_chunk(
     for key, (name, ref) in outputs.items():
         if ref is not None and name in chunk.columns:
             columns[key] = _column_aggregates(chunk[name], ref, group)
-    duplicates = _duplicates(chunk, id_col, group, seen_ids)
+    duplicates = (
+        _duplicates(chunk, id_col, group, seen_ids)
+        if count_duplicates
+        else np.zeros(group.n_windows, dtype=np.int64)
+    )
     known = {timestamp_col, id_col, prediction_col, score_col, label_col, *profile.features}
     unexpected = sorted(str(c) for c in chunk.columns if c not in known)
     cbpe = _cbpe_by_window(chunk, profile, group, prediction_col, score_col)

@@ -292,3 +292,29 @@ def test_reference_keeps_top_categories_and_groups_the_rest():
     assert sum(ref.counts) == 5_000 and ref.n_unique == 80 and len(ref.known) == 80
     with pytest.raises(InvalidInput, match="lacks"):
         build_reference(frame, {"shop": "categorical", "age": "numeric"})
+
+
+def test_the_bin_lookup_grid_gives_every_value_the_searched_bin() -> None:
+    """Large arrays are binned through a grid; on edges, one ulp either side of each edge,
+    heavy tails, values far outside and per-value edge sets, every bin equals the search's."""
+    from core.monitoring import profile
+
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        scale = rng.uniform(1e-3, 1e3)
+        edges = np.unique(
+            np.quantile(rng.standard_t(3, 3000) * scale, np.linspace(0, 1, rng.integers(3, 1200)))
+        )
+        values = np.concatenate(
+            [
+                rng.standard_t(3, 6000) * scale,
+                edges,
+                np.nextafter(edges, np.inf),
+                np.nextafter(edges, -np.inf),
+                [1e308, -1e308, edges[0] - scale, edges[-1] + scale],
+            ]
+        )
+        assert len(values) >= profile.GRID_MIN_VALUES
+        searched = profile._searched_bins(edges, values)
+        assert np.array_equal(numeric_bin_index(edges, values), searched)
+        assert searched.min() == 0 and searched.max() == len(edges)

@@ -263,7 +263,9 @@ def _ingest_rows(
                     rows.write_files, files, batch, stored, labels, number, written
                 )
                 with quiet():
-                    part = aggregate_chunk(chunk, target.profile, window=target.settings.window)
+                    part = aggregate_chunk(  # the id index refuses repeated ids
+                        chunk, target.profile, window=target.settings.window, count_duplicates=False
+                    )
                 rows.index_files(session, batch, encoding.result())
                 windows = merge_windows(windows, part)
                 n_rows += len(chunk)
