@@ -101,6 +101,23 @@ def test_rows_sent_out_of_time_order_are_indexed_where_their_file_holds_them(
         assert key.label == (None if pd.isna(label) else str(int(label)))
 
 
+def test_a_batch_refused_by_the_id_index_after_files_were_written_leaves_none(
+    live: Database, principal: PrincipalFactory
+) -> None:
+    """Ids are indexed on a thread of its own while later chunks are written: an id repeated
+    in the last chunk is refused after earlier chunks' files exist, and none may remain."""
+    dana = principal(Role.DATA_SCIENTIST)
+    frame = _production(4, seed=8)
+    frame.loc[len(frame) - 1, "prediction_id"] = frame.loc[0, "prediction_id"]
+    before = {e.key for e in default_store().entries()}
+    with pytest.raises(InvalidInput, match="repeats 1 prediction id"):
+        monitoring.ingest(live, dana, MODEL, _csv(frame), env=ENV, chunk_rows=40)
+    assert not _files(live)
+    assert {e.key for e in default_store().entries()} == before
+    with live.read() as session:
+        assert not session.exec(select(PredictionKey)).all()
+
+
 def test_aggregates_built_outside_quorum_are_marked_and_voided_with_their_files(
     live: Database, principal: PrincipalFactory
 ) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 from collections.abc import Generator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -228,10 +228,10 @@ def _ingest_rows(
 ) -> tuple[dict[date, WindowAggregate], int, tuple[datetime, datetime] | None]:
     """Read, check, store and aggregate the batch chunk by chunk, as a pipeline: while this
     thread checks and aggregates a chunk, two workers parse the next one and encode and put
-    this one's Parquet files (pandas' parser, Arrow, Parquet, hashing and file writes release
-    the GIL, so the stages overlap on two cores: a quarter off a 1M-row ingest). Only this
-    thread touches the session. (Indexing the ids on a third thread was slower: the ORM
-    flushes and the aggregation then fight for the GIL.)"""
+    this one's Parquet files, and a SQL thread lists the previous chunk's files and indexes
+    their ids. pandas' parser, Arrow, Parquet, hashing, file writes and SQLite's statements
+    release the GIL, so the stages overlap. The session is used by one thread at a time: the
+    SQL thread between a submission and the next `_settled`, this thread only after it."""
     features = dict(target.version.feature_types)
     files = rows.store()
     windows: dict[date, WindowAggregate] = {}
@@ -240,8 +240,12 @@ def _ingest_rows(
     total = _size_hint(data)
     row_bytes = 0.0
     chunks = _chunks(data, name, chunk_rows)
+    indexing: Future[None] | None = None
     try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest") as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-sql") as sql,
+        ):
             upcoming = pool.submit(next, chunks, None)
             number = 0
             while (raw := upcoming.result()) is not None:
@@ -255,7 +259,9 @@ def _ingest_rows(
                 chunk = raw.drop(columns=extra) if extra else raw
                 stamps = _check_chunk(chunk, features, name, target)
                 if PRED_COL not in chunk.columns:
-                    box = box or version_sandbox(target.version, allowed_patterns(session))
+                    if box is None:
+                        _settled(indexing)
+                        box = version_sandbox(target.version, allowed_patterns(session))
                     _score(chunk, box, features, target)
                 chunk[TS_COL] = stamps
                 stored, labels = _stored_rows(target, chunk, features)
@@ -266,7 +272,9 @@ def _ingest_rows(
                     part = aggregate_chunk(  # the id index refuses repeated ids
                         chunk, target.profile, window=target.settings.window, count_duplicates=False
                     )
-                rows.index_files(session, batch, encoding.result())
+                encoded = encoding.result()
+                _settled(indexing)
+                indexing = sql.submit(rows.index_files, session, batch, encoded)
                 windows = merge_windows(windows, part)
                 n_rows += len(chunk)
                 low = min(low, stamps.min()) if low is not None else stamps.min()
@@ -275,10 +283,18 @@ def _ingest_rows(
                 if progress is not None:
                     row_bytes = row_bytes or _bytes_per_row(chunk)
                     progress(_fraction(n_rows, total, data, row_bytes), f"{n_rows:,} rows read")
+            _settled(indexing)
     finally:  # the pool has finished: every file put is in `written`
         chunks.close()
     span = _span(low, high)
     return windows, n_rows, span
+
+
+def _settled(job: Future[None] | None) -> None:
+    """Wait for the SQL thread's last job, raising its error: the session is used by one
+    thread at a time, and the files are indexed in order."""
+    if job is not None:
+        job.result()
 
 
 def _span(low: Any, high: Any) -> tuple[datetime, datetime] | None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -113,17 +113,21 @@ def write_files(
 
 def index_files(session: Session, batch: InferenceBatch, written: list[WrittenFile]) -> None:
     """List the files of a batch in SQL and index their prediction ids."""
+    table = BatchFile.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
     for item in written:
-        record = BatchFile(
-            batch_id=batch.id or 0,
-            day=_as_datetime(item.day),
-            key=item.key,
-            n_rows=len(item.ids),
-            size=item.size,
-        )
-        session.add(record)
-        session.flush()
-        _insert_keys(session, batch, record, item.ids, item.labels)
+        file_id = connection.execute(
+            insert(table)
+            .values(
+                batch_id=batch.id or 0,
+                day=_as_datetime(item.day),
+                key=item.key,
+                n_rows=len(item.ids),
+                size=item.size,
+            )
+            .returning(table.c.id)
+        ).scalar_one()
+        _insert_keys(session, batch, file_id, item.ids, item.labels)
 
 
 def _dictionary_columns(schema: pa.Schema) -> list[str]:
@@ -195,7 +199,7 @@ _LABELLED_KEYS_FROM_JSON = (
 
 
 def _insert_keys(
-    session: Session, batch: InferenceBatch, record: BatchFile, ids: list[str], labels: list[Any]
+    session: Session, batch: InferenceBatch, file_id: int, ids: list[str], labels: list[Any]
 ) -> None:
     """Index one file's prediction ids: COPY on PostgreSQL; on SQLite one statement per file
     that reads the ids from a JSON array (json_each), about three times faster than binding
@@ -208,7 +212,7 @@ def _insert_keys(
                 [batch.model_id] * len(ids),
                 [batch.environment] * len(ids),
                 ids,
-                [record.id] * len(ids),
+                [file_id] * len(ids),
                 range(len(ids)),
                 labels,
                 strict=True,
@@ -219,11 +223,11 @@ def _insert_keys(
         elif any(label is not None for label in labels):
             pairs = json.dumps([[i, label] for i, label in zip(ids, labels, strict=True)])
             cursor.execute(
-                _LABELLED_KEYS_FROM_JSON, (batch.model_id, batch.environment, record.id, pairs)
+                _LABELLED_KEYS_FROM_JSON, (batch.model_id, batch.environment, file_id, pairs)
             )
         else:
             cursor.execute(
-                _KEYS_FROM_JSON, (batch.model_id, batch.environment, record.id, json.dumps(ids))
+                _KEYS_FROM_JSON, (batch.model_id, batch.environment, file_id, json.dumps(ids))
             )
     except Exception as error:  # the driver's own error types; re-raised as SQLAlchemy's
         if "unique" in str(error).lower() or "duplicate" in str(error).lower():
