@@ -289,6 +289,16 @@ def _restorable(
             f"{version.state.replace('_', ' ')}, and archived or rejected versions never go "
             "live again. Promote an approved version instead."
         )
+    from core.services import findings
+
+    failed = findings.failed_revalidation(session, version) if env == PRODUCTION else []
+    if failed:
+        raise InvalidInput(
+            f"Cannot roll back {model.name} in production to v{version.number}: it failed "
+            f"revalidation after it was last live, and finding #{failed[0]} is still open. "
+            "Close the finding with evidence first, or promote another approved version.",
+            details=[findings.finding_link(model.name, version.number, i) for i in failed],
+        )
     last = session.exec(
         select(Deployment)
         .where(Deployment.version_id == version.id, Deployment.environment == env)

@@ -671,6 +671,19 @@ def blocking_findings(session: Session, model: MLModel, version: ModelVersion) -
     ]
 
 
+def failed_revalidation(session: Session, version: ModelVersion) -> list[int]:
+    """Ids of the unresolved findings a failed revalidation of this version opened: while any
+    is open the version goes live again neither by promotion nor by rollback."""
+    rows = session.exec(
+        select(Finding.id).where(
+            Finding.version_id == version.id,
+            Finding.source == REVALIDATION,
+            col(Finding.status).in_(UNRESOLVED),
+        )
+    ).all()
+    return [int(i or 0) for i in rows]
+
+
 # --- the periodic reminder --------------------------------------------------------------------
 
 

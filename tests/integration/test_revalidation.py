@@ -1,7 +1,7 @@
 """Periodic revalidation: a live version past its policy date shows overdue and its people are
 told once; a revalidation is a review round of the live version with its own decisions and
 sign-offs; a failed one keeps the version live, flags it, opens a high finding and blocks
-its re-promotion until the finding is closed."""
+its re-promotion, and a rollback to it, until the finding is closed."""
 
 from __future__ import annotations
 
@@ -156,9 +156,12 @@ def test_a_failed_revalidation_keeps_it_live_flags_it_and_blocks_repromotion(
     with pytest.raises(InvalidInput) as refused:
         deployments.promote(people_db, p.riley, MEDIUM, number, PROD, "back again")
     assert any(f"finding #{fid}" in line for line in refused.value.details)
+    with pytest.raises(InvalidInput, match=f"failed revalidation .* finding #{fid} is still open"):
+        deployments.rollback(people_db, p.riley, MEDIUM, PROD, "v2 misbehaves")
+    assert deployments.status(people_db, p.riley, MEDIUM)[PROD] == v2
     findings.answer_finding(people_db, p.dana, fid, "Retrained on recent data.")
     findings.close_finding(people_db, p.morgan, fid, "accepted")
-    deployments.promote(people_db, p.riley, MEDIUM, number, PROD, "finding closed")
+    deployments.rollback(people_db, p.riley, MEDIUM, PROD, "finding closed, v2 misbehaves")
     assert deployments.status(people_db, p.riley, MEDIUM)[PROD] == number
 
 
