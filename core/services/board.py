@@ -317,7 +317,8 @@ def _health(
         card = health_card(data, states)
     goal = settings.goal
     judged = [s for s in states if s.goal_value is not None]
-    last = judged[-1] if judged else None
+    complete = [s for s in judged if not s.partial]  # a partial week is not the model's value
+    last = complete[-1] if complete else (judged[-1] if judged else None)
     latest = "no value yet"
     if goal is not None and goal.unavailable:
         latest = "cannot be computed from production data"
