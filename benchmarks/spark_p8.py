@@ -35,14 +35,14 @@ SERVER_ENV, SPARK_ENV = "staging", "production"
 PART_ROWS = 500_000
 
 
-def _split(csv_path: Path, rows: int) -> list[Path]:
-    """The CSV in parts of `rows` rows, each with the header."""
+def _split(csv_path: Path, workdir: Path, rows: int) -> list[Path]:
+    """The CSV in parts of `rows` rows, each with the header, in `workdir`."""
     parts: list[Path] = []
     with csv_path.open() as source:
         header = source.readline()
         done = False
         while not done:
-            part = csv_path.with_name(f"part-{len(parts):03d}.csv")
+            part = workdir / f"part-{len(parts):03d}.csv"
             with part.open("w") as out:
                 out.write(header)
                 for _ in range(rows):
@@ -98,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--skip-server", action="store_true", help="only the Spark side")
+    parser.add_argument("--keep-csv", help="write the P4 CSV here, or reuse it if it exists")
     args = parser.parse_args()
     os.environ["PYSPARK_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
@@ -108,8 +109,9 @@ def main() -> None:
     from tests.fixtures.quorum_server import QuorumServer
 
     workdir = Path(tempfile.mkdtemp(prefix="p8-"))
-    csv_path = workdir / "inference.csv"
-    write_csv(csv_path, args.rows)
+    csv_path = Path(args.keep_csv) if args.keep_csv else workdir / "inference.csv"
+    if not csv_path.exists():
+        write_csv(csv_path, args.rows)
     print(f"CSV: {args.rows:,} rows, {csv_path.stat().st_size / 1e6:.0f} MB", flush=True)
     server = QuorumServer(workdir / "server")
     server.directory.mkdir()
@@ -122,7 +124,7 @@ def main() -> None:
     riley = users.principal_by_email(db, "riley@demo.quorum")
     deployments.promote(db, riley, MODEL, 1, SPARK_ENV, "benchmark")
     db.dispose()
-    parts = _split(csv_path, PART_ROWS)
+    parts = _split(csv_path, workdir, PART_ROWS)
     client = Client(server.url, server.tokens["dana"])
     try:
         server.start(timeout=900)  # a shared, loaded machine starts Streamlit slowly
