@@ -183,7 +183,11 @@ def _status(
     )
 
 
-def _live(session: Session, scope: frozenset[int] | None) -> list[tuple[MLModel, ModelVersion]]:
+def _live(
+    session: Session, scope: frozenset[int] | None, *, model_id: int | None = None
+) -> list[tuple[MLModel, ModelVersion]]:
+    """Models live in production with their live version; only `model_id`'s when given (one
+    model's page reads its own row, not every live model's)."""
     stmt = (
         select(MLModel, ModelVersion)
         .join(Deployment, col(Deployment.model_id) == col(MLModel.id))
@@ -194,6 +198,8 @@ def _live(session: Session, scope: frozenset[int] | None) -> list[tuple[MLModel,
             col(MLModel.archived_at).is_(None),
         )
     )
+    if model_id is not None:
+        stmt = stmt.where(col(Deployment.model_id) == model_id)
     return list(session.exec(scoped(stmt, scope).order_by(col(MLModel.name))).all())
 
 
@@ -217,7 +223,7 @@ def model_revalidation(
     day = today or utcnow().date()
     with read_as(db, actor) as session:
         model = get_model(session, actor, model_name)
-        live = [(m, v) for m, v in _live(session, None) if m.id == model.id]
+        live = _live(session, None, model_id=model.id)
         return _status(session, *live[0], day) if live else None
 
 
