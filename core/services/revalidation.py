@@ -263,11 +263,16 @@ def _attr(column: Any) -> QueryableAttribute[Any]:
 
 
 def _live(
-    session: Session, scope: frozenset[int] | None, *, model_id: int | None = None
+    session: Session,
+    scope: frozenset[int] | None,
+    *,
+    model_id: int | None = None,
+    open_only: bool = False,
 ) -> list[tuple[MLModel, ModelVersion]]:
     """Models live in production with their live version; only `model_id`'s when given (one
-    model's page reads its own row, not every live model's). Only the columns a status, the
-    queue and the notice read are loaded (not the cards, schemas and parameters)."""
+    model's page reads its own row, not every live model's); with `open_only`, only versions
+    whose current round is an open revalidation. Only the columns a status, the queue and the
+    notice read are loaded (not the cards, schemas and parameters)."""
     stmt = (
         select(MLModel, ModelVersion)
         .options(
@@ -299,6 +304,13 @@ def _live(
     )
     if model_id is not None:
         stmt = stmt.where(col(Deployment.model_id) == model_id)
+    if open_only:
+        stmt = stmt.join(
+            Revalidation,
+            (col(Revalidation.version_id) == col(ModelVersion.id))
+            & (col(Revalidation.review_round) == col(ModelVersion.review_round))
+            & (col(Revalidation.status) == OPEN),
+        )
     return list(session.exec(scoped(stmt, scope).order_by(col(MLModel.name))).all())
 
 
@@ -634,14 +646,7 @@ def open_revalidations(db: Database, actor: Principal) -> list[RevalidationStatu
             return []
         day = utcnow().date()
         rows = []
-        live = _live(session, visible_teams(session, me))
-        rounds = _rounds_of(session, [version.id or 0 for _model, version in live])
-        for model, version in live:
-            current = rounds.get(version.id or 0, [])
-            if not any(
-                r.review_round == version.review_round and r.status == OPEN for r in current
-            ):
-                continue
+        for model, version in _live(session, visible_teams(session, me), open_only=True):
             if not me.can(Permission.DECIDE, model.team_id):
                 continue
             mine = session.exec(
