@@ -49,7 +49,7 @@ from core.services.monitoring.status import WindowStatus, goal_status, window_st
 from core.services.monitoring.views import MonitoringData, health_card
 from core.services.portfolio import my_versions_needing_action
 from core.services.registry import scoped
-from core.services.reviews import policy_status, review_queue
+from core.services.reviews import policy_statuses, review_queue
 
 PRODUCTION = "production"
 RECENT_WINDOWS = 12
@@ -95,11 +95,17 @@ def health_board(db: Database, actor: Principal, *, limit: int | None = None) ->
         windows = _recent_windows(session, {mid: vid for mid, (_n, vid) in prod.items()})
         until = _data_until(session, list(prod))
         versions = _versions_in_flight(session, ids)
-        approvals = {
-            v.id: policy_status(session, m, v).explain()[0].partition(":")[0]
+        in_review = [
+            (m, v, v.review_round)
             for m, _team in models
             for v in versions.get(m.id or 0, [])
             if v.state == VersionState.IN_REVIEW
+        ]
+        approvals = {
+            v.id: status.explain()[0].partition(":")[0]
+            for (_m, v, _r), status in zip(
+                in_review, policy_statuses(session, in_review), strict=True
+            )
         }
         incidents = _open_incidents(session, ids)
     mine = _waiting_for(db, actor)

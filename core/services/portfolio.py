@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select as sa_select
+from sqlalchemy import true
 from sqlmodel import Session, col, func, select
 
 from core.auth import Principal, visible_teams
@@ -61,24 +62,43 @@ def portfolio(
     with read_as(db, actor) as session:
         scope = visible_teams(session, actor)
         rows = _model_rows(session, scope, limit, offset)
-        events = (
-            list(
-                session.exec(
-                    scoped_events(select(AuditEvent), scope)
-                    .order_by(col(AuditEvent.seq).desc())
-                    .limit(recent)
-                )
-            )
-            if recent > 0
-            else []
-        )
         return Portfolio(
             rows,
             _state_counts(session, scope),
             _live_count(session, scope),
-            events,
+            _recent_events(session, scope, recent),
             total_models=_active_model_count(session, scope),
         )
+
+
+def _recent_events(session: Session, scope: frozenset[int] | None, n: int) -> list[AuditEvent]:
+    """The `n` newest events of the models in `scope` (every event when None).
+
+    Walking the whole trail newest first until `n` events of the scope turn up reads every
+    other team's newer events on the way; on PostgreSQL the newest `n` of each visible model
+    come from the (model_id, seq) index instead and the newest `n` of those are kept: the
+    same events, read in time that does not grow with the rest of the trail."""
+    if n <= 0:
+        return []
+    newest = col(AuditEvent.seq).desc()
+    if scope is None or session.get_bind().dialect.name != "postgresql":
+        stmt = scoped_events(select(AuditEvent), scope).order_by(newest).limit(n)
+        return list(session.exec(stmt))
+    per_model = (
+        sa_select(col(AuditEvent.id).label("id"))
+        .where(col(AuditEvent.model_id) == MLModel.id)
+        .order_by(newest)
+        .limit(n)
+        .lateral()
+    )
+    ids = (
+        sa_select(per_model.c.id)
+        .select_from(MLModel)
+        .join(per_model, true())
+        .where(col(MLModel.team_id).in_(scope))
+    )
+    stmt = select(AuditEvent).where(col(AuditEvent.id).in_(ids)).order_by(newest).limit(n)
+    return list(session.exec(stmt))
 
 
 def model_names(db: Database, actor: Principal) -> list[str]:
@@ -97,27 +117,25 @@ def _active_model_count(session: Session, scope: frozenset[int] | None) -> int:
     return int(session.exec(scoped(stmt, scope)).one())
 
 
-def _newest_numbers() -> Any:
-    return (
-        select(col(ModelVersion.model_id), func.max(ModelVersion.number).label("n"))
-        .group_by(col(ModelVersion.model_id))
-        .subquery()
-    )
-
-
-def _state_counts(session: Session, scope: frozenset[int] | None) -> dict[str, int]:
-    newest = _newest_numbers()
+def _newest_numbers(scope: frozenset[int] | None) -> Any:
+    """Each active visible model's newest version number: the scope applies inside, so a
+    team's counts read that team's versions, not every version in the store."""
     stmt = (
-        select(ModelVersion.state, func.count())
-        .join(
-            newest,
-            (col(ModelVersion.model_id) == newest.c.model_id)
-            & (col(ModelVersion.number) == newest.c.n),
-        )
+        select(col(ModelVersion.model_id), func.max(ModelVersion.number).label("n"))
         .join(MLModel, col(MLModel.id) == ModelVersion.model_id)
         .where(col(MLModel.archived_at).is_(None))
     )
-    rows = session.exec(scoped(stmt, scope).group_by(col(ModelVersion.state))).all()
+    return scoped(stmt, scope).group_by(col(ModelVersion.model_id)).subquery()
+
+
+def _state_counts(session: Session, scope: frozenset[int] | None) -> dict[str, int]:
+    newest = _newest_numbers(scope)
+    stmt = select(ModelVersion.state, func.count()).join(
+        newest,
+        (col(ModelVersion.model_id) == newest.c.model_id)
+        & (col(ModelVersion.number) == newest.c.n),
+    )
+    rows = session.exec(stmt.group_by(col(ModelVersion.state))).all()
     counts: dict[str, int] = {}
     for state, n in rows:
         label = state_label(state)

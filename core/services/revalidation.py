@@ -9,9 +9,10 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import QueryableAttribute, load_only
 from sqlmodel import Session, col, select
 
 from core import audit, validation
@@ -88,19 +89,53 @@ def approval_round(session: Session, version: ModelVersion) -> int:
 
 def validated_at(session: Session, version: ModelVersion) -> datetime:
     """When the version was last approved or passed a revalidation."""
-    rounds = _rounds(session, version)
+    vid = version.id or 0
+    rounds = _rounds_of(session, [vid]).get(vid, [])
+    return _validated(version, rounds, _approvals_of(session, [vid]).get(vid, []))
+
+
+def _validated(
+    version: ModelVersion, rounds: list[Revalidation], approvals: list[tuple[int, datetime]]
+) -> datetime:
+    """`validated_at` from the version's rounds and its approvals (round, when)."""
     passed = [r.decided_at for r in rounds if r.status == PASSED and r.decided_at]
     if passed:
         return max(passed)
-    revalidations = [r.review_round for r in rounds]
-    approvals = session.exec(
-        select(Decision.created_at).where(
-            Decision.version_id == version.id,
-            Decision.kind == DecisionKind.APPROVE,
-            col(Decision.review_round).not_in(revalidations),
+    revalidations = {r.review_round for r in rounds}
+    approved = [when for number, when in approvals if number not in revalidations]
+    return max(approved) if approved else version.updated_at
+
+
+IN_LIST = 1000  # ids per IN list: a store with many live versions reads them in a few queries
+
+
+def _rounds_of(session: Session, version_ids: list[int]) -> dict[int, list[Revalidation]]:
+    """Each version's revalidation rounds, oldest first."""
+    found: dict[int, list[Revalidation]] = {}
+    for start in range(0, len(version_ids), IN_LIST):
+        stmt = select(Revalidation).where(
+            col(Revalidation.version_id).in_(version_ids[start : start + IN_LIST])
         )
-    ).all()
-    return max(approvals) if approvals else version.updated_at
+        for row in session.exec(
+            stmt.order_by(col(Revalidation.version_id), col(Revalidation.review_round))
+        ):
+            found.setdefault(row.version_id, []).append(row)
+    return found
+
+
+def _approvals_of(
+    session: Session, version_ids: list[int]
+) -> dict[int, list[tuple[int, datetime]]]:
+    """Each version's approvals: (review round, when)."""
+    found: dict[int, list[tuple[int, datetime]]] = {}
+    for start in range(0, len(version_ids), IN_LIST):
+        stmt = select(Decision.version_id, Decision.review_round, Decision.created_at).where(
+            col(Decision.version_id).in_(version_ids[start : start + IN_LIST]),
+            Decision.kind == DecisionKind.APPROVE,
+        )
+        for version_id, number, when in session.exec(stmt):
+            found.setdefault(version_id, []).append((number, when))
+    return found
 
 
 # --- where each live version stands -----------------------------------------------------------
@@ -156,16 +191,54 @@ class RevalidationStatus:
 def _status(
     session: Session, model: MLModel, version: ModelVersion, today: date
 ) -> RevalidationStatus:
+    return _statuses(session, [(model, version)], today)[0]
+
+
+def _statuses(
+    session: Session, live: list[tuple[MLModel, ModelVersion]], today: date
+) -> list[RevalidationStatus]:
+    """The status of each (model, version), in a fixed number of queries however many."""
     from core.services.reviews import policy_for
 
-    months = policy_for(session, model.risk_tier).fields.revalidation_months
-    validated = validated_at(session, version).date()
+    ids = [version.id or 0 for _model, version in live]
+    rounds, approvals = _rounds_of(session, ids), _approvals_of(session, ids)
+    months: dict[str, int | None] = {}
+    found = []
+    for model, version in live:
+        if model.risk_tier not in months:
+            months[model.risk_tier] = policy_for(
+                session, model.risk_tier
+            ).fields.revalidation_months
+        vid = version.id or 0
+        found.append(
+            _status_of(
+                model,
+                version,
+                today,
+                months[model.risk_tier],
+                rounds.get(vid, []),
+                approvals.get(vid, []),
+            )
+        )
+    return found
+
+
+def _status_of(
+    model: MLModel,
+    version: ModelVersion,
+    today: date,
+    months: int | None,
+    rounds: list[Revalidation],
+    approvals: list[tuple[int, datetime]],
+) -> RevalidationStatus:
+    validated = _validated(version, rounds, approvals).date()
     due = add_months(validated, months) if months else None
-    rounds = _rounds(session, version)
     decided = [r for r in rounds if r.status != OPEN]
     last = decided[-1] if decided else None
     failed = last is not None and last.status == FAILED
-    current = open_round(session, version)
+    current = next(
+        (r for r in rounds if r.review_round == version.review_round and r.status == OPEN), None
+    )
     return RevalidationStatus(
         model=model.name,
         model_id=model.id or 0,
@@ -183,9 +256,44 @@ def _status(
     )
 
 
-def _live(session: Session, scope: frozenset[int] | None) -> list[tuple[MLModel, ModelVersion]]:
+def _attr(column: Any) -> QueryableAttribute[Any]:
+    """A model's column attribute as SQLAlchemy's loader options type it (SQLModel types the
+    attributes as their values)."""
+    return cast("QueryableAttribute[Any]", column)
+
+
+def _live(
+    session: Session,
+    scope: frozenset[int] | None,
+    *,
+    model_id: int | None = None,
+    open_only: bool = False,
+) -> list[tuple[MLModel, ModelVersion]]:
+    """Models live in production with their live version; only `model_id`'s when given (one
+    model's page reads its own row, not every live model's); with `open_only`, only versions
+    whose current round is an open revalidation. Only the columns a status, the queue and the
+    notice read are loaded (not the cards, schemas and parameters)."""
     stmt = (
         select(MLModel, ModelVersion)
+        .options(
+            load_only(
+                _attr(MLModel.id),
+                _attr(MLModel.name),
+                _attr(MLModel.team_id),
+                _attr(MLModel.owner_id),
+                _attr(MLModel.risk_tier),
+                _attr(MLModel.archived_at),
+            ),
+            load_only(
+                _attr(ModelVersion.id),
+                _attr(ModelVersion.model_id),
+                _attr(ModelVersion.number),
+                _attr(ModelVersion.state),
+                _attr(ModelVersion.review_round),
+                _attr(ModelVersion.registered_by_id),
+                _attr(ModelVersion.updated_at),
+            ),
+        )
         .join(Deployment, col(Deployment.model_id) == col(MLModel.id))
         .join(ModelVersion, col(ModelVersion.id) == col(Deployment.version_id))
         .where(
@@ -194,6 +302,15 @@ def _live(session: Session, scope: frozenset[int] | None) -> list[tuple[MLModel,
             col(MLModel.archived_at).is_(None),
         )
     )
+    if model_id is not None:
+        stmt = stmt.where(col(Deployment.model_id) == model_id)
+    if open_only:
+        stmt = stmt.join(
+            Revalidation,
+            (col(Revalidation.version_id) == col(ModelVersion.id))
+            & (col(Revalidation.review_round) == col(ModelVersion.review_round))
+            & (col(Revalidation.status) == OPEN),
+        )
     return list(session.exec(scoped(stmt, scope).order_by(col(MLModel.name))).all())
 
 
@@ -204,9 +321,7 @@ def revalidation_overview(
     overdue and failed first (for Home and Monitoring)."""
     day = today or utcnow().date()
     with read_as(db, actor) as session:
-        rows = [
-            _status(session, m, v, day) for m, v in _live(session, visible_teams(session, actor))
-        ]
+        rows = _statuses(session, _live(session, visible_teams(session, actor)), day)
     return sorted(rows, key=lambda r: (not r.failed, not r.overdue, r.days_left or 10**6, r.model))
 
 
@@ -217,7 +332,7 @@ def model_revalidation(
     day = today or utcnow().date()
     with read_as(db, actor) as session:
         model = get_model(session, actor, model_name)
-        live = [(m, v) for m, v in _live(session, None) if m.id == model.id]
+        live = _live(session, None, model_id=model.id)
         return _status(session, *live[0], day) if live else None
 
 
@@ -531,8 +646,8 @@ def open_revalidations(db: Database, actor: Principal) -> list[RevalidationStatu
             return []
         day = utcnow().date()
         rows = []
-        for model, version in _live(session, visible_teams(session, me)):
-            if open_round(session, version) is None or not me.can(Permission.DECIDE, model.team_id):
+        for model, version in _live(session, visible_teams(session, me), open_only=True):
+            if not me.can(Permission.DECIDE, model.team_id):
                 continue
             mine = session.exec(
                 select(Decision.id).where(
@@ -557,8 +672,8 @@ def notify_due(db: Database, *, now: datetime | None = None) -> int:
     today = (now or utcnow()).date()
     sent = 0
     with db.write() as session:
-        for model, version in _live(session, None):
-            status = _status(session, model, version, today)
+        live = _live(session, None)
+        for (model, version), status in zip(live, _statuses(session, live, today), strict=True):
             if status.due_on is None or status.days_left is None:
                 continue
             stage = "due" if status.days_left <= 0 else "ahead"

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from core import audit, policy, validation
 from core.auth import (
@@ -358,41 +358,72 @@ def user_names(session: Session, user_ids: set[int]) -> dict[int | None, str]:
 
 
 def current_evaluation_hash(session: Session, version: ModelVersion) -> str:
-    ev = session.exec(
-        select(Evaluation)
-        .where(Evaluation.version_id == version.id)
-        .order_by(col(Evaluation.id).desc())
-    ).first()
-    return ev.dataset_sha256 if ev else ""
+    return _evaluation_hashes(session, [version.id or 0]).get(version.id or 0, "")
+
+
+def _evaluation_hashes(session: Session, version_ids: list[int]) -> dict[int, str]:
+    """The dataset hash of each version's newest evaluation (the hash column only: the
+    evaluation's results and reference profile are large)."""
+    newest = (
+        select(func.max(Evaluation.id))
+        .where(col(Evaluation.version_id).in_(version_ids))
+        .group_by(col(Evaluation.version_id))
+    )
+    rows = session.exec(
+        select(Evaluation.version_id, Evaluation.dataset_sha256).where(
+            col(Evaluation.id).in_(newest)
+        )
+    ).all()
+    return dict(rows)
 
 
 def policy_status(
     session: Session, model: MLModel, version: ModelVersion, *, review_round: int | None = None
 ) -> PolicyStatus:
     """How the approvals of a round (the version's current one unless named) meet the policy."""
-    policy = policy_for(session, model.risk_tier)
-    approvals = session.exec(
-        select(Decision).where(
-            Decision.version_id == version.id,
-            Decision.review_round
-            == (version.review_round if review_round is None else review_round),
-            Decision.kind == DecisionKind.APPROVE,
+    number = version.review_round if review_round is None else review_round
+    return policy_statuses(session, [(model, version, number)])[0]
+
+
+def policy_statuses(
+    session: Session, items: list[tuple[MLModel, ModelVersion, int]]
+) -> list[PolicyStatus]:
+    """`policy_status` of each (model, version, review round), in a fixed number of queries
+    however many (a review queue, the Home board)."""
+    if not items:
+        return []
+    policies = {tier: policy_for(session, tier) for tier in {m.risk_tier for m, _v, _r in items}}
+    ids = sorted({v.id or 0 for _m, v, _r in items})
+    approvals: dict[tuple[int, int], list[Decision]] = {}
+    for d in session.exec(
+        select(Decision)
+        .where(col(Decision.version_id).in_(ids), Decision.kind == DecisionKind.APPROVE)
+        .order_by(col(Decision.id))
+    ):
+        approvals.setdefault((d.version_id, d.review_round), []).append(d)
+    hashes = _evaluation_hashes(session, ids)
+    names = user_names(session, {d.reviewer_id for ds in approvals.values() for d in ds})
+    found = []
+    for model, version, number in items:
+        policy = policies[model.risk_tier]
+        eval_hash = hashes.get(version.id or 0, "")
+        valid: list[Decision] = []
+        stale: list[Decision] = []
+        for d in approvals.get((version.id or 0, number), []):
+            fresh = (
+                d.artifact_sha256 == version.artifact_sha256 and d.evaluation_sha256 == eval_hash
+            )
+            (valid if fresh else stale).append(d)
+        roles_present = {r for d in valid for r in d.roles}
+        found.append(
+            PolicyStatus(
+                needed=policy.min_approvals,
+                counted=[names.get(d.reviewer_id, "?") for d in valid],
+                missing_roles=[r for r in policy.required_roles if r not in roles_present],
+                stale=[names.get(d.reviewer_id, "?") for d in stale],
+            )
         )
-    ).all()
-    eval_hash = current_evaluation_hash(session, version)
-    names = user_names(session, {d.reviewer_id for d in approvals})
-    valid: list[Decision] = []
-    stale: list[Decision] = []
-    for d in approvals:
-        fresh = d.artifact_sha256 == version.artifact_sha256 and d.evaluation_sha256 == eval_hash
-        (valid if fresh else stale).append(d)
-    roles_present = {r for d in valid for r in d.roles}
-    return PolicyStatus(
-        needed=policy.min_approvals,
-        counted=[names.get(d.reviewer_id, "?") for d in valid],
-        missing_roles=[r for r in policy.required_roles if r not in roles_present],
-        stale=[names.get(d.reviewer_id, "?") for d in stale],
-    )
+    return found
 
 
 # --- submission and decisions ---------------------------------------------------------------
@@ -818,18 +849,23 @@ def review_queue(db: Database, actor: Principal) -> list[QueueItem]:
                 )
             )
         }
+        waiting = [
+            (version, model)
+            for version, model in rows
+            if me.can(Permission.DECIDE, model.team_id)
+            and version.registered_by_id != me.user_id
+            and (version.id, version.review_round) not in mine
+        ]
+        statuses = policy_statuses(session, [(m, v, v.review_round) for v, m in waiting])
         return [
             QueueItem(
                 model.name,
                 version.number,
                 names.get(version.registered_by_id, "?"),
                 version.updated_at.strftime("%Y-%m-%d %H:%M"),
-                policy_status(session, model, version).explain(),
+                status.explain(),
             )
-            for version, model in rows
-            if me.can(Permission.DECIDE, model.team_id)
-            and version.registered_by_id != me.user_id
-            and (version.id, version.review_round) not in mine
+            for (version, model), status in zip(waiting, statuses, strict=True)
         ]
 
 

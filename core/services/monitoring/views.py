@@ -121,13 +121,15 @@ def monitored_models(db: Database, actor: Principal) -> list[str]:
 
     with read_as(db, actor) as session:
         live = select(Deployment.model_id).where(col(Deployment.live_until).is_(None))
-        ids = set(session.exec(live).all())
-        ids |= set(session.exec(select(WindowAggregateRow.model_id).distinct()).all())
-        stmt = select(MLModel).where(col(MLModel.id).in_(ids))
-        models = session.exec(
-            scoped(stmt, visible_teams(session, actor)).order_by(col(MLModel.name))
-        ).all()
-        return [m.name for m in models]
+        watched = select(WindowAggregateRow.model_id)
+        stmt = select(MLModel.name).where(
+            col(MLModel.id).in_(live) | col(MLModel.id).in_(watched)
+        )  # names only, filtered in SQL: every live model's id never travels to Python
+        return list(
+            session.exec(
+                scoped(stmt, visible_teams(session, actor)).order_by(col(MLModel.name))
+            ).all()
+        )
 
 
 def data_fingerprint(db: Database, actor: Principal, model_name: str, env: str) -> tuple[Any, ...]:
