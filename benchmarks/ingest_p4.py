@@ -59,7 +59,7 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
         for offset in range(0, rows, 200_000):
             n = min(200_000, rows - offset)
             frame = features(n, rng)
-            seconds = (np.arange(offset, offset + n) * (90 * 86_400 // max(rows, 1))).astype(int)
+            seconds = (np.arange(offset, offset + n) * (90 * 86_400 / max(rows, 1))).astype(int)
             frame.insert(0, "timestamp", (start + pd.to_timedelta(seconds, unit="s")).astype(str))
             frame.insert(1, "prediction_id", [f"id-{i}" for i in range(offset, offset + n)])
             frame["prediction"] = (frame["num_00"] > 0).astype(int)

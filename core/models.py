@@ -155,7 +155,7 @@ class MLModel(SQLModel, table=True):
     monitoring_config: dict[str, Any] = json_column()
     archived_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
     row_version: int = Field(default=1)
 
 
@@ -193,7 +193,7 @@ class ModelVersion(SQLModel, table=True):
     # least this; None: the estimator's own predict (0.5 for most).
     decision_threshold: float | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
     row_version: int = Field(default=1)
 
 
@@ -526,7 +526,7 @@ class WindowAggregateRow(SQLModel, table=True):
     n_rows: int = 0
     external_rows: int = 0
     data: dict[str, Any] = json_column()
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
     row_version: int = Field(default=1)
 
 
@@ -567,7 +567,7 @@ class Alert(SQLModel, table=True):
     worst_value: float | None = None
     closed_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     superseded_by_id: int | None = Field(default=None, foreign_key="alert.id")
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class RetrainingTask(SQLModel, table=True):
