@@ -286,10 +286,6 @@ def _window_extremes(
     return np.where(np.isnan(lows), np.inf, lows), np.where(np.isnan(highs), -np.inf, highs)
 
 
-def _window_sums(values: np.ndarray, group: _Grouping, mask: np.ndarray) -> np.ndarray:
-    return np.bincount(group.index[mask], weights=values[mask], minlength=group.n_windows)
-
-
 def _window_counts(group: _Grouping, mask: np.ndarray) -> np.ndarray:
     return np.bincount(group.index[mask], minlength=group.n_windows)
 
@@ -320,13 +316,15 @@ def _numeric_columns(
     edges = np.asarray(ref.edges)
     bins = numeric_bin_index(edges, x)
     n_bins = len(edges) + 1
-    hist = _histograms(bins, n_bins, group, valid)
-    bin_sums = np.bincount(
-        group.index[valid] * n_bins + bins, weights=x, minlength=group.n_windows * n_bins
-    ).reshape(group.n_windows, n_bins)
+    flat = group.index[valid] * n_bins + bins
+    size = group.n_windows * n_bins
+    hist = np.bincount(flat, minlength=size).reshape(group.n_windows, n_bins)
+    bin_sums = np.bincount(flat, weights=x, minlength=size).reshape(group.n_windows, n_bins)
     lows, highs = _window_extremes(values, valid, group)
-    sums = _window_sums(values, group, valid)
-    sumsq = _window_sums(values * values, group, valid)
+    # invalid rows weigh 0.0: the same sums, added in the same order, without two gathers
+    kept = np.where(valid, values, 0.0)
+    sums = np.bincount(group.index, weights=kept, minlength=group.n_windows)
+    sumsq = np.bincount(group.index, weights=kept * kept, minlength=group.n_windows)
     missing_n = _window_counts(group, missing)
     errors_n = _window_counts(group, type_errors)
     return [
