@@ -4,10 +4,6 @@ whole trail and every version gives, with another team's newer events in between
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import skops.io as sio
-from sklearn.linear_model import LogisticRegression
 from sqlmodel import col, func, select
 
 from core import audit, demo
@@ -16,22 +12,9 @@ from core.db import Database
 from core.models import AuditEvent, MLModel, ModelVersion
 from core.services import portfolio, registry, reviews, users, versions
 from core.services.registry import state_label
+from tests.integration.test_scoped_reads import _upload
 
 MODELS = {"scoped-a": demo.DEMO_TEAM, "scoped-b": demo.DEMO_TEAM, "scoped-other": "fraud"}
-
-
-def _upload(model: str, seed: int) -> versions.VersionUpload:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(120, 2)), columns=["income", "debt"])
-    frame["y"] = (frame["debt"] > frame["income"]).astype(int)
-    estimator = LogisticRegression().fit(frame[["income", "debt"]], frame["y"])
-    return versions.VersionUpload(
-        model=model,
-        model_file=sio.dumps(estimator),
-        model_filename="model.skops",
-        eval_file=frame.to_csv(index=False).encode(),
-        eval_filename="evaluation.csv",
-    )
 
 
 def _expected_recent(db: Database, team_ids: set[int], n: int) -> list[int]:
