@@ -127,9 +127,17 @@ def numeric_bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     Large arrays go through a lookup grid (`_grid_bins`), which gives the same bins as the
     search four to five times faster.
     """
-    if len(values) >= GRID_MIN_VALUES and len(edges) >= 2 and edges[-1] > edges[0]:
+    if len(values) >= GRID_MIN_VALUES and len(edges) >= 2 and _grid_fits(edges):
         return _grid_bins(edges, values)
     return _searched_bins(edges, values)
+
+
+def _grid_fits(edges: np.ndarray) -> bool:
+    """Whether the grid's cell arithmetic stays finite: the edges span a positive, finite
+    width whose cells are not narrower than the smallest normal float allows."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        span = float(edges[-1]) - float(edges[0])
+        return bool(np.isfinite(span) and span > 0 and np.isfinite(GRID_CELLS / span))
 
 
 def _searched_bins(edges: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -318,3 +318,9 @@ def test_the_bin_lookup_grid_gives_every_value_the_searched_bin() -> None:
         searched = profile._searched_bins(edges, values)
         assert np.array_equal(numeric_bin_index(edges, values), searched)
         assert searched.min() == 0 and searched.max() == len(edges)
+    huge, tiny = np.array([-1e308, 0.0, 1e308]), np.array([0.0, 5e-324, 1e-323])
+    for edges in (huge, tiny):  # spans whose cell arithmetic would overflow: searched instead
+        values = np.concatenate([rng.normal(size=5000), edges, [1e300, -1e300]])
+        assert np.array_equal(
+            numeric_bin_index(edges, values), profile._searched_bins(edges, values)
+        )
