@@ -16,7 +16,7 @@ from sqlmodel import select
 from core import config, demo, scheduler
 from core.auth import Principal
 from core.db import Database
-from core.models import Delivery, Notification, Role
+from core.models import Delivery, Notification, Role, utcnow
 from core.services import deployments, monitoring, registry, reviews, users, versions
 from core.services.notifications import digest, preferences
 from tests.integration.test_monitoring import _csv, _estimator, _frame, _labels, _production
@@ -123,6 +123,10 @@ def test_the_digest_lists_the_right_models(
     assert "toy-misses" in item.body and "toy-elsewhere" not in item.body
     assert [(m.channel, m.user_id) for m in mails] == [("email", blake.user_id)]
     assert [m.webhook_id for m in mails] == [None]  # a digest never goes to a webhook
+    # written again the same week (the demo seed, a new store's first job run): no second one
+    assert digest.send_weekly(people_db, config.get_settings()) == 0
+    later = digest.send_weekly(people_db, config.get_settings(), now=utcnow() + timedelta(days=7))
+    assert later == 1
 
 
 def test_the_jobs_run_on_the_one_scheduler() -> None:

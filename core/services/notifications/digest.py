@@ -15,7 +15,16 @@ from core.auth import SYSTEM, Principal, principal_for, visible_teams
 from core.config import Settings
 from core.db import Database
 from core.errors import QuorumError
-from core.models import AuditEvent, Deployment, MLModel, Role, RoleGrant, User, utcnow
+from core.models import (
+    AuditEvent,
+    Deployment,
+    MLModel,
+    Notification,
+    Role,
+    RoleGrant,
+    User,
+    utcnow,
+)
 from core.services import read_as
 from core.services.monitoring.views import health_card, monitoring_data
 from core.services.notifications.outbox import notify
@@ -115,9 +124,22 @@ def build(
     return digest
 
 
+REPEAT_AFTER = timedelta(days=6)  # one digest a week, whoever asks for it (job, seed, restart)
+
+
 def send_weekly(db: Database, settings: Settings, *, now: datetime | None = None) -> int:
-    """A digest to every active business stakeholder; returns how many were written."""
+    """A digest to every active business stakeholder who has had none in the last six days;
+    returns how many were written. The job runs once a week, but a new store, the demo seed
+    or a restart may run it again the same day: a stakeholder still gets one."""
+    since = (now or utcnow()) - REPEAT_AFTER
     with db.read() as session:
+        recent = set(
+            session.exec(
+                select(Notification.user_id).where(
+                    Notification.kind == "digest", col(Notification.created_at) > since
+                )
+            ).all()
+        )
         people = session.exec(
             select(User)
             .join(RoleGrant, col(RoleGrant.user_id) == User.id)
@@ -129,7 +151,7 @@ def send_weekly(db: Database, settings: Settings, *, now: datetime | None = None
             .distinct()
             .order_by(col(User.id))
         ).all()
-        principals = [principal_for(session, person) for person in people]
+        principals = [principal_for(session, p) for p in people if p.id not in recent]
     for principal in principals:
         digest = build(db, principal, settings, now=now)
         with db.write() as session:
