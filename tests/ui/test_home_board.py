@@ -57,6 +57,11 @@ def test_a_failing_model_says_so_beside_what_is_being_done(db: Database, demo_en
     assert re.match(r"^\d+(\.\d+)? \((measured|estimated), \d+ \w+ \d{4}", bike.latest)
     # the latest complete window's value, not the few rows of a week still under way
     assert "partial" not in bike.latest and bike.latest.startswith(f"{bike.trend[-1]:.3g} (")
+    # while Monitoring's card, which judges the latest window, says that window is still filling
+    blake = principal_by_id(db, demo_env.user_ids[Role.BUSINESS])
+    card = monitoring.health_card(monitoring.monitoring_data(db, blake, "bike-demand-forecaster"))
+    assert "a partial window, still filling" in card.goal
+    assert card.headline.endswith("a partial window still filling).")
     assert "v3 approved, waiting for promotion" in bike.activity
     assert any(re.match(r"incident open: [a-z ]+ since \d+ \w+ \d{4}$", a) for a in bike.activity)
 

@@ -548,7 +548,8 @@ def health_card(data: MonitoringData, states: list[WindowStatus] | None = None) 
         data.version,
         latest.status,
         f"{data.model} v{data.version} in {data.environment} {headline} "
-        f"This has been so since {since} (latest data: {latest.window}).",
+        f"This has been so since {since} (latest data: {latest.window}"
+        + (", a partial window still filling)." if latest.partial else ")."),
         goal_words,
         goal_met,
         since,
@@ -577,6 +578,8 @@ def _goal_words(data: MonitoringData, states: list[WindowStatus]) -> tuple[str, 
         )
     last = judged[-1]
     basis = "measured on labelled data" if last.goal_source == "realised" else "estimated"
+    if last.partial:
+        basis += "; a partial window, still filling"
     return (
         f"Goal {'met' if last.goal_met else 'not met'} on {last.window} ({basis}): "
         f"{goal.describe(last.goal_value)}",
