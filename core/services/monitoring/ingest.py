@@ -510,23 +510,21 @@ def _stored_rows(
 def _existing_ids_error(
     db: Database, model_name: str, env: str, data: Source, name: str, chunk_rows: int
 ) -> InvalidInput:
-    """Why the prediction-id index refused the batch: ids repeated within it (found by a
-    second read of the file, so the usual ingest pays nothing for the check), or ids an
-    earlier batch holds."""
+    """Why the prediction-id index refused the batch: ids repeated within it, or ids an
+    earlier batch holds, found in one more read of the file (so the usual ingest pays nothing
+    for the check)."""
     seen = SeenIds()
-    for chunk in _chunks(data, name, chunk_rows):
-        try:
-            _refuse_repeated_ids(chunk, seen)
-        except InvalidInput as repeated:
-            return repeated
     found: list[str] = []
     with db.read() as session:
         model = model_row(session, model_name)
         for chunk in _chunks(data, name, chunk_rows):
-            ids = chunk[ID_COL].astype(str).unique().tolist()
-            found += _stored_ids(session, model.id or 0, env, ids)
-            if len(found) >= MAX_LISTED:
-                break
+            try:
+                _refuse_repeated_ids(chunk, seen)
+            except InvalidInput as repeated:
+                return repeated
+            if len(found) < MAX_LISTED:
+                ids = chunk[ID_COL].astype(str).unique().tolist()
+                found += _stored_ids(session, model.id or 0, env, ids)
     listed = ", ".join(repr(i) for i in found[:MAX_LISTED]) or "(not found again)"
     return InvalidInput(
         f"Some prediction ids were already ingested for {model_name} in {env}: {listed}. "
