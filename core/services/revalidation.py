@@ -57,11 +57,6 @@ def reviews_link(model_name: str, number: int) -> str:
 # --- rounds -----------------------------------------------------------------------------------
 
 
-def _rounds(session: Session, version: ModelVersion) -> list[Revalidation]:
-    stmt = select(Revalidation).where(Revalidation.version_id == version.id)
-    return list(session.exec(stmt.order_by(col(Revalidation.review_round))))
-
-
 def open_round(session: Session, version: ModelVersion) -> Revalidation | None:
     """The revalidation of the version's current round, if one is open."""
     return session.exec(
@@ -566,7 +561,7 @@ class RoundView:
 
 
 def _round_views(session: Session, version: ModelVersion) -> list[RoundView]:
-    rounds = _rounds(session, version)
+    rounds = _rounds_of(session, [version.id or 0]).get(version.id or 0, [])
     if not rounds:
         return []
     numbers = [r.review_round for r in rounds]
