@@ -118,6 +118,39 @@ def test_a_batch_refused_by_the_id_index_after_files_were_written_leaves_none(
         assert not session.exec(select(PredictionKey)).all()
 
 
+def test_hostile_prediction_ids_are_stored_exactly_or_refused(
+    live: Database, principal: PrincipalFactory
+) -> None:
+    """Ids reach SQL inside a JSON array (SQLite) or a COPY stream (PostgreSQL): quotes,
+    backslashes, SQL and non-ASCII text are stored as sent and labels join on them; a NUL,
+    which SQLite's JSON would cut short and PostgreSQL text cannot hold, is refused."""
+    dana = principal(Role.DATA_SCIENTIST)
+    frame = _production(1, seed=9).head(5)
+    hostile = ["q\"uote'x", "back\\slash", "é✓ 名前", "'); DROP TABLE prediction_key; --", "[1]"]
+    frame["prediction_id"] = hostile
+    monitoring.ingest(
+        live, dana, MODEL, frame[["timestamp", "prediction_id", *test_monitoring.FEATURES]], env=ENV
+    )
+    with live.read() as session:
+        stored = sorted(session.exec(select(PredictionKey.prediction_id)).all())
+    assert stored == sorted(hostile)
+    assert monitoring.ingest_labels(live, dana, MODEL, _labels(frame), env=ENV).n_rows == 5
+
+    bad = _production(1, start="2026-01-02", seed=10).head(3)
+    bad.loc[1, "prediction_id"] = "a\x00b"
+    with pytest.raises(InvalidInput) as refused:
+        monitoring.ingest(
+            live,
+            dana,
+            MODEL,
+            bad[["timestamp", "prediction_id", *test_monitoring.FEATURES]],
+            env=ENV,
+        )
+    assert "'prediction_id' holds a NUL character (row(s) 2)" in refused.value.details
+    with live.read() as session:
+        assert len(session.exec(select(PredictionKey)).all()) == 5
+
+
 def test_aggregates_built_outside_quorum_are_marked_and_voided_with_their_files(
     live: Database, principal: PrincipalFactory
 ) -> None:

@@ -412,8 +412,11 @@ def _check_chunk(
     if ID_COL in chunk.columns:
         ids = chunk[ID_COL]
         problems += _listed(ids.isna().to_numpy(), chunk.index, f"column '{ID_COL}' is empty")
-        too_long = ids.astype(str).str.len().to_numpy() > MAX_TEXT
+        text = ids.astype(str)
+        too_long = text.str.len().to_numpy() > MAX_TEXT
         problems += _listed(too_long, chunk.index, f"'{ID_COL}' is over {MAX_TEXT} characters")
+        nul = text.str.contains("\x00", regex=False).to_numpy(dtype=bool)
+        problems += _listed(nul, chunk.index, f"'{ID_COL}' holds a NUL character")
     if PRED_COL in chunk.columns:
         empty = chunk[PRED_COL].isna().to_numpy()
         problems += _listed(empty, chunk.index, f"column '{PRED_COL}' is empty")
